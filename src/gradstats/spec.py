@@ -1,0 +1,213 @@
+"""Frozen descriptions of one sweep point, shared by `simulate` and `theory`.
+
+No torch and no jax here: both realizations import this module, never each other.
+
+Conventions (DESIGN.md, matching neural-tangents):
+- ``depth`` is the number of hidden layers; layers are numbered 1..depth+1, the last one
+  being the dense readout. Layer l's weight maps activations of layer l-1 (layer 0 = input)
+  to pre-activations h_l.
+- ``parameterization="ntk"``: W, b ~ N(0, 1); h_l = sigma_w/sqrt(fan_in) W a_{l-1} + sigma_b b.
+- ``parameterization="standard"``: W ~ N(0, sigma_w^2/fan_in), b ~ N(0, sigma_b^2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVATIONS = (
+    "relu", "tanh", "erf", "sigmoid", "gelu", "linear", "softplus", "abs", "leaky_relu",
+)
+PARAMETERIZATIONS = ("ntk", "standard")
+INIT_DISTRIBUTIONS = ("gaussian", "orthogonal")
+# Named initialization schemes map to a weight variance (for the given activation family).
+INIT_SCHEMES = {"he": 2.0, "xavier": 1.0, "lecun": 1.0}
+LOSSES = ("mse", "cross_entropy")
+OPTIMIZERS = ("sgd",)
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "float64")
+TEACHERS = ("network", "linear")
+BUILTIN_DATA = ("sphere", "digits")
+
+# Order of the sweep axes as dataset dims (then seed, step, layer, ...).
+AXES = (
+    "width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
+    "bias", "data", "input_dim", "n_train", "teacher", "loss", "optimizer", "lr", "momentum",
+    "batch_size", "steps", "dtype", "device",
+)
+SEED_DIM = "seed"
+STEP_DIM = "step"
+LAYER_DIM = "layer"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A fully connected network: ``depth`` hidden layers of ``width`` units and a readout.
+
+    ``output_dim`` is the readout width (1 for scalar regression, classes for cross-entropy).
+    ``init`` is the weight distribution (``gaussian`` or ``orthogonal``, same variance).
+    """
+
+    width: int
+    depth: int
+    activation: str = "relu"
+    sigma_w2: float = 2.0
+    sigma_b2: float = 0.0
+    parameterization: str = "ntk"
+    init: str = "gaussian"
+    bias: bool = True
+    input_dim: int = 64
+    output_dim: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.width >= 1, "width", f"must be a positive integer, got {self.width}")
+        _check(self.depth >= 0, "depth", f"must be >= 0, got {self.depth}")
+        _check(self.activation in ACTIVATIONS, "activation",
+               f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
+        _check(self.sigma_w2 > 0, "sigma_w2", f"must be > 0, got {self.sigma_w2}")
+        _check(self.sigma_b2 >= 0, "sigma_b2", f"must be >= 0, got {self.sigma_b2}")
+        _check(self.parameterization in PARAMETERIZATIONS, "parameterization",
+               f"unknown parameterization {self.parameterization!r}; choose ntk or standard")
+        _check(self.init in INIT_DISTRIBUTIONS, "init",
+               f"unknown init {self.init!r}; choose from {', '.join(INIT_DISTRIBUTIONS)}")
+        _check(self.input_dim >= 1, "input_dim", f"must be >= 1, got {self.input_dim}")
+        _check(self.output_dim >= 1, "output_dim", f"must be >= 1, got {self.output_dim}")
+
+    @property
+    def n_layers(self) -> int:
+        """Number of dense layers, depth + 1 (the readout included)."""
+        return self.depth + 1
+
+    def fan_in(self, layer: int) -> int:
+        """Fan-in of dense layer ``layer`` (1-based)."""
+        return self.input_dim if layer == 1 else self.width
+
+    def fan_out(self, layer: int) -> int:
+        """Fan-out of dense layer ``layer`` (1-based)."""
+        return self.output_dim if layer == self.n_layers else self.width
+
+
+@dataclass(frozen=True)
+class Data:
+    """Training data. ``name``: ``sphere``, ``digits`` or ``npz:PATH`` (arrays ``x``, ``y``).
+
+    ``sphere``: ``n_train`` inputs uniform on the sphere of radius sqrt(input_dim), targets
+    from a fixed random ``teacher`` (a one-hidden-layer tanh network or a linear map).
+    """
+
+    name: str = "sphere"
+    input_dim: int = 64
+    n_train: int = 512
+    teacher: str = "network"
+
+    def __post_init__(self) -> None:
+        _check(self.name in BUILTIN_DATA or self.name.startswith("npz:"), "data",
+               f"unknown data {self.name!r}; use sphere, digits or npz:PATH")
+        _check(self.input_dim >= 1, "input_dim", f"must be >= 1, got {self.input_dim}")
+        _check(self.n_train >= 1, "n_train", f"must be >= 1, got {self.n_train}")
+        _check(self.teacher in TEACHERS, "teacher",
+               f"unknown teacher {self.teacher!r}; choose network or linear")
+
+
+@dataclass(frozen=True)
+class Training:
+    """SGD training and the steps at which statistics are recorded (step 0 = init)."""
+
+    batch_size: int = 32
+    loss: str = "mse"
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    steps: int = 0
+    record: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check(self.loss in LOSSES, "loss", f"unknown loss {self.loss!r}; choose mse or cross_entropy")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {self.optimizer!r}; only sgd")
+        _check(self.lr >= 0, "lr", f"must be >= 0, got {self.lr}")
+        _check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _check(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
+        _check(len(self.record) > 0, "record", "must name at least one step")
+        _check(all(0 <= s <= self.steps for s in self.record), "record",
+               f"steps must lie in 0..{self.steps}, got {list(self.record)}")
+        _check(list(self.record) == sorted(set(self.record)), "record",
+               "steps must be increasing and distinct")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One grid point of a sweep and one seed: everything needed to rerun it."""
+
+    arch: Architecture
+    training: Training = field(default_factory=Training)
+    data: Data = field(default_factory=Data)
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _check(self.device in DEVICES, "device", f"unknown device {self.device!r}; choose auto, cpu or cuda")
+        _check(self.dtype in DTYPES, "dtype", f"unknown dtype {self.dtype!r}; choose float32 or float64")
+        _check(self.seed >= 0, "seeds", f"seeds must be >= 0, got {self.seed}")
+        _check(self.arch.input_dim == self.data.input_dim or self.data.name != "sphere",
+               "input_dim", "architecture and data disagree on input_dim")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no whitespace; the basis of :meth:`key`."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Point:
+        training = dict(d["training"])
+        training["record"] = tuple(training["record"])
+        return cls(arch=Architecture(**d["arch"]), training=Training(**training),
+                   data=Data(**d["data"]), seed=d["seed"], device=d["device"], dtype=d["dtype"])
+
+    @classmethod
+    def from_json(cls, s: str) -> Point:
+        return cls.from_dict(json.loads(s))
+
+    def key(self) -> str:
+        """Stable content key: the same point gives the same key on every run and machine."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def config_key(self) -> str:
+        """Content key of the point without its seed (one network configuration)."""
+        return hashlib.sha256(
+            json.dumps({**self.to_dict(), "seed": None}, sort_keys=True).encode()
+        ).hexdigest()[:16]
+
+    def axis_values(self) -> dict[str, Any]:
+        """The point's value on every sweep axis (`AXES`), netCDF-safe (bool -> int)."""
+        a, t, d = self.arch, self.training, self.data
+        return {
+            "width": a.width, "depth": a.depth, "activation": a.activation,
+            "sigma_w2": float(a.sigma_w2), "sigma_b2": float(a.sigma_b2),
+            "parameterization": a.parameterization, "init": a.init, "bias": int(a.bias),
+            "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
+            "teacher": d.teacher, "loss": t.loss, "optimizer": t.optimizer,
+            "lr": float(t.lr), "momentum": float(t.momentum), "batch_size": t.batch_size,
+            "steps": t.steps, "dtype": self.dtype, "device": self.device,
+        }
+
+
+class SpecError(ValueError):
+    """A point or sweep value is invalid; ``field`` names the offending field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def _check(ok: bool, field_name: str, problem: str) -> None:
+    if not ok:
+        raise SpecError(field_name, problem)
