@@ -65,8 +65,8 @@ for _s in (
               "1 for the linear readout)"),
     Statistic("weight_sq_norm", _SL, "squared norm of weights", "1",
               "||W_l||_F^2 of the effective weight (sigma_w/sqrt(fan_in) W under ntk)"),
-    Statistic("loss", ("step",), "training loss", "1",
-              "minibatch loss at the recorded step, before the update"),
+    Statistic("batch_loss", ("step",), "minibatch loss", "1",
+              "minibatch training loss at the recorded step, before the update"),
     Statistic("full_loss", ("step",), "full-batch training loss", "1",
               "loss over the whole training set at the recorded step"),
     Statistic("accuracy", ("step",), "training accuracy", "1",
@@ -82,5 +82,36 @@ for _s in (
     register(_s)
 
 # --- per-example engine (issue 4) ---------------------------------------------------------
+# Estimators "per_example" and "ntk" (gradstats.simulate.engine_estimators). Sigma is the
+# per-example gradient covariance over all parameters: 1/B sum_i (g_i - gbar)(g_i - gbar)^T.
+for _s in (
+    Statistic("per_example_grad_sq_norm", ("step", "layer", "sample"),
+              "per-example squared norm of weight gradient", "1",
+              "||d loss_i / dW_l||_F^2 wrt the raw W_l for each minibatch example i"),
+    Statistic("per_example_bias_grad_sq_norm", ("step", "layer", "sample"),
+              "per-example squared norm of bias gradient", "1",
+              "||d loss_i / db_l||^2 for each minibatch example i (NaN without bias)"),
+    Statistic("grad_noise_trace", ("step",), "trace of gradient noise covariance", "1",
+              "tr Sigma, Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T of per-example "
+              "gradients g_i over all parameters, gbar the minibatch mean gradient"),
+    Statistic("noise_eigenvalues", ("step", "rank"), "gradient noise covariance eigenvalues",
+              "1", "eigenvalues of Sigma in descending order; rank dim has length batch_size "
+              "(rank <= B-1, trailing values are 0)"),
+    Statistic("grad_noise_scale", ("step",), "simple gradient noise scale", "examples",
+              "B_simple = tr Sigma / ||gbar||^2 (McCandlish et al. 2018), gbar the minibatch "
+              "mean gradient"),
+    Statistic("layer_grad_noise_trace", ("step", "layer"),
+              "trace of layer gradient noise covariance", "1",
+              "tr Sigma_l of layer l's parameters (weight and bias); sums over layers to "
+              "grad_noise_trace"),
+    Statistic("layer_grad_noise_scale", ("step", "layer"), "layer gradient noise scale",
+              "examples", "tr Sigma_l / ||gbar_l||^2 for layer l's parameters (weight and bias)"),
+    Statistic("ntk_rel_change", ("step",), "relative change of empirical NTK", "1",
+              "||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK (traced over "
+              "outputs) on a fixed probe batch: the first min(64, n_train) training inputs"),
+    Statistic("ntk_trace", ("step",), "trace of empirical NTK", "1",
+              "sum over the probe batch of Theta_t(x, x), traced over outputs"),
+):
+    register(_s)
 
 # --- gradient distributions (issue 5) -----------------------------------------------------

@@ -1,0 +1,218 @@
+"""Train the network of one point with SGD and record statistics at the scheduled steps.
+
+`simulate_point(point, measure)` is the simulator's one entry: it returns a `PointRecord`
+of plain numpy arrays keyed by registry name; `gradstats.results` turns it into a dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gradstats import statistics
+from gradstats.simulate.data import load_data
+from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
+from gradstats.simulate.model import MLP, build_model, resolve_device
+from gradstats.spec import Point
+
+SPINE_STATISTICS = (
+    "grad_sq_norm", "bias_grad_sq_norm", "forward_q", "backward_q", "active_fraction",
+    "weight_sq_norm", "batch_loss", "full_loss", "accuracy", "output_mean_sq",
+)
+ACTIVE_THRESHOLD = 1e-6
+FULL_BATCH_CHUNK = 4096
+
+
+@dataclass
+class PointRecord:
+    """What one point's run measured.
+
+    steps: the recorded steps, (n_steps,). values[name]: array with the registry dims of
+    ``name`` in order (``step`` first when present); ``layer`` has length depth+1.
+    """
+
+    point: Point
+    steps: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """Independent seeds of one point, all derived from its content key."""
+
+    init: int
+    batches: int
+    estimators: int
+    data: int
+
+
+def derive_seeds(point: Point) -> Seeds:
+    """Seeds from the point's key (SeedSequence), so a point's numbers never depend on order.
+
+    The data seed depends on the data spec and seed index only, so every architecture of
+    a sweep sees the same data at the same seed index.
+    """
+    children = np.random.SeedSequence(int(point.key(), 16)).generate_state(3, dtype=np.uint64)
+    data_tag = f"{point.data}|{point.training.loss}|{point.seed}".encode()
+    data_entropy = int.from_bytes(hashlib.sha256(data_tag).digest()[:8], "big")
+    return Seeds(init=int(children[0] >> 1), batches=int(children[1] >> 1),
+                 estimators=int(children[2] >> 1), data=data_entropy)
+
+
+def per_example_loss_fn(loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """loss_i: mse 0.5 * ||f_i - y_i||^2; cross_entropy CE(f_i, y_i). Returns (batch,)."""
+    if loss == "mse":
+        return lambda out, y: 0.5 * ((out - y) ** 2).sum(dim=1)
+    return lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none")
+
+
+def simulate_point(point: Point, measure: Sequence[str] = (),
+                   on_step: Callable[[int], None] | None = None) -> PointRecord:
+    """Train ``point``'s network and record the spine statistics plus those of ``measure``."""
+    started = time.perf_counter()
+    device = resolve_device(point.device)
+    dtype = torch.float64 if point.dtype == "float64" else torch.float32
+    seeds = derive_seeds(point)
+    arch, training = point.arch, point.training
+    dataset = load_data(point.data, training.loss, seeds.data)
+    x_train = torch.as_tensor(dataset.x, dtype=dtype, device=device)
+    y_dtype = torch.int64 if training.loss == "cross_entropy" else dtype
+    y_train = torch.as_tensor(dataset.y, dtype=y_dtype, device=device)
+    model = build_model(arch, seeds.init, dtype=dtype, device=device)
+    loss_fn = per_example_loss_fn(training.loss)
+    ctx = RunContext(point=point, model=model, device=device, dtype=dtype, x_train=x_train,
+                     y_train=y_train, loss_fn=loss_fn,
+                     rng=np.random.default_rng(seeds.estimators))
+    estimators = [make_estimator(name) for name in measure]
+    states = [est.init(ctx) for est in estimators]
+    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
+    batches = _BatchSampler(len(x_train), training.batch_size, seeds.batches)
+
+    record_steps = list(training.record)
+    recorded: dict[str, list[np.ndarray]] = {}
+    scalars: dict[str, np.ndarray] = {}
+    diverged_step = -1
+    for step in range(training.steps + 1):
+        index = torch.as_tensor(batches.next(), device=device)
+        xb, yb = x_train[index], y_train[index]
+        is_recorded = step in training.record
+        if not is_recorded and step == training.steps:
+            break
+        fwd = model.forward_all(xb, retain_preact_grad=is_recorded)
+        loss = loss_fn(fwd.output, yb).mean()
+        optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        finite = _all_finite(loss, model)
+        if is_recorded:
+            snap = StepSnapshot(
+                step=step, model=model, x=xb, y=yb, forward=fwd, loss=loss.detach(),
+                weight_grads=[w.grad for w in model.weights],
+                bias_grads=None if model.biases is None else [b.grad for b in model.biases])
+            values = spine_values(snap, ctx)
+            for i, est in enumerate(estimators):
+                states[i], est_values = est.update(ctx, states[i], snap)
+                values.update(est_values)
+            for name, value in values.items():
+                if statistics.get(name).dims and statistics.get(name).dims[0] == "step":
+                    recorded.setdefault(name, []).append(np.asarray(value, dtype=np.float64))
+                else:
+                    scalars[name] = np.asarray(value, dtype=np.float64)
+            if on_step is not None:
+                on_step(step)
+        if not finite:
+            diverged_step = step
+            break
+        if step < training.steps:
+            optimizer.step()
+
+    steps = np.asarray(record_steps, dtype=np.int64)
+    out = {name: _pad_steps(rows, len(steps)) for name, rows in recorded.items()}
+    out.update(scalars)
+    out["diverged"] = np.asarray(float(diverged_step >= 0))
+    out["diverged_step"] = np.asarray(float(diverged_step))
+    out["wall_time"] = np.asarray(time.perf_counter() - started)
+    return PointRecord(point=point, steps=steps, values=out, device=str(device))
+
+
+def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:
+    """The statistics every point records at a recorded step (see `SPINE_STATISTICS`)."""
+    model: MLP = snap.model
+    batch = snap.x.shape[0]
+    n = model.arch.n_layers
+    with torch.no_grad():
+        grad_sq = [_sq(g) for g in snap.weight_grads]
+        bias_sq = [_sq(g) for g in snap.bias_grads] if snap.bias_grads else [math.nan] * n
+        forward_q = [float((h.detach().double() ** 2).mean()) for h in snap.forward.preacts]
+        backward_q = [
+            float(((batch * h.grad.double()) ** 2).mean()) if h.grad is not None else math.nan
+            for h in snap.forward.preacts]
+        active = [float((model.dphi(h.detach()).abs() > ACTIVE_THRESHOLD).double().mean())
+                  for h in snap.forward.preacts[:-1]] + [1.0]
+        weight_sq = [_sq(model.effective_weight(l)) for l in range(1, n + 1)]
+        out = snap.forward.output.detach()
+        accuracy = math.nan
+        if ctx.point.training.loss == "cross_entropy":
+            accuracy = float((out.argmax(dim=1) == snap.y).double().mean())
+        full_loss = _full_loss(model, ctx)
+    return {
+        "grad_sq_norm": np.array(grad_sq), "bias_grad_sq_norm": np.array(bias_sq),
+        "forward_q": np.array(forward_q), "backward_q": np.array(backward_q),
+        "active_fraction": np.array(active), "weight_sq_norm": np.array(weight_sq),
+        "batch_loss": np.asarray(float(snap.loss)), "full_loss": np.asarray(full_loss),
+        "accuracy": np.asarray(accuracy),
+        "output_mean_sq": np.asarray(float((out.double() ** 2).mean())),
+    }
+
+
+class _BatchSampler:
+    """Minibatch indices: shuffled epochs without replacement, from a seeded generator."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.batch_size = n, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = np.empty(0, dtype=np.int64)
+
+    def next(self) -> np.ndarray:
+        """(batch_size,) indices into the training set (with replacement if batch > n)."""
+        if self.batch_size > self.n:
+            return self.rng.integers(0, self.n, self.batch_size)
+        if len(self.order) < self.batch_size:
+            self.order = np.concatenate([self.order, self.rng.permutation(self.n)])
+        idx, self.order = self.order[: self.batch_size], self.order[self.batch_size:]
+        return idx
+
+
+def _sq(t: torch.Tensor) -> float:
+    """Squared Frobenius norm accumulated in float64."""
+    return float((t.detach().double() ** 2).sum())
+
+
+def _full_loss(model: MLP, ctx: RunContext) -> float:
+    total = 0.0
+    for start in range(0, len(ctx.x_train), FULL_BATCH_CHUNK):
+        xs = ctx.x_train[start:start + FULL_BATCH_CHUNK]
+        ys = ctx.y_train[start:start + FULL_BATCH_CHUNK]
+        total += float(ctx.loss_fn(model(xs), ys).double().sum())
+    return total / len(ctx.x_train)
+
+
+def _all_finite(loss: torch.Tensor, model: MLP) -> bool:
+    if not torch.isfinite(loss):
+        return False
+    return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+
+
+def _pad_steps(rows: list[np.ndarray], n_steps: int) -> np.ndarray:
+    """Stack per-step arrays; steps never reached (after divergence) are NaN."""
+    arr = np.stack(rows)
+    if len(rows) < n_steps:
+        pad = np.full((n_steps - len(rows), *arr.shape[1:]), np.nan)
+        arr = np.concatenate([arr, pad])
+    return arr

@@ -1,0 +1,125 @@
+"""Expand a validated sweep into frozen `Point`s (grid product x zip groups x seeds)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from gradstats.spec import INIT_SCHEMES, Architecture, Data, Point, SpecError, Training
+from gradstats.sweeps.sweepfile import SweepError, SweepFile, check_axis
+
+# Value of every axis not given in the sweep file.
+DEFAULTS: dict[str, Any] = {
+    "width": 256, "depth": 3, "activation": "relu", "sigma_w2": 2.0, "sigma_b2": 0.0,
+    "parameterization": "ntk", "init": "gaussian", "bias": True, "data": "sphere",
+    "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
+    "lr": 0.1, "momentum": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
+    "dtype": "float32",
+}
+DEFAULT_RECORD_COUNT = 8
+
+
+def expand(sweep: SweepFile) -> list[Point]:
+    """Every point of the sweep, in a stable order (grid axes, then zip groups, then seeds)."""
+    grid_axes = list(sweep.grid)
+    blocks: list[list[dict[str, Any]]] = [
+        [{axis: value} for value in sweep.grid[axis]] for axis in grid_axes]
+    for group in sweep.zip:
+        length = len(next(iter(group.values())))
+        blocks.append([{axis: values[i] for axis, values in group.items()} for i in range(length)])
+    points = []
+    for combo in itertools.product(*blocks):
+        axes = {**DEFAULTS, **sweep.fixed}
+        for part in combo:
+            axes.update(part)
+        if any(all(axes.get(k) == v for k, v in rule.items()) for rule in sweep.exclude):
+            continue
+        for seed in sweep.seed_list:
+            points.append(make_point(axes, seed))
+    if not points:
+        raise SweepError("exclude: every grid point is excluded; nothing to run")
+    return points
+
+
+def make_point(axes: dict[str, Any], seed: int) -> Point:
+    """A `Point` from flat axis values (named init schemes resolved to sigma_w2)."""
+    from gradstats.simulate.data import data_input_dim, output_dim
+
+    axes = {name: check_axis(name, name, value) for name, value in axes.items()}
+    init = axes["init"]
+    if init in INIT_SCHEMES:
+        axes["sigma_w2"], axes["init"] = INIT_SCHEMES[init], "gaussian"
+    try:
+        data = Data(name=axes["data"], input_dim=axes["input_dim"], n_train=axes["n_train"],
+                    teacher=axes["teacher"])
+        input_dim = data_input_dim(data)
+        data = Data(name=data.name, input_dim=input_dim, n_train=data.n_train,
+                    teacher=data.teacher)
+        arch = Architecture(
+            width=axes["width"], depth=axes["depth"], activation=axes["activation"],
+            sigma_w2=float(axes["sigma_w2"]), sigma_b2=float(axes["sigma_b2"]),
+            parameterization=axes["parameterization"], init=axes["init"], bias=axes["bias"],
+            input_dim=input_dim, output_dim=output_dim(data, axes["loss"]))
+        training = Training(
+            batch_size=axes["batch_size"], loss=axes["loss"], optimizer=axes["optimizer"],
+            lr=float(axes["lr"]), momentum=float(axes["momentum"]), steps=axes["steps"],
+            record=record_steps(axes.get("record"), axes["steps"]))
+        return Point(arch=arch, training=training, data=data, seed=seed,
+                     device=axes["device"], dtype=axes["dtype"])
+    except SpecError as err:
+        raise SweepError(str(err)) from None
+
+
+def record_steps(record: int | list[int] | None, steps: int) -> tuple[int, ...]:
+    """Steps to record: a list as given, or ``n`` log-spaced steps including 0 and ``steps``."""
+    if steps == 0:
+        if isinstance(record, list) and any(s != 0 for s in record):
+            raise SweepError(f"record: steps must lie in 0..{steps}, got {record}")
+        return (0,)
+    if isinstance(record, list):
+        return tuple(record)
+    count = DEFAULT_RECORD_COUNT if record is None else record
+    if count == 1:
+        return (0,)
+    ladder = np.unique(np.round(np.geomspace(1, steps + 1, count)).astype(int) - 1)
+    return tuple(int(s) for s in np.unique(np.concatenate([[0], ladder, [steps]])))
+
+
+def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
+    """Apply ``--set AXIS=V1,V2`` overrides: one value fixes the axis, several sweep it."""
+    grid, fixed = dict(sweep.grid), dict(sweep.fixed)
+    for text in overrides:
+        if "=" not in text:
+            raise SweepError(f"--set: expected AXIS=VALUE[,VALUE...], got {text!r}")
+        axis, _, raw = text.partition("=")
+        axis = axis.strip()
+        if any(axis in group for group in sweep.zip):
+            raise SweepError(f"--set {axis}: the axis is in a [[zip]] group; edit the sweep file")
+        values = [_parse_scalar(v) for v in raw.split(",")]
+        if axis == "seeds":
+            seeds = values[0] if len(values) == 1 else values
+            sweep = sweep.model_copy(update={"seeds": seeds})
+            continue
+        grid.pop(axis, None)
+        fixed.pop(axis, None)
+        if len(values) == 1 or axis == "record":
+            fixed[axis] = values if axis == "record" and len(values) > 1 else values[0]
+        else:
+            grid[axis] = values
+    from gradstats.sweeps.sweepfile import parse_sweep
+
+    return parse_sweep({**sweep.model_dump(), "grid": grid, "fixed": fixed})
+
+
+def _parse_scalar(text: str) -> Any:
+    text = text.strip()
+    if text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
