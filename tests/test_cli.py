@@ -1,0 +1,92 @@
+"""The command line: run, presets, show, export; bad input exits 2 with one line."""
+
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+from gradstats.cli import main
+
+SWEEP = """
+name = "tiny"
+seeds = 2
+[grid]
+width = [8, 16]
+[fixed]
+depth = 2
+input_dim = 8
+n_train = 32
+batch_size = 8
+steps = 4
+record = [0, 4]
+"""
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_.value.code, out.out, out.err
+
+
+def test_run_writes_points_and_prints_summary(tmp_path, capsys):
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(SWEEP)
+    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    assert len(list((tmp_path / "out" / "points").glob("*.nc"))) == 4
+    ds = xr.open_zarr(tmp_path / "out" / "sweep.zarr")
+    assert ds.sizes["width"] == 2 and ds.sizes["seed"] == 2
+    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    assert "0 computed, 4 already done" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, field", [
+    (SWEEP.replace("width = [8, 16]", "width = [8, 0]"), "grid.width[1]"),
+    (SWEEP.replace("depth = 2", "depht = 2"), "fixed.depht"),
+    (SWEEP.replace("[fixed]", "[fixed]\nlr = -1.0"), "fixed.lr"),
+    (SWEEP.replace("[fixed]", "[fixed]\ndevice = 'cuda'"), "device"),
+])
+def test_bad_sweep_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, text, field):
+    import torch
+
+    if field == "device" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    sweep = tmp_path / "bad.toml"
+    sweep.write_text(text)
+    code, _, err = _run(["run", str(sweep), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}"), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_override_exits_2(tmp_path, capsys):
+    code, _, err = _run(["run", "quickstart", "--set", "width=-3", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "width" in err and not (tmp_path / "o").exists()
+
+
+def test_unknown_preset_exits_2(tmp_path, capsys):
+    code, _, err = _run(["run", "no-such-preset", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "no-such-preset" in err
+
+
+def test_presets_lists_quickstart(capsys):
+    main(["presets"])
+    assert "quickstart" in capsys.readouterr().out
+
+
+def test_show_and_export(tmp_path, capsys):
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(SWEEP)
+    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    main(["show", str(tmp_path / "out")])
+    assert "grad_sq_norm" in capsys.readouterr().out
+    main(["export", str(tmp_path / "out"), "--format", "csv", "--out", str(tmp_path / "t.csv")])
+    assert (tmp_path / "t.csv").read_text().startswith("variable,")
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys; from gradstats.cli import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
