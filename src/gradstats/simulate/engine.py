@@ -1,0 +1,352 @@
+"""Per-example gradient Gram matrices of an `MLP` without materializing per-example gradients.
+
+For dense layer l (h_l = w_mult_l a_{l-1} W_l^T + b_mult_l b_l) the gradient of a per-example
+quantity l_i with respect to the raw parameters is an outer product:
+
+    d l_i / d W_l = w_mult_l * delta_{l,i} a_{l-1,i}^T,   d l_i / d b_l = b_mult_l * delta_{l,i},
+
+with ``delta_{l,i} = d l_i / d h_{l,i}`` the backward signal. Hence the Gram of per-example
+gradients of layer l is
+
+    G_l[i, j] = w_mult_l^2 (a_{l-1,i} . a_{l-1,j}) (delta_{l,i} . delta_{l,j})
+              + b_mult_l^2 (delta_{l,i} . delta_{l,j})                  [bias term],
+
+computed from one forward pass and one backward pass (to the pre-activations only) plus
+O(B^2 sum_l n_l) work; a (B, P) tensor of per-example gradients is never formed.
+
+Targets: ``"loss"`` uses per-example losses l_i = loss_fn(f, y)_i (one backward of sum_i l_i:
+l_i depends on example i only); ``"output"`` uses the network outputs f_{i,k} (the empirical
+NTK), one batched backward over the K output units.
+
+Everything is device-agnostic (the model's device and dtype); numpy appears only in
+`empirical_ntk`, the convenience wrapper returning numpy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from gradstats.simulate.model import MLP, Forward
+from gradstats.spec import Architecture
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Target = Literal["loss", "output"]
+Classes = Literal["trace", "mean", "full"]
+Part = Literal["weight", "bias", "total"]
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Per-layer inputs and backward signals of a batch, detached (lists indexed l-1).
+
+    inputs[l-1]: a_{l-1}, (B, fan_in). deltas[l-1]: (K, B, fan_out), delta^k_{l,i} =
+    d t_{i,k} / d h_{l,i} for the K targets t (K = 1 for the loss, K = output_dim for the
+    outputs). w_mult2, b_mult2: (L,) squared multipliers of raw W_l and b_l (b_mult2 None
+    without bias).
+    """
+
+    inputs: list[torch.Tensor]
+    deltas: list[torch.Tensor]
+    w_mult2: torch.Tensor
+    b_mult2: torch.Tensor | None
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs[0].shape[0]
+
+
+@dataclass(frozen=True)
+class LayerGrams:
+    """Per-layer factors of per-example gradient Grams between two batches (B1 and B2 examples).
+
+    input_grams: (L, B1, B2), a_{l-1,i} . a_{l-1,j}. signal_grams: (L, B1, B2) with the K
+    targets traced (sum_k delta^k_i . delta^k_j; divided by K for ``classes="mean"``), or
+    (L, B1, B2, K, K) per target pair (``classes="full"``). w_mult2, b_mult2: (L,) squared
+    parameter multipliers (b None without bias).
+    """
+
+    input_grams: torch.Tensor
+    signal_grams: torch.Tensor
+    w_mult2: torch.Tensor
+    b_mult2: torch.Tensor | None
+
+    def _mult(self, m: torch.Tensor) -> torch.Tensor:
+        return m.reshape((-1,) + (1,) * (self.signal_grams.ndim - 1))
+
+    def weight_part(self) -> torch.Tensor:
+        """<dt_i/dW_l, dt_j/dW_l>: (L, B1, B2) (or (L, B1, B2, K, K))."""
+        a = self.input_grams
+        if self.signal_grams.ndim == 5:
+            a = a[..., None, None]
+        return self._mult(self.w_mult2) * a * self.signal_grams
+
+    def bias_part(self) -> torch.Tensor:
+        """<dt_i/db_l, dt_j/db_l>: like `weight_part`; zeros without bias."""
+        if self.b_mult2 is None:
+            return torch.zeros_like(self.signal_grams)
+        return self._mult(self.b_mult2) * self.signal_grams
+
+    def per_layer(self) -> torch.Tensor:
+        """Gram of layer l's parameters (weight + bias): (L, B1, B2) (or (L, B1, B2, K, K))."""
+        return self.weight_part() + self.bias_part()
+
+    def total(self) -> torch.Tensor:
+        """Gram of all parameters, the sum over layers: (B1, B2) (or (B1, B2, K, K))."""
+        return self.per_layer().sum(0)
+
+
+def _multipliers(model: MLP, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    w2 = torch.tensor([m * m for m in model.w_mult], dtype=like.dtype, device=like.device)
+    if model.biases is None:
+        return w2, None
+    b2 = torch.tensor([m * m for m in model.b_mult], dtype=like.dtype, device=like.device)
+    return w2, b2
+
+
+def _chunk_signals(model: MLP, x: torch.Tensor, y: torch.Tensor | None, loss_fn: LossFn | None,
+                   target: Target) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Inputs (B, fan_in) and deltas (K, B, fan_out) of one chunk, one forward + one backward."""
+    with torch.enable_grad():
+        fwd = model.forward_all(x)
+        if target == "loss":
+            if loss_fn is None or y is None:
+                raise ValueError("target='loss' needs y and loss_fn")
+            losses = loss_fn(fwd.output, y)
+            deltas = [d.unsqueeze(0) for d in torch.autograd.grad(losses.sum(), fwd.preacts)]
+        elif target == "output":
+            k = fwd.output.shape[1]
+            if k == 1:
+                grads = torch.autograd.grad(fwd.output.sum(), fwd.preacts)
+                deltas = [d.unsqueeze(0) for d in grads]
+            else:
+                # one vmapped backward over the K output units: seeds e_k for every example
+                eye = torch.eye(k, dtype=fwd.output.dtype, device=fwd.output.device)
+                seeds = eye[:, None, :].expand(k, fwd.output.shape[0], k)
+                deltas = list(torch.autograd.grad(fwd.output, fwd.preacts, grad_outputs=seeds,
+                                                  is_grads_batched=True))
+        else:
+            raise ValueError(f"unknown target {target!r}; choose 'loss' or 'output'")
+    return [a.detach() for a in fwd.inputs], [d.detach() for d in deltas]
+
+
+def signals(model: MLP, x: torch.Tensor, y: torch.Tensor | None = None,
+            loss_fn: LossFn | None = None, target: Target = "loss",
+            chunk_size: int | None = None) -> Signals:
+    """Per-layer inputs and backward signals of batch ``x`` (B, input_dim), chunked over B.
+
+    ``chunk_size`` bounds the autograd graph (examples per forward/backward); the returned
+    features (B x sum_l n_l per target) are kept whole. The model's parameters are untouched
+    (no ``.grad`` is written).
+    """
+    n = x.shape[0]
+    step = n if chunk_size is None else max(1, int(chunk_size))
+    ins: list[list[torch.Tensor]] = []
+    dels: list[list[torch.Tensor]] = []
+    for start in range(0, n, step):
+        yc = None if y is None else y[start:start + step]
+        a, d = _chunk_signals(model, x[start:start + step], yc, loss_fn, target)
+        ins.append(a)
+        dels.append(d)
+    if len(ins) == 1:
+        inputs, deltas = ins[0], dels[0]
+    else:
+        inputs = [torch.cat(parts, 0) for parts in zip(*ins, strict=True)]
+        deltas = [torch.cat(parts, 1) for parts in zip(*dels, strict=True)]
+    w2, b2 = _multipliers(model, inputs[0])
+    return Signals(inputs=inputs, deltas=deltas, w_mult2=w2, b_mult2=b2)
+
+
+def signals_from_forward(model: MLP, forward: Forward, scale: float) -> Signals | None:
+    """Signals from a forward pass whose pre-activations hold ``.grad`` (after backward).
+
+    With L = mean_i l_i the per-example signal is ``scale * h_l.grad`` with ``scale = B``.
+    Returns None when a pre-activation has no retained gradient.
+    """
+    if any(not h.retains_grad or h.grad is None for h in forward.preacts):
+        return None
+    inputs = [a.detach() for a in forward.inputs]
+    deltas = [(scale * h.grad).unsqueeze(0) for h in forward.preacts]
+    w2, b2 = _multipliers(model, inputs[0])
+    return Signals(inputs=inputs, deltas=deltas, w_mult2=w2, b_mult2=b2)
+
+
+def _flat_targets(d: torch.Tensor) -> torch.Tensor:
+    """(K, B, n) -> (B, K*n) so that a plain product traces over the K targets."""
+    return d[0] if d.shape[0] == 1 else d.permute(1, 0, 2).reshape(d.shape[1], -1)
+
+
+def grams(s1: Signals, s2: Signals | None = None, classes: Classes = "trace",
+          dtype: torch.dtype | None = None) -> LayerGrams:
+    """Layer Gram factors between the examples of ``s1`` (B1) and ``s2`` (B2; s1 if None).
+
+    ``classes="trace"`` sums over the K targets, ``"mean"`` averages them (trace / K),
+    ``"full"`` keeps the (K, K) target pairs.
+    ``dtype`` optionally casts the features first (e.g. float64 for centered statistics).
+    """
+    same = s2 is None
+    s2 = s1 if s2 is None else s2
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t if dtype is None else t.to(dtype)
+
+    a_grams, d_grams = [], []
+    for l in range(len(s1.inputs)):
+        a1 = cast(s1.inputs[l])
+        a2 = a1 if same else cast(s2.inputs[l])
+        a_grams.append(a1 @ a2.T)
+        d1 = cast(s1.deltas[l])
+        d2 = d1 if same else cast(s2.deltas[l])
+        if classes in ("trace", "mean"):
+            f1 = _flat_targets(d1)
+            f2 = f1 if same else _flat_targets(d2)
+            gram = f1 @ f2.T
+            d_grams.append(gram / d1.shape[0] if classes == "mean" else gram)
+        elif classes == "full":
+            d_grams.append(torch.einsum("kin,mjn->ijkm", d1, d2))
+        else:
+            raise ValueError(f"unknown classes {classes!r}; choose 'trace', 'mean' or 'full'")
+    ref = a_grams[0]
+    w2 = s1.w_mult2.to(ref.dtype)
+    b2 = None if s1.b_mult2 is None else s1.b_mult2.to(ref.dtype)
+    return LayerGrams(torch.stack(a_grams), torch.stack(d_grams), w2, b2)
+
+
+def sq_norms(s: Signals, part: Part = "weight") -> torch.Tensor:
+    """Per-example squared gradient norms per layer, (L, B), in O(B sum n_l) (no Gram).
+
+    ``part``: ``weight`` ||d t_i / d W_l||_F^2, ``bias`` ||d t_i / d b_l||^2 (zeros without
+    bias) or ``total`` (both), traced over the K targets.
+    """
+    out = []
+    for l, (a, d) in enumerate(zip(s.inputs, s.deltas, strict=True)):
+        dd = (d * d).sum(dim=(0, 2))
+        w = s.w_mult2[l] * (a * a).sum(1) * dd
+        b = torch.zeros_like(dd) if s.b_mult2 is None else s.b_mult2[l] * dd
+        out.append({"weight": w, "bias": b, "total": w + b}[part])
+    return torch.stack(out)
+
+
+# --- public entry points ------------------------------------------------------------------
+
+def layer_grams(model: MLP, x: torch.Tensor, y: torch.Tensor | None = None,
+                loss_fn: LossFn | None = None, target: Target = "loss",
+                chunk_size: int | None = None, classes: Classes = "trace") -> LayerGrams:
+    """Per-layer Gram factors of the batch ``x`` (B, input_dim) with itself.
+
+    ``target="loss"``: gradients of per-example losses ``loss_fn(f, y)`` (B,);
+    ``target="output"``: gradients of the outputs (the empirical NTK; traced over the K
+    outputs unless ``classes="full"``).
+    """
+    s = signals(model, x, y, loss_fn, target, chunk_size)
+    return grams(s, classes=classes)
+
+
+def per_example_gram(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
+                     per_layer: bool = False, chunk_size: int | None = None) -> torch.Tensor:
+    """<grad l_i, grad l_j> over all parameters: (B, B), or per layer (L, B, B)."""
+    g = layer_grams(model, x, y, loss_fn, "loss", chunk_size)
+    return g.per_layer() if per_layer else g.total()
+
+
+def per_example_grad_sq_norm(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn,
+                             part: Part = "weight", chunk_size: int | None = None) -> torch.Tensor:
+    """(L, B) per-example squared gradient norms of layer l.
+
+    Default ``part="weight"``: ||d l_i / d W_l||_F^2 wrt the raw W_l (the per-example
+    version of the ``grad_sq_norm`` statistic); ``"bias"``: ||d l_i / d b_l||^2;
+    ``"total"``: both (the full gradient of layer l).
+    """
+    return sq_norms(signals(model, x, y, loss_fn, "loss", chunk_size), part)
+
+
+def noise_covariance_eigenvalues(gram: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues of Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T, descending, (..., B).
+
+    ``gram``: (..., B, B) per-example gradient Gram <g_i, g_j>. The nonzero eigenvalues of
+    Sigma equal those of C G C / B with C = I - 11^T/B; all B are returned (rank <= B-1,
+    so at least the last is zero up to round-off; negatives from round-off are clipped).
+    Computed in float64.
+    """
+    g = gram.to(torch.float64)
+    b = g.shape[-1]
+    c = g - g.mean(-1, keepdim=True)
+    c = c - c.mean(-2, keepdim=True)
+    c = 0.5 * (c + c.transpose(-1, -2)) / b
+    ev = torch.linalg.eigvalsh(c).flip(-1)
+    return ev.clamp_min(0.0)
+
+
+def noise_trace(gram: torch.Tensor) -> torch.Tensor:
+    """tr Sigma = (1/B) sum_i G_ii - (1/B^2) sum_ij G_ij from a (..., B, B) Gram: (...)."""
+    b = gram.shape[-1]
+    return gram.diagonal(dim1=-2, dim2=-1).mean(-1) - gram.sum((-1, -2)) / b**2
+
+
+def mean_grad_sq_norm(gram: torch.Tensor) -> torch.Tensor:
+    """||gbar||^2 = (1/B^2) sum_ij G_ij, gbar the minibatch mean gradient: (...)."""
+    return gram.mean((-1, -2))
+
+
+def empirical_ntk_model(model: MLP, x1: torch.Tensor, x2: torch.Tensor | None = None,
+                        per_layer: bool = False, classes: Classes = "trace",
+                        chunk_size: int | None = None) -> torch.Tensor:
+    """Empirical NTK Theta(x1, x2) = J(x1) J(x2)^T of ``model`` as it is now.
+
+    x1: (n1, input_dim), x2: (n2, input_dim) (x1 if None). Returns (n1, n2), or (L, n1, n2)
+    per layer (weights + bias of layer l; they sum to the total). With output_dim K > 1,
+    ``classes="trace"`` gives sum_k Theta_kk; ``classes="mean"`` gives (1/K) sum_k Theta_kk,
+    which is neural-tangents' ``trace_axes=(-1,)`` and, at infinite width (Theta_kk' =
+    Theta delta_kk'), the scalar analytic NTK; ``classes="full"`` the per-class kernel,
+    (n1, n2, K, K) (neural-tangents' layout with ``trace_axes=()``), or (L, n1, n2, K, K).
+    One batched backward over the K outputs (``is_grads_batched``) gives all K signals.
+    """
+    s1 = signals(model, x1, target="output", chunk_size=chunk_size)
+    s2 = None if x2 is None else signals(model, x2, target="output", chunk_size=chunk_size)
+    g = grams(s1, s2, classes=classes)
+    return g.per_layer() if per_layer else g.total()
+
+
+def slow_per_example_grads(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
+                           ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """Materialized per-example gradients by torch.func ``vmap(grad)`` (tests and fallback).
+
+    Returns (weight_grads, bias_grads): weight_grads[l-1] (B, fan_out, fan_in) = d l_i / d W_l,
+    bias_grads[l-1] (B, fan_out) or None without bias. Memory O(B P).
+    """
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss_one(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, p, (xi.unsqueeze(0),))
+        return loss_fn(out, yi.unsqueeze(0)).sum()
+
+    g = vmap(grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
+    n = model.arch.n_layers
+    weights = [g[f"weights.{i}"] for i in range(n)]
+    biases = None if model.biases is None else [g[f"biases.{i}"] for i in range(n)]
+    return weights, biases
+
+
+def empirical_ntk(arch: Architecture, x: np.ndarray | torch.Tensor, seed: int = 0,
+                  per_layer: bool = False, classes: Classes = "trace", dtype: str = "float32",
+                  device: str = "cpu") -> np.ndarray:
+    """Empirical NTK of ``build_model(arch, seed)`` at init on inputs ``x`` (n, input_dim).
+
+    ``x``: numpy array or torch tensor. Returns a numpy array: (n, n), (L, n, n) per layer,
+    or with ``classes="full"`` (n, n, K, K) / (L, n, n, K, K); ``classes`` as in
+    `empirical_ntk_model` (``"mean"`` compares with the scalar analytic NTK). ``dtype`` ("float32" as the
+    simulator's default, or "float64") sets the model's dtype, which also sets its draws.
+    """
+    from gradstats.simulate.model import build_model
+
+    tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+    model = build_model(arch, seed, dtype=tdtype, device=device)
+    xt = torch.as_tensor(x).to(device=device, dtype=tdtype)
+    theta = empirical_ntk_model(model, xt, per_layer=per_layer, classes=classes)
+    return theta.detach().cpu().numpy()
