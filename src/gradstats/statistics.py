@@ -115,3 +115,72 @@ for _s in (
     register(_s)
 
 # --- gradient distributions (issue 5) -----------------------------------------------------
+# Estimators "distribution" and "directions" (gradstats.simulate.distribution_estimators);
+# definitions in gradstats.simulate.distributions. Kurtosis is Pearson's (normal = 3).
+_DIST_SAMPLES = {
+    "dimwise": "entries of the minibatch gradient dL/dW_l (one step)",
+    "noise": "entries of the gradient noise dL/dW_l - dL_full/dW_l (full batch = training set)",
+}
+_DIST_FIELDS = {
+    "kurtosis": ("Pearson kurtosis", "1", "E[(x-m)^4]/var^2 (normal = 3)"),
+    "skewness": ("skewness", "1", "E[(x-m)^3]/var^1.5"),
+    "zero_fraction": ("fraction of exact zeros", "1", "fraction of entries exactly 0"),
+    "normality_p": ("normality p-value", "1", "D'Agostino-Pearson omnibus p"),
+    "stable_alpha": ("alpha-stable tail index", "1",
+                     "Mohammadi et al. (2015) estimator, blocks of sqrt(n), clipped to (0, 2]"),
+    "powerlaw_alpha": ("power-law exponent", "1",
+                       "CSN MLE density exponent alpha of |x| above xmin (tail >= 10% of sample)"),
+    "powerlaw_p": ("power-law goodness-of-fit p", "1",
+                   "CSN semi-parametric bootstrap p (100 reps; < 0.1 rejects the power law)"),
+    "powerlaw_n_tail": ("power-law tail size", "1", "points above xmin in the fitted sample"),
+    "powerlaw_lr_lognormal": ("power law vs lognormal LR", "1",
+                              "Vuong normalized log-likelihood ratio (> 0 favours power law)"),
+    "powerlaw_lr_exponential": ("power law vs exponential LR", "1",
+                                "Vuong normalized log-likelihood ratio (> 0 favours power law)"),
+}
+for _p, _what in _DIST_SAMPLES.items():
+    for _f, (_ln, _u, _d) in _DIST_FIELDS.items():
+        register(Statistic(f"{_p}_{_f}", _SL, f"{_p} gradient {_ln}", _u, f"{_d}; sample: {_what}"))
+for _f in ("kurtosis", "zero_fraction", "powerlaw_alpha", "powerlaw_p"):
+    _ln, _u, _d = _DIST_FIELDS[_f]
+    register(Statistic(f"dimwise_net_{_f}", ("step",), f"whole-network gradient {_ln}", _u,
+                       f"{_d}; sample: all weight-gradient entries of all layers"))
+for _s in (
+    Statistic("iterwise_kurtosis", ("layer",), "iteration-wise gradient kurtosis", "1",
+              "median over tracked coordinates of the Pearson kurtosis over recorded steps"),
+    Statistic("iterwise_normal_reject_fraction", ("layer",),
+              "iteration-wise normality rejections", "1",
+              "fraction of tracked coordinates whose D'Agostino-Pearson p < 0.05 over steps"),
+    Statistic("iterwise_powerlaw_pass_fraction", ("layer",), "iteration-wise power-law passes",
+              "1", "fraction of tracked coordinates whose |gradient| over steps passes the CSN "
+              "bootstrap at 0.1 (NaN with < 50 recorded steps)"),
+    Statistic("iterwise_n_steps", (), "recorded steps for iteration-wise statistics", "1",
+              "number of recorded steps the iteration-wise statistics used"),
+    Statistic("example_norm_cv", ("step",), "per-example gradient norm CV", "1",
+              "std/mean of the B per-example gradient norms (all parameters)"),
+    Statistic("minibatch_norm_cv", ("step",), "minibatch gradient norm CV", "1",
+              "norm stochasticity: std/mean of the norms of 16 minibatch gradients"),
+    Statistic("gradient_stochasticity", ("step",), "gradient stochasticity", "1",
+              "sqrt(mean ||g_i - g_bar||^2)/||g_bar|| over 16 minibatch gradients g_i"),
+    Statistic("noise_spectrum_exponent", ("step",), "noise covariance spectrum exponent", "1",
+              "s in lambda_k ~ k^-s for the minibatch noise covariance eigenvalues, ranks "
+              "1..ceil((B-1)/2), OLS in log-log"),
+    Statistic("noise_spectrum_exponent_stderr", ("step",), "stderr of spectrum exponent", "1",
+              "OLS standard error of noise_spectrum_exponent (iid log-residuals)"),
+):
+    register(_s)
+for _p, _what in (("example_dir", "the B per-example gradient directions"),
+                  ("minibatch_dir", "16 minibatch gradient directions")):
+    for _s in (
+        Statistic(f"{_p}_r_bar", ("step",), "mean resultant length", "1",
+                  f"||mean of unit vectors|| of {_what}"),
+        Statistic(f"{_p}_kappa", ("step",), "vMF concentration (MLE)", "1",
+                  f"kappa solving I_(d/2)/I_(d/2-1)(kappa) = r_bar for {_what}"),
+        Statistic(f"{_p}_kappa_banerjee", ("step",), "vMF concentration (Banerjee)", "1",
+                  f"r_bar (d - r_bar^2)/(1 - r_bar^2) for {_what}"),
+        Statistic(f"{_p}_r_bar_uniform", ("step",), "mean resultant length, uniform", "1",
+                  f"1/sqrt(n): rms r_bar of as many uniform directions as {_what}"),
+        Statistic(f"{_p}_kappa_uniform", ("step",), "vMF concentration, uniform baseline", "1",
+                  f"MLE kappa at r_bar = 1/sqrt(n) for {_what} (~ d/sqrt(n))"),
+    ):
+        register(_s)

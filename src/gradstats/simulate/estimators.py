@@ -117,4 +117,5 @@ def _load_builtin_estimators() -> None:
 
 
 # Modules whose import registers estimators; add yours here.
-BUILTIN_ESTIMATOR_MODULES: list[str] = ["gradstats.simulate.engine_estimators"]
+BUILTIN_ESTIMATOR_MODULES: list[str] = ["gradstats.simulate.engine_estimators",
+                                         "gradstats.simulate.distribution_estimators"]
