@@ -1,0 +1,59 @@
+"""`gradstats plot RESULTS --kind KIND --out DIR --format png|pdf` (registered by the CLI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+CHOICES_HELP = "summary | layers | phase | ntk | tails | spectrum | directions | all"
+
+
+def default_out(results: Path) -> Path:
+    """Where figures go by default: RESULTS/plots for a directory, else beside the file."""
+    results = Path(results)
+    return results / "plots" if results.is_dir() else results.parent / "plots"
+
+
+def plot_command(
+    results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help=CHOICES_HELP)] = "summary",
+    out: Annotated[Path | None, typer.Option("--out", "-o",
+                                             help="Output directory (default RESULTS/plots)")] = None,
+    format_: Annotated[str, typer.Option("--format", "-f", help="png | pdf")] = "png",
+) -> None:
+    """Draw figures of a results dataset; ``all`` draws every kind its variables allow.
+
+    Input errors (unknown kind or format, unreadable RESULTS, missing variables) raise the
+    CLI's ``InputError``: one line, exit code 2.
+    """
+    from rich.console import Console
+
+    from gradstats.cli import InputError
+    from gradstats.results import plots
+    from gradstats.results.io import load_results
+
+    if kind not in (*plots.KINDS, "all"):
+        raise InputError(f"--kind: unknown kind {kind!r}; choose from {CHOICES_HELP}")
+    if format_ not in plots.common.FORMATS:
+        raise InputError(f"--format: unknown format {format_!r}; choose png or pdf")
+    try:
+        ds = load_results(results)
+    except FileNotFoundError as err:
+        raise InputError(f"RESULTS: {err}") from None
+    console = Console()
+    out_dir = out or default_out(results)
+    kinds = plots.kinds_available(ds) if kind == "all" else [kind]
+    for name in kinds:
+        try:
+            fig = plots.render(ds, name)
+        except plots.MissingVariables as err:
+            if kind != "all":
+                raise InputError(f"--kind: {err}") from None
+            console.print(f"skipped {name}: {err}")
+            continue
+        console.print(f"wrote {plots.save(fig, out_dir / f'{name}.{format_}', format_)}")
+    skipped = [k for k in plots.KINDS if k not in kinds]
+    if kind == "all" and skipped:
+        console.print("not drawn (variables absent): " + ", ".join(skipped))

@@ -1,0 +1,101 @@
+"""Matplotlib figures of results datasets (Agg backend, PNG or PDF). Plots only read.
+
+Each plot function takes a dataset (or arrays) and returns a `matplotlib.figure.Figure`;
+`KINDS` maps the names of ``gradstats plot --kind`` to a renderer of a results dataset and the
+variables it needs. ``render(ds, kind)`` raises `MissingVariables` naming what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import xarray as xr
+from matplotlib.figure import Figure
+
+from gradstats.results.plots import common, directions, ntk
+from gradstats.results.plots.common import MissingVariables, save
+from gradstats.results.plots.directions import plot_directions
+from gradstats.results.plots.layers import plot_layer_norms
+from gradstats.results.plots.ntk import plot_ntk_width
+from gradstats.results.plots.overview import available_panels, plot_summary
+from gradstats.results.plots.phase import plot_phase
+from gradstats.results.plots.spectrum import plot_spectrum
+from gradstats.results.plots.tails import plot_tails
+
+__all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_directions",
+           "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_spectrum", "plot_summary",
+           "plot_tails", "render", "save"]
+
+# Relative-error variables the 'ntk' kind looks for, in order (first found wins), with the
+# step it reads: the empirical NTK's relative change after training (width^-1/2, lazy regime).
+NTK_ERROR_VARS: tuple[tuple[str, int | None], ...] = (("ntk_rel_change", -1),)
+# Sample variables the 'tails' kind reads: panel title -> variable (dims ..., sample).
+TAIL_SAMPLE_VARS: dict[str, str] = {"per-example gradient norms": "per_example_grad_sq_norm"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A plot kind: what it shows and how to draw it from a results dataset."""
+
+    name: str
+    description: str
+    draw: Callable[[xr.Dataset], Figure]
+
+
+def _ntk(ds: xr.Dataset) -> Figure:
+    for name, step in NTK_ERROR_VARS:
+        if name in ds.data_vars and ntk.WIDTH_DIM in ds[name].dims:
+            da = ds[name]
+            if step is not None and "step" in da.dims:
+                da = da.isel(step=step)
+            return plot_ntk_width(da)
+    raise MissingVariables("plot 'ntk' needs one of "
+                           + ", ".join(n for n, _ in NTK_ERROR_VARS) + " with a width dim")
+
+
+def _tails(ds: xr.Dataset) -> Figure:
+    samples = {title: _first_config(ds[var]) for title, var in TAIL_SAMPLE_VARS.items()
+               if var in ds.data_vars}
+    if not samples:
+        raise MissingVariables("plot 'tails' needs one of " + ", ".join(TAIL_SAMPLE_VARS.values()))
+    return plot_tails(samples, title="per-example gradients", xlabel="squared norm")
+
+
+def _first_config(da: xr.DataArray):
+    """Values of the first configuration and first step of ``da`` (all seeds, layers, samples)."""
+    da = common.first_step(da, None)
+    return da.isel({d: 0 for d in common.varying(da, exclude=("sample",))}).values
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("summary", "one-page summary of whatever variables exist", plot_summary),
+    Kind("layers", "per-layer gradient norm vs layer with chi_1^(L-l) theory", plot_layer_norms),
+    Kind("phase", "order/chaos phase diagram over sigma_w2 x sigma_b2", plot_phase),
+    Kind("ntk", "NTK relative error vs width, fitted slope and -1/2 reference", _ntk),
+    Kind("tails", "survival functions of gradient samples with fitted tails", _tails),
+    Kind("spectrum", "gradient-noise covariance spectrum rank plot", plot_spectrum),
+    Kind("directions", "vMF kappa and R_bar over training vs uniform", plot_directions),
+)}
+
+
+def render(ds: xr.Dataset, kind: str) -> Figure:
+    """The figure of plot ``kind`` for ``ds`` (KeyError for an unknown kind)."""
+    if kind not in KINDS:
+        raise KeyError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
+    return KINDS[kind].draw(ds)
+
+
+def kinds_available(ds: xr.Dataset) -> list[str]:
+    """The kinds whose required variables ``ds`` has (a cheap check; drawing may still fail)."""
+    checks = {
+        "summary": lambda: bool(available_panels(ds)),
+        "layers": lambda: "grad_sq_norm" in ds and "layer" in ds.dims,
+        "phase": lambda: "grad_sq_norm" in ds and "sigma_w2" in ds.dims and ds.sizes["layer"] >= 3,
+        "ntk": lambda: any(n in ds and "width" in ds[n].dims for n, _ in NTK_ERROR_VARS),
+        "tails": lambda: any(v in ds for v in TAIL_SAMPLE_VARS.values()),
+        "spectrum": lambda: "noise_eigenvalues" in ds,
+        "directions": lambda: all(v in ds for v in directions.REQUIRES),
+    }
+    return [k for k in KINDS if checks[k]()]
+

@@ -1,0 +1,76 @@
+"""Per-layer gradient norms (log scale) with the signal-propagation line chi_1^(L-l).
+
+Needs: ``grad_sq_norm`` (dims: sweep axes..., seed, step, layer). Optional: ``chi_1`` (dims
+among the sweep axes); else chi_1 comes from `gradstats.theory` when it imports.
+
+Theory: the backward signal summed over units obeys sum_j delta_{l,j}^2 = chi_1^(L-l) delta_L^2,
+so ||dL/dW_l||^2 ~ chi_1^(L-l) ||dL/dW_L||^2; the dashed line is anchored at the measured
+readout (l = L, the last non-NaN layer of the configuration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from gradstats.results.plots import common
+from gradstats.results.plots.theory_link import chi_1_at
+from gradstats.spec import LAYER_DIM
+
+REQUIRES = ("grad_sq_norm",)
+LINE_DIMS = ("sigma_w2", "activation", "depth", "sigma_b2")
+
+
+def theory_line(layers: np.ndarray, readout_value: float, chi_1: float) -> np.ndarray:
+    """chi_1^(L-l) anchored at the readout: readout_value * chi_1**(L - l), L = max(layers)."""
+    layers = np.asarray(layers, dtype=float)
+    return readout_value * chi_1 ** (layers.max() - layers)
+
+
+def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None = None,
+                     col: str | None = None, row: str | None = None,
+                     theory: bool = True) -> Figure:
+    """Seed mean (± standard error band) of ``var`` vs layer at ``step`` (default: first).
+
+    One solid line per configuration (sigma_w2/activation/depth/... that vary), the dashed
+    chi_1^(L-l) theory line beside it in the same colour; facets over the other varying dims
+    (``col``, ``row``). Measured lines have gid ``measured``, theory lines gid ``theory``.
+    """
+    common.require(ds, "layers", [var], [LAYER_DIM])
+    da = common.first_step(ds[var], step)
+    line_dims, col, row = common.split_dims(common.varying(da), LINE_DIMS, col, row)
+    mean, se = common.seed_mean(da)
+    fig, axes, panels = common.facet_figure(mean, col, row)
+    for i, j, facet in panels:
+        ax = axes[i, j]
+        lines = common.combos(mean, line_dims)
+        for k, sel in enumerate(lines[: common.MAX_LINES]):
+            full = {**facet, **sel}
+            m = mean.sel(full)
+            ok = np.isfinite(m.values)
+            if not ok.any():
+                continue
+            layers = m[LAYER_DIM].values[ok]
+            y = m.values[ok]
+            (line,) = ax.plot(layers, y, "o-", ms=3.5, lw=1.4, color=f"C{k % 10}", gid="measured",
+                              label=common.describe(sel) or "measured")
+            s = se.sel(full).values[ok]
+            if np.isfinite(s).any():
+                ax.fill_between(layers, np.clip(y - s, y * 1e-3, None), y + s,
+                                color=line.get_color(), alpha=0.2, lw=0)
+            chi = chi_1_at(ds, full) if theory else np.nan
+            if np.isfinite(chi):
+                ax.plot(layers, theory_line(layers, y[-1], chi), "--", lw=1.1,
+                        color=line.get_color(), gid="theory", label=f"χ₁^(L−l), χ₁={chi:.3g}")
+        ax.set_yscale("log")
+        ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
+        if j == 0:
+            ax.set_ylabel(common.label(ds[var]))
+        ax.legend(fontsize=6.5, loc="best")
+    step_value = int(da["step"]) if "step" in da.coords and da["step"].ndim == 0 else None
+    title = f"{common.label(ds[var], units=False)} per layer"
+    if step_value is not None:
+        title += f" at step {step_value}"
+    common.suptitle(fig, title, ds)
+    return fig

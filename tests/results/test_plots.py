@@ -1,0 +1,310 @@
+"""Plots render from small synthetic datasets and draw exactly the dataset's numbers.
+
+Expected values are computed here with numpy from the arrays the datasets are built from
+(seed means, chi^(L-l), ln chi, survival (n-i)/n), never from the plotting code.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import xarray as xr
+
+from gradstats.results import plots
+from gradstats.results.plot_command import plot_command
+from gradstats.results.plots import common, theory_link
+
+DPI = 80
+LAYERS = np.arange(1, 6)  # depth 4 + readout
+SEEDS = np.arange(3)
+
+
+def _lines(fig, gid: str) -> list:
+    return [line for ax in fig.axes for line in ax.get_lines() if line.get_gid() == gid]
+
+
+def _save_and_check(fig, tmp_path, name: str = "fig.png") -> np.ndarray:
+    """Save as PNG; the file is non-empty and has the figure's pixel size. Returns the image."""
+    width, height = fig.get_size_inches() * DPI
+    path = common.save(fig, tmp_path / name, dpi=DPI)
+    assert path.stat().st_size > 5000
+    image = mpimg.imread(path)
+    assert image.shape[:2] == (round(height), round(width))
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+    return image
+
+
+def layer_dataset(chi: dict[tuple[float, str], float], widths=(64, 256)) -> xr.Dataset:
+    """grad_sq_norm = 0.7 chi^(L-l) (1 + seed noise) over (width, sigma_w2, activation, seed,
+    step, layer), plus the exact ``chi_1`` per (sigma_w2, activation)."""
+    sw2 = sorted({k[0] for k in chi})
+    acts = sorted({k[1] for k in chi})
+    rng = np.random.default_rng(0)
+    shape = (len(widths), len(sw2), len(acts), len(SEEDS), 2, len(LAYERS))
+    chi_arr = np.array([[chi[(s, a)] for a in acts] for s in sw2])
+    clean = 0.7 * chi_arr[None, :, :, None, None, None] ** (LAYERS.max() - LAYERS)
+    values = clean * (1 + 0.1 * rng.standard_normal(shape))
+    coords = {"width": list(widths), "sigma_w2": sw2, "activation": acts, "seed": SEEDS,
+              "step": [0, 10], "layer": LAYERS}
+    ds = xr.Dataset({"grad_sq_norm": (list(coords), values, {"long_name": "squared norm of "
+                                      "weight gradient", "units": "1"}),
+                     "chi_1": (["sigma_w2", "activation"], chi_arr)}, coords=coords)
+    return ds.assign_coords(depth=4, sigma_b2=0.0, parameterization="ntk")
+
+
+CHI = {(1.5, "relu"): 0.75, (2.0, "relu"): 1.0, (2.5, "relu"): 1.25,
+       (1.5, "tanh"): 0.9, (2.0, "tanh"): 1.1, (2.5, "tanh"): 1.3}
+
+
+def test_layer_norms_draw_seed_means_and_chi_power_theory(tmp_path):
+    ds = layer_dataset(CHI)
+    fig = plots.plot_layer_norms(ds)
+    measured, theory = _lines(fig, "measured"), _lines(fig, "theory")
+    assert len(fig.axes) == 2  # one facet per width
+    assert len(measured) == len(theory) == 2 * 6
+    raw = ds["grad_sq_norm"].values  # (width, sw2, act, seed, step, layer)
+    for ax, wi in zip(fig.axes, range(2), strict=True):
+        lines = [ln for ln in ax.get_lines() if ln.get_gid() == "measured"]
+        th = [ln for ln in ax.get_lines() if ln.get_gid() == "theory"]
+        for k, (si, ai) in enumerate([(s, a) for s in range(3) for a in range(2)]):
+            expect = raw[wi, si, ai, :, 0, :].mean(axis=0)
+            np.testing.assert_allclose(lines[k].get_ydata(), expect, rtol=1e-12)
+            chi = CHI[(ds.sigma_w2.values[si], ds.activation.values[ai])]
+            np.testing.assert_allclose(th[k].get_ydata(), expect[-1] * chi ** (5 - LAYERS), rtol=1e-12)
+        assert ax.get_yscale() == "log"
+    assert "squared norm of weight gradient" in fig.axes[0].get_ylabel()
+    _save_and_check(fig, tmp_path)
+
+
+def test_layer_norms_take_chi_from_theory_when_dataset_has_none(monkeypatch):
+    ds = layer_dataset(CHI, widths=(64,)).drop_vars("chi_1")
+    seen = []
+
+    def fake_signal_propagation(arch):
+        seen.append(arch)
+        return SimpleNamespace(chi_1=arch.sigma_w2 / 2)
+
+    monkeypatch.setattr(theory_link, "signal_propagation_fn", lambda: fake_signal_propagation)
+    fig = plots.plot_layer_norms(ds, step=10)
+    measured, theory = _lines(fig, "measured"), _lines(fig, "theory")
+    assert {a.activation for a in seen} == {"relu", "tanh"} and {a.depth for a in seen} == {4}
+    first = ds["grad_sq_norm"].sel(step=10).isel(width=0, sigma_w2=0, activation=0).values.mean(0)
+    np.testing.assert_allclose(theory[0].get_ydata(), first[-1] * 0.75 ** (5 - LAYERS))
+    np.testing.assert_allclose(measured[0].get_ydata(), first)
+
+
+def test_layer_norms_without_any_theory_draw_no_dashed_line(monkeypatch):
+    monkeypatch.setattr(theory_link, "signal_propagation_fn", lambda: None)
+    fig = plots.plot_layer_norms(layer_dataset(CHI, widths=(64,)).drop_vars("chi_1"))
+    assert _lines(fig, "theory") == [] and len(_lines(fig, "measured")) == 6
+
+
+def test_layer_norms_skip_nan_padded_layers():
+    ds = layer_dataset(CHI, widths=(64,))
+    ds["grad_sq_norm"][..., -1] = np.nan  # a shallower configuration: layer 5 absent
+    fig = plots.plot_layer_norms(ds)
+    line = _lines(fig, "measured")[0]
+    np.testing.assert_array_equal(line.get_xdata(), LAYERS[:-1])
+
+
+def phase_dataset() -> xr.Dataset:
+    """grad_sq_norm_l = chi^(L-l) with chi = sigma_w2 / (2 + sigma_b2), exact chi_1 too."""
+    sw2 = np.array([1.0, 1.5, 2.0, 2.5, 3.0])
+    sb2 = np.array([0.0, 0.5, 1.0])
+    chi = sw2[None, :] / (2 + sb2[:, None])  # (sb2, sw2)
+    values = chi[:, :, None, None, None] ** (LAYERS.max() - LAYERS)
+    values = np.broadcast_to(values, (3, 5, 2, 1, len(LAYERS)))
+    coords = {"sigma_b2": sb2, "sigma_w2": sw2, "seed": [0, 1], "step": [0], "layer": LAYERS}
+    return xr.Dataset({"grad_sq_norm": (list(coords), values.copy()),
+                       "chi_1": (["sigma_b2", "sigma_w2"], chi)}, coords=coords)
+
+
+def test_phase_colours_are_measured_ln_chi_and_critical_curve_drawn(tmp_path):
+    ds = phase_dataset()
+    fig = plots.plot_phase(ds)
+    ax = fig.axes[0]
+    sc = next(c for c in ax.collections if c.get_gid() == "measured")
+    sw, sb = sc.get_offsets().T
+    np.testing.assert_allclose(sc.get_array(), np.log(sw / (2 + sb)), atol=1e-10)
+    assert sorted(set(sw)) == [1.0, 1.5, 2.0, 2.5, 3.0] and sorted(set(sb)) == [0.0, 0.5, 1.0]
+    contour = [c for c in ax.collections if c.get_gid() == "theory"]
+    assert len(contour) == 1
+    verts = np.concatenate([p.vertices for p in contour[0].get_paths()])
+    np.testing.assert_allclose(verts[:, 0], 2 + verts[:, 1], atol=0.02)  # chi = 1 line
+    _save_and_check(fig, tmp_path)
+
+
+def test_phase_draws_theory_critical_curve_without_chi_1(monkeypatch):
+    monkeypatch.setattr(plots.phase, "critical_curve", lambda activation, sb: 2.0 + 0 * sb)
+    fig = plots.plot_phase(phase_dataset().drop_vars("chi_1"))
+    (curve,) = _lines(fig, "theory")
+    np.testing.assert_allclose(curve.get_xdata(), 2.0)
+
+
+def test_measured_log_chi_recovers_chi_from_a_geometric_profile():
+    ds = phase_dataset()
+    rate = plots.phase.measured_log_chi(ds["grad_sq_norm"].isel(step=0))
+    expect = np.log(ds.sigma_w2.values[None, :] / (2 + ds.sigma_b2.values[:, None]))
+    np.testing.assert_allclose(rate.transpose("sigma_b2", "sigma_w2").values, expect, atol=1e-12)
+
+
+def test_ntk_width_fit_slope_and_reference(tmp_path):
+    widths = np.array([32, 64, 128, 256, 512])
+    rng = np.random.default_rng(1)
+    values = 3.0 * widths[None, :, None] ** -0.5 * (1 + 0.02 * rng.standard_normal((2, 5, 4)))
+    err = xr.DataArray(values, dims=["activation", "width", "seed"],
+                       coords={"activation": ["relu", "tanh"], "width": widths, "seed": range(4)},
+                       name="ntk_rel_change", attrs={"long_name": "relative change", "units": "1"})
+    fig = plots.plot_ntk_width(err)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    measured = [c for c in ax.containers if c.lines[0].get_gid() == "measured"]
+    np.testing.assert_allclose(measured[0].lines[0].get_ydata(), values[0].mean(axis=1))
+    for fit in _lines(fig, "fit"):
+        slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
+        assert abs(slope + 0.5) < 0.03  # 2% noise on 5 widths: slope error ~ 0.01
+        assert f"{slope:.2f}" in fit.get_label()
+    for ref in _lines(fig, "reference"):
+        slope = np.polyfit(np.log(ref.get_xdata()), np.log(ref.get_ydata()), 1)[0]
+        assert slope == pytest.approx(-0.5, abs=1e-12)
+    _save_and_check(fig, tmp_path)
+
+
+def test_tails_survival_and_power_law_overlay(tmp_path):
+    rng = np.random.default_rng(2)
+    a = 1.5  # survival exponent of the Pareto tail; density exponent alpha = a + 1
+    pareto = (rng.pareto(a, 3000) + 1.0) * rng.choice([-1, 1], 3000)
+    gauss = rng.standard_normal(2000)
+    fits = {"dimension-wise": {"alpha": a + 1, "xmin": 1.0}}
+    fig = plots.plot_tails({"dimension-wise": pareto, "noise": gauss}, fits=fits, fit_missing=False)
+    assert len(fig.axes) == 2
+    emp = _lines(fig, "measured")
+    x = np.sort(np.abs(pareto))
+    np.testing.assert_allclose(emp[0].get_xdata(), x)
+    np.testing.assert_allclose(emp[0].get_ydata(), (3000 - np.arange(3000)) / 3000)
+    (pl,) = _lines(fig, "power_law")  # only the panel with a fit
+    slope = np.polyfit(np.log(pl.get_xdata()), np.log(pl.get_ydata()), 1)[0]
+    assert slope == pytest.approx(-a, abs=1e-9)
+    assert pl.get_ydata()[0] == pytest.approx(1.0)  # every |x| >= xmin = 1
+    gaussian = _lines(fig, "gaussian")[1]  # noise panel: P(|Z| >= x) for the fitted normal
+    xs = gaussian.get_xdata()
+    mu, sd = gauss.mean(), gauss.std()
+    expect = np.array([math.erfc((v - mu) / (sd * 2**0.5)) + math.erfc((v + mu) / (sd * 2**0.5))
+                       for v in xs]) / 2
+    np.testing.assert_allclose(gaussian.get_ydata(), expect, rtol=1e-9)
+    assert len(_lines(fig, "lognormal")) == 2
+    _save_and_check(fig, tmp_path)
+
+
+@pytest.mark.slow  # imports torch via gradstats.simulate (~4 s alone)
+def test_tails_fit_missing_power_law_recovers_exponent():
+    rng = np.random.default_rng(3)
+    a = 2.0
+    sample = rng.pareto(a, 4000) + 1.0  # pure Pareto, xmin = 1
+    fig = plots.plot_tails({"iteration-wise": sample})
+    (pl,) = _lines(fig, "power_law")
+    slope = np.polyfit(np.log(pl.get_xdata()), np.log(pl.get_ydata()), 1)[0]
+    n_tail = np.sum(sample >= pl.get_xdata()[0])
+    assert abs(-slope - a) < 4 * a / np.sqrt(n_tail)  # MLE sd = (alpha - 1)/sqrt(n_tail)
+
+
+def spectrum_dataset(s: float = 1.5, steps=(0, 5)) -> xr.Dataset:
+    ranks = np.arange(16)
+    lam = (ranks + 1.0) ** -s
+    values = np.stack([lam * c for c in (1.0, 2.0)])  # steps 0 and 5: same exponent
+    values = np.broadcast_to(values, (2, 3, 2, 16)).copy()  # (width, seed, step, rank)
+    values[:, :, :, -1] = 0.0  # rank <= B - 1: the last eigenvalue is zero
+    coords = {"width": [32, 64], "seed": range(3), "step": list(steps), "rank": ranks}
+    return xr.Dataset({"noise_eigenvalues": (list(coords), values)}, coords=coords)
+
+
+def test_spectrum_rank_plot_with_fitted_exponent(tmp_path):
+    fig = plots.plot_spectrum(spectrum_dataset(1.5))
+    assert len(fig.axes) == 2
+    measured = _lines(fig, "measured")
+    assert len(measured) == 4
+    np.testing.assert_allclose(measured[0].get_xdata(), np.arange(1, 16))
+    np.testing.assert_allclose(measured[1].get_ydata(), 2.0 * np.arange(1, 16) ** -1.5)
+    assert "s = 1.50" in measured[0].get_label()
+    for fit in _lines(fig, "fit"):
+        slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
+        assert slope == pytest.approx(-1.5, abs=1e-9)
+    _save_and_check(fig, tmp_path)
+
+
+def directions_dataset() -> xr.Dataset:
+    rng = np.random.default_rng(4)
+    steps = np.array([0, 10, 20, 40])
+    kappa = 50 + 10 * rng.random((2, 3, 4))
+    r_bar = 0.2 + 0.05 * rng.random((2, 3, 4))
+    coords = {"width": [32, 64], "seed": range(3), "step": steps}
+    return xr.Dataset({"example_dir_kappa": (list(coords), kappa), "example_dir_r_bar": (list(coords), r_bar),
+                       "example_dir_kappa_uniform": (["width"], [11.0, 16.0]),
+                       "example_dir_r_bar_uniform": ((), 1 / np.sqrt(32))}, coords=coords)
+
+
+def test_directions_over_training_with_uniform_baseline(tmp_path):
+    ds = directions_dataset()
+    fig = plots.plot_directions(ds)
+    measured, uniform = _lines(fig, "measured"), _lines(fig, "uniform")
+    assert len(measured) == 4 and len(uniform) == 4
+    np.testing.assert_allclose(measured[1].get_ydata(), ds.example_dir_kappa.values[1].mean(axis=0))
+    np.testing.assert_allclose(measured[2].get_ydata(), ds.example_dir_r_bar.values[0].mean(axis=0))
+    np.testing.assert_allclose(uniform[1].get_ydata(), [16.0] * 4)
+    np.testing.assert_allclose(uniform[3].get_ydata(), [1 / np.sqrt(32)] * 4)
+    _save_and_check(fig, tmp_path)
+
+
+def test_summary_uses_whatever_variables_exist(tmp_path):
+    spectrum = spectrum_dataset(steps=(0, 10)).isel(width=0, drop=True)
+    ds = layer_dataset(CHI, widths=(64,)).merge(spectrum, join="exact")
+    ds["full_loss"] = ds["grad_sq_norm"].isel(layer=0) * 0 + xr.DataArray([1.0, 0.5], dims="step")
+    fig = plots.plot_summary(ds)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3  # grad_sq_norm, full_loss, noise_eigenvalues
+    first = [ln for ln in visible[0].get_lines() if ln.get_gid() == "measured"][0]
+    expect = ds["grad_sq_norm"].isel(step=0).values[0, 0, 0].mean(axis=0)
+    np.testing.assert_allclose(first.get_ydata(), expect)
+    assert plots.kinds_available(ds) == ["summary", "layers", "phase", "spectrum"]
+    _save_and_check(fig, tmp_path)
+
+
+def test_missing_variables_are_named():
+    ds = spectrum_dataset()
+    with pytest.raises(plots.MissingVariables, match="grad_sq_norm"):
+        plots.render(ds, "layers")
+    with pytest.raises(plots.MissingVariables, match="example_dir_kappa"):
+        plots.render(ds, "directions")
+
+
+@pytest.mark.slow  # renders and saves four figures (~5 s on a busy machine)
+def test_plot_command_writes_every_available_kind_and_pdf(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(plots.phase, "critical_curve", lambda activation, sb: 2.0 + sb)  # fast
+    path = tmp_path / "results.nc"
+    layer_dataset(CHI).to_netcdf(path)
+    plot_command(path, kind="all", out=tmp_path / "figs", format_="png")
+    written = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert written == ["layers.png", "phase.png", "summary.png"]
+    assert "not drawn" in capsys.readouterr().out
+    plot_command(path, kind="layers", out=tmp_path / "figs", format_="pdf")
+    assert (tmp_path / "figs" / "layers.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kind", "bogus"], "unknown kind"),
+    (["--format", "svg"], "unknown format"),
+    (["--kind", "spectrum"], "noise_eigenvalues"),
+])
+def test_plot_cli_input_errors_exit_2(tmp_path, capsys, argv, message):
+    from gradstats import cli
+
+    path = tmp_path / "results.nc"
+    layer_dataset(CHI, widths=(64,)).to_netcdf(path)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["plot", str(path), *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
