@@ -30,14 +30,19 @@ def _run(argv, capsys):
     return exit_.value.code, out.out, out.err
 
 
+def _ok(argv):
+    """Run a command that must succeed: main returns normally."""
+    assert main(argv) is None
+
+
 def test_run_writes_points_and_prints_summary(tmp_path, capsys):
     sweep = tmp_path / "tiny.toml"
     sweep.write_text(SWEEP)
-    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    _ok(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
     assert len(list((tmp_path / "out" / "points").glob("*.nc"))) == 4
     ds = xr.open_zarr(tmp_path / "out" / "sweep.zarr")
     assert ds.sizes["width"] == 2 and ds.sizes["seed"] == 2
-    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    _ok(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
     assert "0 computed, 4 already done" in capsys.readouterr().out
 
 
@@ -72,17 +77,17 @@ def test_unknown_preset_exits_2(tmp_path, capsys):
 
 
 def test_presets_lists_quickstart(capsys):
-    main(["presets"])
+    _ok(["presets"])
     assert "quickstart" in capsys.readouterr().out
 
 
 def test_show_and_export(tmp_path, capsys):
     sweep = tmp_path / "tiny.toml"
     sweep.write_text(SWEEP)
-    main(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
-    main(["show", str(tmp_path / "out")])
+    _ok(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    _ok(["show", str(tmp_path / "out")])
     assert "grad_sq_norm" in capsys.readouterr().out
-    main(["export", str(tmp_path / "out"), "--format", "csv", "--out", str(tmp_path / "t.csv")])
+    _ok(["export", str(tmp_path / "out"), "--format", "csv", "--out", str(tmp_path / "t.csv")])
     assert (tmp_path / "t.csv").read_text().startswith("variable,")
 
 

@@ -38,27 +38,43 @@ def run(
         "--out", "-o", help="Results directory (default: results/<sweep name>)")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override an axis: AXIS=V1[,V2...] (repeatable)")] = None,
+    workers: Annotated[str | None, typer.Option(
+        "--workers", "-w", metavar="N",
+        help="Worker processes of a local Dask cluster (default: number of cores; "
+             "0 = run in this process)")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run on an existing Dask cluster, e.g. tcp://host:8786 (see docs/scaling.md)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
     """Run a sweep: simulate every point, write one file per point, print a summary table.
 
-    Rerunning into the same directory skips the points already done (resume).
+    Rerunning into the same directory skips the points already done (resume); runs sharing
+    a directory split the points between them. Ctrl-C or a kill loses only points in flight.
     """
     from gradstats.sweeps import apply_overrides, expand, resolve_sweep
 
+    n_workers = _parse_workers(workers, scheduler)
     sweep_file = resolve_sweep(sweep)
     if set_:
         sweep_file = apply_overrides(sweep_file, set_)
     points = expand(sweep_file)
     _check_devices(points)
     out_dir = out or Path("results") / sweep_file.name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out: {out_dir} exists and is not a directory")
 
     from gradstats.sweeps.execute import run_sweep
     from gradstats.sweeps.progress import progress_bar
 
-    with progress_bar(enabled=not quiet, console=err_console) as progress:
-        summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
-                            progress=progress)
+    executor = _connect(scheduler) if scheduler else None
+    try:
+        with progress_bar(enabled=not quiet, console=err_console) as progress:
+            summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
+                                progress=progress, executor=executor, workers=n_workers)
+    finally:
+        if executor is not None:
+            executor.close()
     if not quiet:
         from gradstats.results.io import load_results
         from gradstats.results.summary import print_summary
@@ -68,9 +84,39 @@ def run(
                   f"already done, {len(summary.failed)} failed, {summary.seconds:.1f} s -> "
                   f"{out_dir}")
     for point, error in summary.failed:
-        err_console.print(f"[red]failed[/red] {point.key()} (seed {point.seed}): {error}")
-    if summary.failed:
-        raise typer.Exit(EXIT_POINTS_FAILED)
+        err_console.print(f"[red]failed[/red] {point.key()} (seed {point.seed}): {error}",
+                          markup=True, highlight=False, soft_wrap=True)
+    if summary.failed:  # sys.exit, not typer.Exit: main() runs click with standalone_mode=False
+        sys.exit(EXIT_POINTS_FAILED)
+
+
+def _parse_workers(text: str | None, scheduler: str | None) -> int:
+    """``--workers``: a non-negative integer; default the number of cores."""
+    import os
+
+    if text is None:
+        return os.cpu_count() or 1
+    if scheduler is not None:
+        raise InputError("--workers: cannot be combined with --scheduler (the cluster has its "
+                         "own workers)")
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"--workers: must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise InputError(f"--workers: must be >= 0 (0 = in this process), got {value}")
+    return value
+
+
+def _connect(address: str):
+    """A `DaskExecutor` on the cluster at ``address``; exit 2 when it cannot be reached."""
+    from gradstats.sweeps.executors import DaskExecutor
+
+    try:
+        return DaskExecutor(address=address)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise InputError(f"--scheduler: cannot connect to {address!r} "
+                         f"({type(err).__name__}: {err})".replace("\n", " ")) from None
 
 
 @app.command()
@@ -152,26 +198,22 @@ OPTIONAL_COMMANDS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: one-line errors with exit code 2 for bad input."""
+    """Console entry point: one-line errors with exit code 2 for bad input.
+
+    Click's standalone mode handles usage errors (exit 2) and ``typer.Exit``; input errors
+    raised inside commands are caught here. Success returns normally.
+    """
     from gradstats.sweeps.sweepfile import SweepError
 
     _register_optional_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise
     except (SweepError, SpecError, InputError) as err:
         err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_INPUT_ERROR)
-    except typer.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except Exception as err:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(EXIT_INPUT_ERROR)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":

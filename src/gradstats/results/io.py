@@ -34,12 +34,35 @@ def write_atomic(ds: xr.Dataset, path: Path) -> None:
 
     A reader never sees a partial file; a crash leaves at most a stray ``.tmp`` file.
     """
-    path = Path(path)
+    _replace_atomically(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+
+
+def encode(ds: xr.Dataset) -> bytes:
+    """The bytes of ``ds``'s netCDF file, exactly as `write_atomic` would write them.
+
+    Lets a worker do the (slow) netCDF encoding while the driver only writes bytes.
+    """
+    fd, tmp = tempfile.mkstemp(suffix=".nc")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+        return Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write an encoded point file (see `encode`) to ``path`` like `write_atomic`."""
+    _replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """``write(tmp)`` into a temp file next to ``path``, fsync it, rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+        write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -88,7 +111,8 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True) -> xr.Dataset:
     errors = [f"{ds.attrs.get('point_key')}: {ds.attrs['error']}"
               for ds in datasets if ds.attrs.get("status") == "failed"]
     stripped = [ds.drop_attrs(deep=False) for ds in datasets]
-    combined = xr.merge(stripped, join="outer", compat="no_conflicts", combine_attrs="drop")
+    combined = xr.merge(stripped, join="outer", compat="no_conflicts",
+                        combine_attrs="drop_conflicts")
     first = datasets[0].attrs
     combined.attrs = {k: first[k] for k in ("schema_version", "gradstats_version",
                                             "torch_version", "jax_version") if k in first}
