@@ -1,0 +1,142 @@
+"""Finite-width fluctuations of ReLU networks at initialization (numpy / scipy).
+
+Setting: relu hidden layers, linear readout, Gaussian weights of variance sigma_w^2/fan_in
+(either parameterization: only effective weights matter), widths n_0 = input_dim,
+n_1..n_depth = width, n_L = output_dim, and beta = sum_{l=1}^{depth} 1/n_l.
+
+Input-output Jacobian (Hanin & Nica 2019, "Products of many large random matrices and
+gradients in deep neural networks"). For a fixed input x and unit vector u, with
+J = df/dx(x): ``||J u||^2 = prod_{l=1}^{L} X_l`` where the X_l are INDEPENDENT with
+
+    X_l = (sigma_w^2 / n_{l-1}) chi^2_{K_l},  K_l ~ Binomial(n_l, 1/2)   (hidden layers)
+    X_L = (sigma_w^2 / n_{L-1}) chi^2_{n_L}                               (linear readout)
+
+(rows of a Gaussian W_l are independent, and (w, b) -> (-w, -b) flips the gate of a unit
+without changing (w . v)^2, so gates are independent of the squared projections; this holds
+with Gaussian biases too). Hence ln||J u||^2 has exactly computable mean and variance
+(`jacobian_log_norm`, "exact", conditioning on K_l >= 1), and to leading order in 1/n each
+hidden layer contributes mean ln(sigma_w^2 n_l / (2 n_{l-1})) - 5/(2 n_l) and variance 5/n_l:
+for He initialization, ln(n_0/n_L ||J u||^2) minus the readout's chi^2_{n_L}/n_L term is
+~ N(-5 beta/2, 5 beta). This is the form of Hanin & Nica's ReLU result; we derived the
+constants above ourselves (we could not check the paper's own normalization) and test them
+against Monte Carlo.
+
+Gradient norms (`ln_grad_sq_norm_variance`): one fixed example x, scalar output, mse target 0,
+no bias. Then ||dL/dW_l||^2 = f^2 ||df/dh_l||^2 ||a_{l-1}||^2. For the readout layer this is
+||a_{L-1}||^4 (sigma_w^2/n_{L-1}) chi^2_1 with ||a_{L-1}||^2 = ||x||^2 prod_{k<L} X_k (the
+forward factors have the law of the X_k above, exactly), so
+
+    Var ln ||dL/dW_L||^2 = 4 sum_{k=1}^{depth} Var ln chi^2_{K_k} + psi'(1/2)    (exact;
+                         ~ 20 beta + pi^2/2 to leading order).
+
+For hidden layers the backward factors are correlated with the forward ones and with the
+readout's chi^2 term (shared gates and readout weights); Monte Carlo shows the sum is the same
+for every layer, so we predict the readout value for all layers. This part is an empirical
+finding (tested), not a derivation. With output_dim > 1 the hidden-layer values differ and are
+returned as NaN (the readout value, with psi'(n_L/2), stays exact).
+
+Empirical NTK (`ntk_relative_fluctuation`): Hanin & Nica (2019, "Finite depth and width
+corrections to the neural tangent kernel") show the NTK of a ReLU net fluctuates with a
+relative variance growing like exp(c beta) - 1 ~ c beta, i.e. relative std ~ (depth/width)^1/2.
+We return sqrt(exp(5 beta) - 1) as the order-of-magnitude prediction (c = 5, the per-layer
+constant of the Jacobian above); only the width^-1/2 scaling is claimed and tested.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from gradstats.spec import Architecture
+
+
+def _check_relu(arch: Architecture, allow_bias: bool = True) -> None:
+    if arch.activation != "relu":
+        raise ValueError(f"finite-width predictions are for relu networks, got {arch.activation!r}")
+    if arch.init != "gaussian":
+        raise ValueError("finite-width predictions assume Gaussian weights (init='gaussian')")
+    if not allow_bias and arch.bias and arch.sigma_b2 > 0:
+        raise ValueError("this prediction assumes no bias (bias=False or sigma_b2=0)")
+
+
+def beta(arch: Architecture) -> float:
+    """sum of 1/n_l over the hidden layers."""
+    return arch.depth / arch.width
+
+
+def _ln_chi2_binomial(n: int) -> tuple[float, float]:
+    """Mean and variance of ln S, S ~ chi^2_K, K ~ Binomial(n, 1/2) conditioned on K >= 1."""
+    k = np.arange(1, n + 1)
+    p = stats.binom.pmf(k, n, 0.5)
+    p = p / p.sum()
+    m_k = special.digamma(k / 2) + math.log(2.0)
+    v_k = special.polygamma(1, k / 2)
+    mean = float(np.sum(p * m_k))
+    var = float(np.sum(p * v_k) + np.sum(p * (m_k - mean) ** 2))
+    return mean, var
+
+
+def _ln_chi2(k: int) -> tuple[float, float]:
+    return float(special.digamma(k / 2) + math.log(2.0)), float(special.polygamma(1, k / 2))
+
+
+@dataclass(frozen=True)
+class JacobianLogNorm:
+    """Law of ln(||J u||^2) for a fixed unit u: exact moments and the leading-order form.
+
+    beta = sum 1/n_l over hidden layers; ``mean``/``var``: exact; ``mean_asymptotic`` /
+    ``var_asymptotic``: leading order in 1/n_l for the hidden layers (the readout term is
+    kept exact).
+    """
+
+    beta: float
+    mean: float
+    var: float
+    mean_asymptotic: float
+    var_asymptotic: float
+
+
+def jacobian_log_norm(arch: Architecture) -> JacobianLogNorm:
+    """Moments of ln||df/dx u||^2 over the initialization (relu, Gaussian weights)."""
+    _check_relu(arch)
+    sw2 = float(arch.sigma_w2)
+    mean = var = mean_a = var_a = 0.0
+    for l in range(1, arch.n_layers + 1):
+        fan_in, fan_out = arch.fan_in(l), arch.fan_out(l)
+        scale = math.log(sw2 / fan_in)
+        if l < arch.n_layers:
+            m, v = _ln_chi2_binomial(fan_out)
+            mean_a += math.log(sw2 * fan_out / (2 * fan_in)) - 2.5 / fan_out
+            var_a += 5.0 / fan_out
+        else:
+            m, v = _ln_chi2(fan_out)
+            mean_a += scale + m
+            var_a += v
+        mean += scale + m
+        var += v
+    return JacobianLogNorm(beta=beta(arch), mean=mean, var=var, mean_asymptotic=mean_a,
+                           var_asymptotic=var_a)
+
+
+def ln_grad_sq_norm_variance(arch: Architecture) -> np.ndarray:
+    """Predicted Var over seeds of ln ||dL/dW_l||^2, l = 1..L, shape (L,).
+
+    One fixed example, mse target 0, relu without bias, Gaussian weights. Exact for the
+    readout; hidden layers: the same value (empirical, see module doc), NaN if output_dim > 1.
+    Not affected by the parameterization (raw and effective gradients differ by a constant).
+    """
+    _check_relu(arch, allow_bias=False)
+    forward = sum(_ln_chi2_binomial(arch.fan_out(k))[1] for k in range(1, arch.n_layers))
+    readout = 4.0 * forward + _ln_chi2(arch.output_dim)[1]
+    out = np.full(arch.n_layers, readout if arch.output_dim == 1 else np.nan)
+    out[-1] = readout
+    return out
+
+
+def ntk_relative_fluctuation(arch: Architecture) -> float:
+    """Order-of-magnitude relative std of the empirical NTK diagonal, sqrt(exp(5 beta) - 1)."""
+    _check_relu(arch)
+    return math.sqrt(math.expm1(5.0 * beta(arch)))
