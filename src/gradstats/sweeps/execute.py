@@ -1,14 +1,22 @@
 """Run a sweep's points and write each one's file as it finishes (resume by content key).
 
-`run_sweep` skips points whose file exists and loads, computes the rest through an
-executor, writes each result atomically as soon as it arrives, records a point that raised
-as failed (the sweep goes on), and ends by consolidating every point file into one store.
+`run_sweep` skips points whose file exists and loads (`io.is_done`), claims each remaining
+point with a per-point lock just before it starts (so runs sharing a directory split the
+work and never compute a point twice), computes through an executor (`executors`), writes
+each result atomically in the driver as soon as it arrives (a killed run loses only the
+points in flight), records a point that raised as failed (the sweep goes on), waits for
+points another live run holds, and ends by consolidating every point file into one store
+under a lock. Small points are grouped (seeds of one configuration) into one task so that
+scheduling stays a small fraction of compute.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +27,22 @@ import xarray as xr
 
 from gradstats.results import io
 from gradstats.spec import Point
+from gradstats.sweeps import locks
+from gradstats.sweeps.executors import Executor, InProcessExecutor, make_executor
+
+# Environment variable naming a file to which every computed point appends "KEY PID"
+# (an audit log: tests use it to prove that no point is computed twice).
+COMPUTE_LOG_ENV = "GRADSTATS_COMPUTE_LOG"
+# Group seeds of one configuration into tasks of about this many estimated seconds.
+TARGET_TASK_SECONDS = 1.0
+# Rough single-core speed used to estimate a point's cost (flop/s) and fixed cost per point.
+EST_FLOPS = 2e10
+EST_SECONDS_PER_POINT = 0.01
+EST_SECONDS_PER_STEP_LAYER = 1e-4
+WAIT_POLL_SECONDS = 0.2
+
+__all__ = ["Executor", "InProcessExecutor", "Outcome", "RunSummary", "Task", "compute_point",
+           "compute_tasks", "consolidate", "group_tasks", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -31,12 +55,17 @@ class Task:
 
 @dataclass
 class Outcome:
-    """What a task produced: the point's dataset (ok or failure record) and its status."""
+    """What a task produced: the point's dataset (ok or failure record) and its status.
+
+    ``encoded``: the dataset's netCDF file bytes, made where the task ran (`io.encode`), so
+    the driver only writes bytes; empty when not encoded.
+    """
 
     point: Point
     dataset: xr.Dataset
     ok: bool
     error: str = ""
+    encoded: bytes = b""
 
 
 def compute_point(task: Task) -> Outcome:
@@ -46,29 +75,38 @@ def compute_point(task: Task) -> Outcome:
 
     try:
         record = simulate_point(task.point, task.measure)
-        return Outcome(task.point, record_to_dataset(record), ok=True)
+        dataset = record_to_dataset(record)
+        outcome = Outcome(task.point, dataset, ok=True, encoded=io.encode(dataset))
     except Exception as err:  # a point that raises is recorded, the sweep goes on
         message = f"{type(err).__name__}: {err}"
         detail = traceback.format_exc(limit=5)
-        return Outcome(task.point, failure_dataset(task.point, f"{message}\n{detail}"),
-                       ok=False, error=message)
+        dataset = failure_dataset(task.point, f"{message}\n{detail}")
+        outcome = Outcome(task.point, dataset, ok=False, error=message,
+                          encoded=io.encode(dataset))
+    _log_computation(task.point)
+    return outcome
 
 
-class InProcessExecutor:
-    """Runs tasks one after another in this process (``--workers 0``; for debugging)."""
+def compute_tasks(tasks: Sequence[Task]) -> list[Outcome]:
+    """`compute_point` for each task of a group, in order (one executor task)."""
+    return [compute_point(task) for task in tasks]
 
-    def map_unordered(self, fn: Callable[[Task], Outcome], tasks: Sequence[Task]
-                      ) -> Iterator[Outcome]:
-        for task in tasks:
-            yield fn(task)
 
-    def close(self) -> None:
-        """Nothing to release."""
+def failed_tasks(tasks: Sequence[Task], err: BaseException) -> list[Outcome]:
+    """Failure records for a group the executor could not run (e.g. it kept killing workers)."""
+    from gradstats.results.schema import failure_dataset
+
+    message = f"{type(err).__name__}: {err}"
+    return [Outcome(t.point, failure_dataset(t.point, message), ok=False, error=message)
+            for t in tasks]
 
 
 @dataclass
 class RunSummary:
-    """How a run went: counts, failed points with their errors, the consolidated store."""
+    """How a run went: counts, failed points with their errors, the consolidated store.
+
+    ``skipped`` counts points already done, including those another run finished meanwhile.
+    """
 
     total: int
     skipped: int
@@ -78,47 +116,172 @@ class RunSummary:
     seconds: float = 0.0
 
 
+def estimated_seconds(point: Point) -> float:
+    """A rough single-core cost of ``point``: training steps plus full-data recordings."""
+    a, t = point.arch, point.training
+    widths = [a.input_dim] + [a.width] * a.depth + [a.output_dim]
+    flops_per_example = 2 * sum(m * n for m, n in zip(widths[:-1], widths[1:], strict=True))
+    train = 3 * flops_per_example * t.batch_size * (t.steps + 1)
+    record = len(t.record) * flops_per_example * (point.data.n_train + 4 * t.batch_size)
+    overhead = EST_SECONDS_PER_STEP_LAYER * (t.steps + 1) * a.n_layers
+    return EST_SECONDS_PER_POINT + overhead + (train + record) / EST_FLOPS
+
+
+def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECONDS
+                ) -> list[tuple[Task, ...]]:
+    """Tasks grouped by configuration (seeds of one config together) into chunks of about
+    ``target_seconds`` of estimated work; ``target_seconds <= 0`` gives one task per group."""
+    by_config: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_config.setdefault(task.point.config_key(), []).append(task)
+    groups: list[tuple[Task, ...]] = []
+    for members in by_config.values():
+        cost = estimated_seconds(members[0].point)
+        size = 1 if target_seconds <= 0 else max(1, min(len(members),
+                                                         math.floor(target_seconds / cost)))
+        groups.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+    return groups
+
+
 def pending_tasks(points: Iterable[Point], measure: Sequence[str], out_dir: Path
                   ) -> tuple[list[Task], int]:
-    """Tasks for the points not done yet under ``out_dir``, and how many were skipped."""
-    tasks, skipped = [], 0
+    """Tasks for the points not done yet under ``out_dir`` (duplicates dropped), and how
+    many were skipped as done. An unreadable point file is recomputed (with a warning)."""
+    tasks, skipped, seen = [], 0, set()
     for point in points:
+        if point.key() in seen:
+            continue
+        seen.add(point.key())
         if io.is_done(out_dir, point):
             skipped += 1
         else:
-            tasks.append(Task(point, tuple(measure)))
+            tasks.append(Task(point, tuple(point.measure) or tuple(measure)))
     return tasks, skipped
 
 
 def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: str = "sweep",
-              executor=None, progress: Callable[[int, int], None] | None = None,
-              consolidate_store: bool = True) -> RunSummary:
+              executor: Executor | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              consolidate_store: bool = True, workers: int = 0, scheduler: str | None = None,
+              task_seconds: float = TARGET_TASK_SECONDS) -> RunSummary:
     """Compute every pending point of ``points`` into ``out_dir``; see the module docstring.
 
+    ``executor``: where tasks run (the caller closes it); by default one from
+    `make_executor(workers, scheduler)`, created only when something is pending and closed
+    at the end.
     ``progress(done, total)`` is called after each finished point (skipped ones count as done).
+    ``task_seconds``: estimated work per task when grouping seeds for a cluster (0: never).
     """
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    tasks, skipped = pending_tasks(points, measure, out_dir)
-    write_manifest(out_dir, name, points, measure)
-    executor = executor or InProcessExecutor()
-    summary = RunSummary(total=len(points), skipped=skipped, computed=0)
-    if progress:
-        progress(skipped, len(points))
+    run = _Run(Path(out_dir), progress)
+    tasks, skipped = pending_tasks(points, measure, run.out_dir)
+    run.summary = RunSummary(total=skipped + len(tasks), skipped=skipped, computed=0)
+    write_manifest(run.out_dir, name, points, measure)
+    run.report()
+    owned = None
     try:
-        for outcome in executor.map_unordered(compute_point, tasks):
-            io.write_atomic(outcome.dataset, io.point_path(out_dir, outcome.point))
-            summary.computed += 1
-            if not outcome.ok:
-                summary.failed.append((outcome.point, outcome.error))
-            if progress:
-                progress(skipped + summary.computed, len(points))
+        while tasks:
+            if executor is None:
+                work = sum(estimated_seconds(t.point) for t in tasks)
+                executor = owned = make_executor(
+                    workers, scheduler, n_tasks=len(group_tasks(tasks, task_seconds)),
+                    work_seconds=work)
+            in_process = isinstance(executor, InProcessExecutor)
+            groups = group_tasks(tasks, 0.0 if in_process else task_seconds)
+            for outcomes in executor.map_unordered(compute_tasks, run.claim(groups),
+                                                   on_error=failed_tasks):
+                for outcome in outcomes:
+                    run.finish(outcome)
+            tasks = run.wait_for_others()
     finally:
-        executor.close()
+        run.release_all()
+        if owned is not None:
+            owned.close()
     if consolidate_store:
-        summary.store = consolidate(out_dir)
-    summary.seconds = time.perf_counter() - started
-    return summary
+        with locks.locked(locks.lock_path(run.out_dir, "consolidate")):
+            run.summary.store = consolidate(run.out_dir)
+    run.summary.seconds = time.perf_counter() - started
+    return run.summary
+
+
+@dataclass
+class _Run:
+    """The driver's state while a sweep runs: locks held, points deferred, counts."""
+
+    out_dir: Path
+    progress: Callable[[int, int], None] | None
+    summary: RunSummary = field(default_factory=lambda: RunSummary(0, 0, 0))
+    held: dict[str, locks.FileLock] = field(default_factory=dict)
+    deferred: list[Task] = field(default_factory=list)
+
+    def report(self) -> None:
+        if self.progress:
+            self.progress(self.summary.skipped + self.summary.computed, self.summary.total)
+
+    def claim(self, groups: Iterable[tuple[Task, ...]]) -> Iterator[tuple[Task, ...]]:
+        """Each group reduced to the points this run could lock and that are still not done;
+        points locked by another run are deferred. Lazy: claims as the executor pulls."""
+        for group in groups:
+            mine = []
+            for task in group:
+                lock = locks.try_lock(self._lock_path(task.point))
+                if lock is None:
+                    self.deferred.append(task)
+                elif io.is_done(self.out_dir, task.point):  # another run finished it
+                    lock.release()
+                    self.summary.skipped += 1
+                    self.report()
+                else:
+                    self.held[task.point.key()] = lock
+                    mine.append(task)
+            if mine:
+                yield tuple(mine)
+
+    def finish(self, outcome: Outcome) -> None:
+        """Write a finished point's file, then release its lock."""
+        path = io.point_path(self.out_dir, outcome.point)
+        if outcome.encoded:
+            io.write_bytes_atomic(outcome.encoded, path)
+        else:
+            io.write_atomic(outcome.dataset, path)
+        lock = self.held.pop(outcome.point.key(), None)
+        if lock is not None:
+            lock.release()
+        self.summary.computed += 1
+        if not outcome.ok:
+            self.summary.failed.append((outcome.point, outcome.error))
+        self.report()
+
+    def wait_for_others(self) -> list[Task]:
+        """Wait while other runs hold deferred points; those they finished count as skipped.
+        Returns the deferred points that became free but are not done (to compute here)."""
+        while self.deferred:
+            free = [t for t in self.deferred if not locks.is_locked(self._lock_path(t.point))]
+            self.deferred = [t for t in self.deferred if t not in free]
+            todo = []
+            for task in free:
+                if io.is_done(self.out_dir, task.point):
+                    self.summary.skipped += 1
+                    self.report()
+                else:
+                    todo.append(task)
+            if todo:
+                return todo + self._take_deferred()
+            if self.deferred:
+                time.sleep(WAIT_POLL_SECONDS)
+        return []
+
+    def release_all(self) -> None:
+        for lock in self.held.values():
+            lock.release()
+        self.held.clear()
+
+    def _take_deferred(self) -> list[Task]:
+        rest, self.deferred = self.deferred, []
+        return rest
+
+    def _lock_path(self, point: Point) -> Path:
+        return locks.lock_path(self.out_dir, point.key())
 
 
 def write_manifest(out_dir: Path, name: str, points: list[Point], measure: Sequence[str]) -> None:
@@ -126,25 +289,69 @@ def write_manifest(out_dir: Path, name: str, points: list[Point], measure: Seque
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"name": name, "measure": list(measure),
                 "points": [{"key": p.key(), "point": p.to_dict()} for p in points]}
-    tmp = out_dir / ".sweep.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out_dir / "sweep.json")
+    fd, tmp = tempfile.mkstemp(prefix=".sweep.json.", suffix=".tmp", dir=out_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / "sweep.json")
+
+
+FINGERPRINT_FILE = ".gradstats-points"
 
 
 def consolidate(out_dir: Path) -> Path | None:
-    """Combine every readable point file into ``DIR/sweep.zarr`` (replaced atomically)."""
-    datasets = [ds for ds in map(io.load_point, io.point_files(out_dir)) if ds is not None]
+    """Combine every readable point file into ``DIR/sweep.zarr`` (replaced by renames).
+
+    Call it under the ``consolidate`` lock (`run_sweep` does) when runs may finish together.
+    Skipped when the store already holds exactly the current point files (a rerun that
+    computed nothing rewrites nothing).
+    """
+    target = out_dir / io.CONSOLIDATED
+    files = io.point_files(out_dir)
+    fingerprint = _files_fingerprint(files)
+    if target.exists() and _stored_fingerprint(target) == fingerprint:
+        return target
+    datasets = [ds for ds in map(io.load_point, files) if ds is not None]
     if not datasets:
         return None
     combined = io.combine(datasets)
-    target = out_dir / io.CONSOLIDATED
-    tmp = out_dir / f".{io.CONSOLIDATED}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    io.to_zarr(combined, tmp)
-    old = out_dir / f".{io.CONSOLIDATED}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{io.CONSOLIDATED}.", suffix=".tmp", dir=out_dir))
+    old = Path(f"{tmp}.old")
+    try:
+        io.to_zarr(combined, tmp)
+        (tmp / FINGERPRINT_FILE).write_text(fingerprint)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _files_fingerprint(files: list[Path]) -> str:
+    """Digest of the point files' names, sizes and modification times."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _stored_fingerprint(store: Path) -> str | None:
+    """The fingerprint of the point files a store was built from (a file inside the store)."""
+    try:
+        return (store / FINGERPRINT_FILE).read_text()
+    except OSError:
+        return None
+
+
+def _log_computation(point: Point) -> None:
+    path = os.environ.get(COMPUTE_LOG_ENV)
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{point.key()} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)

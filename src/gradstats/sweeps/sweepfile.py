@@ -47,8 +47,9 @@ class SweepError(ValueError):
 
 PositiveInt = Annotated[int, Field(strict=True, ge=1)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# strict: ints are accepted as floats, but booleans and numeric strings are not.
+PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 
 # The type of one value of each axis (a swept axis is a list of these).
 AXIS_TYPES: dict[str, Any] = {
@@ -67,7 +68,7 @@ AXIS_TYPES: dict[str, Any] = {
     "loss": Literal[LOSSES],
     "optimizer": Literal[OPTIMIZERS],
     "lr": NonNegFloat,
-    "momentum": Annotated[float, Field(ge=0, lt=1)],
+    "momentum": Annotated[float, Field(strict=True, ge=0, lt=1)],
     "batch_size": PositiveInt,
     "steps": NonNegInt,
     "record": PositiveInt | Annotated[list[NonNegInt], Field(min_length=1)],

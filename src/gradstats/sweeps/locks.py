@@ -1,0 +1,105 @@
+"""Advisory file locks so that runs sharing a results directory never compute a point twice.
+
+Choice: one ``flock(2)`` lock file per point (``DIR/.locks/KEY.lock``) plus one around
+consolidation. The kernel drops an flock when its holder dies, however it dies (SIGKILL
+included), so there are no stale locks to detect or break by hand; the file holds
+``pid@host`` only for people who look. flock, unlike fcntl/lockf record locks, conflicts
+between two opens in one process and is not released by closing some other descriptor of
+the same file. On NFS, Linux emulates flock with server-side byte-range locks (lockd), so
+runs on different hosts sharing a directory exclude each other too; Lustre/GPFS need the
+``flock`` mount option.
+
+A lock file is unlinked by its holder on release. To make that safe, an acquirer checks,
+after getting the lock, that the path still names the inode it locked, and retries if not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCKS_DIR = ".locks"
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class FileLock:
+    """A held lock: the open descriptor and the path it was taken on."""
+
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Unlink the lock file (while still holding it), then drop the lock."""
+        if self.fd < 0:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(self.fd)  # closing the last descriptor releases the flock
+            self.fd = -1
+
+
+def lock_path(out_dir: Path, name: str) -> Path:
+    """The lock file for ``name`` (a point key or ``consolidate``) under ``out_dir``."""
+    return Path(out_dir) / LOCKS_DIR / f"{name}.lock"
+
+
+def try_lock(path: Path) -> FileLock | None:
+    """Take the lock at ``path`` without waiting; None when another holder has it."""
+    return _acquire(Path(path), blocking=False)
+
+
+def is_locked(path: Path) -> bool:
+    """Whether someone holds ``path`` now (a lock left by a dead process is removed)."""
+    held = try_lock(path)
+    if held is None:
+        return True
+    held.release()
+    return False
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[FileLock]:
+    """Hold the lock at ``path`` for the ``with`` block, waiting for it if needed."""
+    held = _acquire(Path(path), blocking=True)
+    assert held is not None  # a blocking acquire returns a lock or raises
+    try:
+        yield held
+    finally:
+        held.release()
+
+
+def _acquire(path: Path, blocking: bool) -> FileLock | None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+            return FileLock(path, fd)
+        os.close(fd)  # the previous holder unlinked it after we opened it: try again
+        time.sleep(POLL_SECONDS / 10)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
