@@ -178,23 +178,18 @@ def _check_devices(points) -> None:
         resolve_device("cuda")
 
 
-def _register_optional_commands() -> None:
-    """Commands provided by the subpackages (kept out of this file to keep it small)."""
-    import importlib
+def _register_subpackage_commands() -> None:
+    """Commands that live in their subpackages (each module imports its heavy deps lazily)."""
+    from gradstats.results.compare_command import compare_command
+    from gradstats.results.plot_command import plot_command
+    from gradstats.theory.command import theory_command
 
-    for module, attr, name in OPTIONAL_COMMANDS:
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            continue
-        app.command(name)(fn)
+    app.command("theory")(theory_command)
+    app.command("compare")(compare_command)
+    app.command("plot")(plot_command)
 
 
-OPTIONAL_COMMANDS = [
-    ("gradstats.theory.command", "theory_command", "theory"),
-    ("gradstats.results.compare_command", "compare_command", "compare"),
-    ("gradstats.results.plot_command", "plot_command", "plot"),
-]
+_register_subpackage_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -205,7 +200,6 @@ def main(argv: list[str] | None = None) -> None:
     """
     from gradstats.sweeps.sweepfile import SweepError
 
-    _register_optional_commands()
     try:
         app(args=argv, standalone_mode=True)
     except SystemExit as exit_:

@@ -29,7 +29,7 @@ LOSSES = ("mse", "cross_entropy")
 OPTIMIZERS = ("sgd",)
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
-TEACHERS = ("network", "linear")
+TEACHERS = ("network", "linear", "zero")
 BUILTIN_DATA = ("sphere", "digits")
 
 # Order of the sweep axes as dataset dims (then seed, step, layer, ...).
@@ -95,7 +95,8 @@ class Data:
     """Training data. ``name``: ``sphere``, ``digits`` or ``npz:PATH`` (arrays ``x``, ``y``).
 
     ``sphere``: ``n_train`` inputs uniform on the sphere of radius sqrt(input_dim), targets
-    from a fixed random ``teacher`` (a one-hidden-layer tanh network or a linear map).
+    from a fixed random ``teacher`` (a one-hidden-layer tanh network or a linear map), or
+    all-zero targets with ``teacher="zero"`` (the setting of Hanin & Nica's predictions).
     """
 
     name: str = "sphere"
@@ -109,7 +110,7 @@ class Data:
         _check(self.input_dim >= 1, "input_dim", f"must be >= 1, got {self.input_dim}")
         _check(self.n_train >= 1, "n_train", f"must be >= 1, got {self.n_train}")
         _check(self.teacher in TEACHERS, "teacher",
-               f"unknown teacher {self.teacher!r}; choose network or linear")
+               f"unknown teacher {self.teacher!r}; choose network, linear or zero")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,11 @@ class Training:
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point of a sweep and one seed: everything needed to rerun it."""
+    """One grid point of a sweep and one seed: everything needed to rerun it.
+
+    ``measure`` names the estimator groups recorded beyond the spine statistics; it is part
+    of the content key, so the same network measured differently is a different point.
+    """
 
     arch: Architecture
     training: Training = field(default_factory=Training)
@@ -148,6 +153,7 @@ class Point:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    measure: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.device in DEVICES, "device", f"unknown device {self.device!r}; choose auto, cpu or cuda")
@@ -169,7 +175,8 @@ class Point:
         training = dict(d["training"])
         training["record"] = tuple(training["record"])
         return cls(arch=Architecture(**d["arch"]), training=Training(**training),
-                   data=Data(**d["data"]), seed=d["seed"], device=d["device"], dtype=d["dtype"])
+                   data=Data(**d["data"]), seed=d["seed"], device=d["device"], dtype=d["dtype"],
+                   measure=tuple(d.get("measure", ())))
 
     @classmethod
     def from_json(cls, s: str) -> Point:

@@ -52,14 +52,27 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     assert list((tmp_path / io.POINTS_DIR).iterdir()) == []
 
 
-def test_truncated_file_is_not_done(tmp_path):
+@pytest.mark.parametrize("keep", [0.1, 0.9, 0.99])
+def test_truncated_file_is_not_done(tmp_path, keep):
     point = _points()[0]
     path = io.point_path(tmp_path, point)
     io.write_atomic(record_to_dataset(simulate_point(point)), path)
     assert io.is_done(tmp_path, point)
-    path.write_bytes(path.read_bytes()[:200])
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
     with pytest.warns(UserWarning, match="unreadable"):
         assert not io.is_done(tmp_path, point)
+
+
+def test_flipped_byte_is_detected(tmp_path):
+    point = _points()[0]
+    path = io.point_path(tmp_path, point)
+    io.write_atomic(record_to_dataset(simulate_point(point)), path)
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF  # inside the last variable's values
+    path.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match="unreadable"):
+        assert io.load_point(path) is None
 
 
 def test_combine_pads_layers_across_depths():

@@ -84,3 +84,10 @@ def test_record_steps(record, steps, expected):
         assert got[0] == 0 and got[-1] == steps and len(got) == 4
         ratios = np.diff(np.log(np.array(got[1:]) + 1))
         assert np.allclose(ratios, ratios[0], rtol=0.1)  # log-spaced
+
+
+def test_measure_is_part_of_the_point_key():
+    plain = expand(_sweep())
+    measured = expand(_sweep(measure=["per_example"]))
+    assert measured[0].measure == ("per_example",)
+    assert {p.key() for p in plain}.isdisjoint(p.key() for p in measured)

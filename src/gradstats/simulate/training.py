@@ -73,9 +73,11 @@ def per_example_loss_fn(loss: str) -> Callable[[torch.Tensor, torch.Tensor], tor
     return lambda out, y: torch.nn.functional.cross_entropy(out, y, reduction="none")
 
 
-def simulate_point(point: Point, measure: Sequence[str] = (),
+def simulate_point(point: Point, measure: Sequence[str] | None = None,
                    on_step: Callable[[int], None] | None = None) -> PointRecord:
-    """Train ``point``'s network and record the spine statistics plus those of ``measure``."""
+    """Train ``point``'s network and record the spine statistics plus those of ``measure``
+    (default: the point's own ``measure``)."""
+    measure = point.measure if measure is None else measure
     started = time.perf_counter()
     device = resolve_device(point.device)
     dtype = torch.float64 if point.dtype == "float64" else torch.float32

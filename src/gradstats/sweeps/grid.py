@@ -37,13 +37,13 @@ def expand(sweep: SweepFile) -> list[Point]:
         if any(all(axes.get(k) == v for k, v in rule.items()) for rule in sweep.exclude):
             continue
         for seed in sweep.seed_list:
-            points.append(make_point(axes, seed))
+            points.append(make_point(axes, seed, measure=tuple(sweep.measure)))
     if not points:
         raise SweepError("exclude: every grid point is excluded; nothing to run")
     return points
 
 
-def make_point(axes: dict[str, Any], seed: int) -> Point:
+def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = ()) -> Point:
     """A `Point` from flat axis values (named init schemes resolved to sigma_w2)."""
     from gradstats.simulate.data import data_input_dim, output_dim
 
@@ -67,7 +67,7 @@ def make_point(axes: dict[str, Any], seed: int) -> Point:
             lr=float(axes["lr"]), momentum=float(axes["momentum"]), steps=axes["steps"],
             record=record_steps(axes.get("record"), axes["steps"]))
         return Point(arch=arch, training=training, data=data, seed=seed,
-                     device=axes["device"], dtype=axes["dtype"])
+                     device=axes["device"], dtype=axes["dtype"], measure=measure)
     except SpecError as err:
         raise SweepError(str(err)) from None
 
