@@ -46,8 +46,13 @@ def run(
         "--scheduler", metavar="ADDRESS",
         help="Run on an existing Dask cluster, e.g. tcp://host:8786 (see docs/scaling.md)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+    compare: Annotated[bool, typer.Option(
+        "--compare/--no-compare",
+        help="After the run, compare with theory (writes DIR/comparison.nc, prints the table)")
+    ] = True,
 ) -> None:
-    """Run a sweep: simulate every point, write one file per point, print a summary table.
+    """Run a sweep: simulate every point, write one file per point, print the measurements
+    and the theory-vs-measurement table.
 
     Rerunning into the same directory skips the points already done (resume); runs sharing
     a directory split the points between them. Ctrl-C or a kill loses only points in flight.
@@ -79,15 +84,28 @@ def run(
         from gradstats.results.io import load_results
         from gradstats.results.summary import print_summary
 
-        print_summary(load_results(out_dir), console)
+        results = load_results(out_dir)
+        print_summary(results, console)
+        if compare and "grad_sq_norm" in results:
+            _print_theory_comparison(results, out_dir)
     console.print(f"{summary.total} points: {summary.computed} computed, {summary.skipped} "
                   f"already done, {len(summary.failed)} failed, {summary.seconds:.1f} s -> "
                   f"{out_dir}")
     for point, error in summary.failed:
         err_console.print(f"[red]failed[/red] {point.key()} (seed {point.seed}): {error}",
                           markup=True, highlight=False, soft_wrap=True)
-    if summary.failed:  # sys.exit, not typer.Exit: main() runs click with standalone_mode=False
+    if summary.failed:
         sys.exit(EXIT_POINTS_FAILED)
+
+
+def _print_theory_comparison(results, out_dir: Path) -> None:
+    """Theory vs measurement for a finished run (see `gradstats compare`)."""
+    from gradstats.results.compare import compare
+    from gradstats.results.compare_command import print_comparison, write_comparison
+
+    comparison = compare(results)
+    write_comparison(comparison, out_dir / "comparison.nc")
+    print_comparison(comparison, console)
 
 
 def _parse_workers(text: str | None, scheduler: str | None) -> int:
