@@ -167,3 +167,78 @@ def test_ntk_init_exponent_on_three_widths():
     out = compare(_results(points), theory=LinearTheory())
     assert float(out["ntk_init_exponent_agrees"]) == 1.0
     assert float(out["ntk_init_exponent_ci_low"]) < -0.5 < float(out["ntk_init_exponent_ci_high"])
+
+
+# --- product bounds and the gradient noise scale on a tiny relu run ----------------------------
+
+def _relu_points(batch_size: int, seeds: int = 3) -> list[Point]:
+    arch = Architecture(width=32, depth=2, activation="relu", sigma_w2=2.0, sigma_b2=0.05,
+                        input_dim=8)
+    return [Point(arch=arch, training=Training(batch_size=batch_size, lr=0.05, steps=3,
+                                               record=(0, 3)),
+                  data=Data(input_dim=8, n_train=32), seed=s, device="cpu",
+                  measure=("per_example",))
+            for s in range(seeds)]
+
+
+@pytest.fixture(scope="module")
+def relu_results():
+    """relu, width 32, depth 2, batch sizes 1 and 8, 3 seeds, per_example measured."""
+    return _results(_relu_points(1) + _relu_points(8))
+
+
+@pytest.fixture(scope="module")
+def relu_bounds(relu_results):
+    from gradstats.theory import bounds
+    return compare(relu_results, theory=SimpleNamespace(bounds=bounds))
+
+
+def test_product_bound_holds_on_a_real_run(relu_bounds):
+    out = relu_bounds
+    for name in ("product_bound", "relu_masked_bound"):
+        assert set(out[f"{name}_valid"].dims) == {"batch_size", "layer"}
+        assert (out[f"{name}_valid"] == 1).all(), name
+        assert (out[f"{name}_tightness"] >= 1 - 1e-4).all(), name
+    # one example: the readout gradient G a^T has norm ||G|| ||a|| exactly, the bound's value
+    readout = out["product_bound_tightness"].sel(batch_size=1, layer=3)
+    assert float(readout) == pytest.approx(1.0, rel=1e-4)
+    # masking inactive units can only tighten the bound
+    assert (out["relu_masked_bound_tightness"]
+            <= out["product_bound_tightness"] * (1 + 1e-9)).all()
+    rows = {r.name: r for r in summary_rows(out)}
+    assert rows["product_bound"].agree == 6 and rows["product_bound"].disagree == 0
+    assert "bound/norm" in rows["product_bound"].detail
+
+
+def test_halved_product_bound_is_flagged(relu_results, monkeypatch):
+    from gradstats.theory import bounds
+
+    original = bounds.product_bound
+    monkeypatch.setattr(bounds, "product_bound", lambda *a, **k: 0.5 * original(*a, **k))
+    out = compare(relu_results, theory=SimpleNamespace(bounds=bounds))
+    # at batch size 1 the readout bound is exact, so half of it is below the measured norm
+    assert float(out["product_bound_valid"].sel(batch_size=1, layer=3)) == 0.0
+    assert float(out["product_bound_tightness"].sel(batch_size=1, layer=3)) == \
+        pytest.approx(0.5, rel=1e-4)
+    rows = {r.name: r for r in summary_rows(out)}
+    assert rows["product_bound"].disagree >= 1
+
+
+def test_noise_scale_rows_with_per_example(relu_results, relu_bounds, linear_results):
+    out = relu_bounds
+    first = out["noise_scale_first_mean"]
+    # B_simple = tr Sigma / ||g||^2 and one example has no spread: exactly 0 at batch size 1
+    assert float(first.sel(batch_size=1)) == pytest.approx(0.0, abs=1e-12)
+    measured = relu_results["grad_noise_scale"].sel(batch_size=8)
+    assert float(first.sel(batch_size=8)) == pytest.approx(float(measured.sel(step=0).mean()))
+    assert float(out["noise_scale_last_mean"].sel(batch_size=8)) == \
+        pytest.approx(float(measured.sel(step=3).mean()))
+    assert float(out["noise_scale_first_mean"].sel(batch_size=8)) > 0
+    assert out["noise_scale_last_mean"].attrs["step"] == 3
+    row = {r.name: r for r in summary_rows(out)}["noise_scale"]
+    assert (row.agree, row.disagree, row.undetermined) == (0, 0, 2)
+    assert "step 0" in row.detail and "step 3" in row.detail
+    # not measured: no rows, a note
+    plain = compare(linear_results, theory=LinearTheory())
+    assert "noise_scale_agrees" not in plain
+    assert any("grad_noise_scale not recorded" in n for n in plain.attrs["notes"])

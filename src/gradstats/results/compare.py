@@ -21,7 +21,10 @@ Output variables (``<stat>`` a registry statistic with ``theory=True``, at step 
 axes (and ``layer``); ``<q>_decay_*`` per-layer decay rates ln(q_l / q_{l+1}) vs theory and
 ``ln_chi1``; ``active_fraction_*``; ``ntk_init_rel_err_*`` and ``ntk_rel_change_*`` fitted
 width exponents; ``nngp_*`` output Gaussianity; ``ln_grad_sq_norm_var_*`` finite-width
-fluctuations; ``batch_noise_*`` minibatch gradient noise across batch sizes.
+fluctuations; ``batch_noise_*`` minibatch gradient noise across batch sizes;
+``product_bound_*``, ``relu_masked_bound_*`` (``_valid``, ``_tightness``) deterministic bounds
+on the step-0 gradient norms (`gradstats.theory.bounds`); ``noise_scale_*`` B_simple at the
+first and last recorded step (no theory: undetermined).
 """
 
 from __future__ import annotations
@@ -558,8 +561,13 @@ def finite_width(ctx: Context) -> dict[str, xr.DataArray]:
     se = stats.variance_se(var, log_g.count(SEED_DIM))
     pred = _empty(ctx, {LAYER_DIM: ctx.ds[LAYER_DIM].values})
     for key, points in ctx.configs.items():
+        point = points[0]
+        if point.training.batch_size != 1 or point.data.teacher != "zero":
+            _note(ctx, "finite-width fluctuations: the prediction is for one example with target 0 "
+                       "(batch_size = 1, teacher = \"zero\"); skipped for this sweep")
+            continue
         try:
-            value = np.asarray(fn(points[0].arch), dtype=float)
+            value = np.asarray(fn(point.arch), dtype=float)
         except (ValueError, NotImplementedError) as err:  # e.g. not a relu network
             _note(ctx, f"finite-width fluctuations: {err}")
             continue
@@ -573,11 +581,120 @@ def finite_width(ctx: Context) -> dict[str, xr.DataArray]:
                     description="over seeds at init vs Hanin-Nica finite-width prediction")
 
 
+# --- product bounds on per-layer gradient norms at init ------------------------------------
+
+BOUND_RTOL = {"float32": 1e-4, "float64": 1e-9}  # round-off of the float32/64 measurement
+BOUND_FUNCTIONS = ("product_bound", "relu_masked_bound")
+
+
+def _bound_fn(ctx: Context, name: str) -> Callable | None:
+    """``theory.<name>`` or ``theory.bounds.<name>`` (looked up at call time), or None."""
+    for owner in (ctx.theory, _lookup(ctx.theory, "bounds")):
+        fn = _lookup(owner, name) if owner is not None else None
+        if callable(fn):
+            return fn
+    return None
+
+
+def product_bounds(ctx: Context) -> dict[str, xr.DataArray]:
+    """`theory.bounds.product_bound` (and, for relu, `relu_masked_bound`) per layer on each
+    seed's re-created step-0 network and minibatch (`init_bound_inputs`), scaled to the raw
+    weights (x w_mult, `bounds.raw_scale`), vs the measured minibatch gradient norm
+    sqrt(grad_sq_norm) at step 0. ``<bound>_valid``: 1 when bound >= norm * (1 - rtol) on
+    every seed (rtol the dtype's round-off allowance), ``<bound>_tightness``: seed mean (and
+    SE) of bound / norm (>= 1 when valid); ``<bound>_agrees`` repeats ``_valid`` for the
+    summary."""
+    measured = _init_slice(ctx, "grad_sq_norm")
+    if measured is None:
+        _note(ctx, "product bounds: skipped, grad_sq_norm at step 0 not recorded")
+        return {}
+    fns = {name: _bound_fn(ctx, name) for name in BOUND_FUNCTIONS}
+    if fns["product_bound"] is None:
+        _note(ctx, "product bounds: skipped, theory has no bounds.product_bound()")
+        return {}
+    from gradstats.simulate.probe_estimators import init_bound_inputs
+
+    seeds = ctx.ds[SEED_DIM].values
+    layers = ctx.ds[LAYER_DIM].values
+    ratio = {name: _empty(ctx, {SEED_DIM: seeds, LAYER_DIM: layers}) for name in fns}
+    valid = {name: _empty(ctx, {SEED_DIM: seeds, LAYER_DIM: layers}) for name in fns}
+    for key, points in ctx.configs.items():
+        for point in points:
+            sel = {**ctx.sel(key), SEED_DIM: point.seed}
+            norm = np.sqrt(np.asarray(measured.sel(sel).values, dtype=float))
+            inputs = None
+            for name, fn in fns.items():
+                if fn is None or (name == "relu_masked_bound" and point.arch.activation != "relu"):
+                    continue
+                inputs = inputs or init_bound_inputs(point)
+                args = (inputs["weights"], inputs["preacts"], inputs["grad_output"], inputs["x"])
+                bound = np.asarray(fn(*args, point.arch.activation) if name == "product_bound"
+                                   else fn(*args), dtype=float)
+                bound = bound * np.asarray(inputs["w_mult"], dtype=float)  # raw weights
+                n = min(len(bound), len(norm))
+                b, m = _pad(bound, len(layers)), np.full(len(layers), np.nan)
+                m[:n] = norm[:n]
+                ok = np.where(np.isfinite(b) & np.isfinite(m),
+                              (b >= m * (1 - BOUND_RTOL.get(point.dtype, 1e-4))).astype(float),
+                              np.nan)
+                valid[name].loc[sel] = ok
+                ratio[name].loc[sel] = np.where(m > 0, b / np.where(m > 0, m, 1.0), np.nan)
+    out: dict[str, xr.DataArray] = {}
+    for name in fns:
+        if bool(valid[name].isnull().all()):
+            if name == "relu_masked_bound" and fns[name] is not None:
+                continue  # no relu network in the sweep: nothing to say
+            _note(ctx, f"{name}: skipped, theory gave no bound")
+            continue
+        tested = valid[name].count(SEED_DIM)
+        all_valid = (valid[name].min(SEED_DIM) == 1).astype(float).where(tested > 0)
+        mean, se = stats.seed_mean_se(ratio[name])
+        what = "product bound" if name == "product_bound" else "relu masked product bound"
+        desc = (f"theory.bounds.{name} on the step-0 network and minibatch (raw weights) vs "
+                f"sqrt(grad_sq_norm) at step 0")
+        out[f"{name}_valid"] = all_valid.assign_attrs(
+            long_name=f"{what} >= measured gradient norm on every seed", units="1",
+            description=desc)
+        out[f"{name}_agrees"] = all_valid.copy().assign_attrs(
+            long_name=f"{what} holds (= {name}_valid)", units="1", description=desc)
+        out[f"{name}_tightness"] = mean.assign_attrs(
+            long_name=f"{what} / measured gradient norm: seed mean", units="1", description=desc)
+        out[f"{name}_tightness_se"] = se.assign_attrs(
+            long_name=f"{what} / measured gradient norm: standard error", units="1")
+    return out
+
+
+# --- gradient noise scale over training ----------------------------------------------------
+
+def noise_scale(ctx: Context) -> dict[str, xr.DataArray]:
+    """The simple noise scale B_simple = tr Sigma / ||g||^2 (McCandlish et al. 2018; the
+    ``grad_noise_scale`` statistic of the ``per_example`` estimator) at the first and the last
+    recorded step: seed means and SEs. Theory makes no prediction: ``noise_scale_agrees`` is
+    NaN (undetermined) everywhere."""
+    if "grad_noise_scale" not in ctx.ds:
+        _note(ctx, "gradient noise scale: skipped, grad_noise_scale not recorded "
+                   "(measure = [\"per_example\"])")
+        return {}
+    da = ctx.ds["grad_noise_scale"]
+    steps = ctx.ds[STEP_DIM].values
+    out: dict[str, xr.DataArray] = {}
+    for which, step in (("first", steps.min()), ("last", steps.max())):
+        mean, se = stats.seed_mean_se(da.sel({STEP_DIM: step}).drop_vars(STEP_DIM))
+        label = f"simple gradient noise scale B_simple at step {int(step)} ({which} recorded)"
+        out[f"noise_scale_{which}_mean"] = mean.assign_attrs(
+            long_name=f"{label}: seed mean", units="examples", step=int(step))
+        out[f"noise_scale_{which}_se"] = se.assign_attrs(
+            long_name=f"{label}: standard error", units="examples", step=int(step))
+    out["noise_scale_agrees"] = xr.full_like(out["noise_scale_first_mean"], np.nan).assign_attrs(
+        long_name="B_simple: no theory prediction (undetermined)", units="1")
+    return out
+
+
 FINITE_WIDTH_FUNCTIONS = ("ln_grad_sq_norm_variance",)
 
 COMPARISONS: list[Callable[[Context], dict[str, xr.DataArray]]] = [
     layer_statistics, decay_rates, active_fraction, nngp_outputs, ntk_init, ntk_change,
-    finite_width, batch_noise,
+    finite_width, batch_noise, product_bounds, noise_scale,
 ]
 
 
@@ -605,8 +722,9 @@ def summary_rows(cmp: xr.Dataset) -> list[SummaryRow]:
             continue
         prefix = name.removesuffix("_agrees")
         verdicts = cmp[name]
-        for companion in ("pred", "mean", "pvalue"):  # NaN padding (layers beyond a depth,
-            if f"{prefix}_{companion}" in cmp:          # absent zip combinations) is no test
+        # NaN padding (layers beyond a depth, absent zip combinations) is no test
+        for companion in ("pred", "mean", "pvalue", "tightness"):
+            if f"{prefix}_{companion}" in cmp:
                 verdicts = verdicts.where(cmp[f"{prefix}_{companion}"].notnull(), -1.0)
         verdicts = verdicts.values.ravel()
         rel = cmp.get(f"{prefix}_rel_err")
@@ -632,6 +750,12 @@ def _detail(cmp: xr.Dataset, prefix: str) -> str:
     if f"{prefix}_ci_low" in cmp:
         return (f"fit {rng(prefix + '_mean')} CI [{rng(prefix + '_ci_low')}, "
                 f"{rng(prefix + '_ci_high')}] vs {rng(prefix + '_pred')}")
+    if f"{prefix}_tightness" in cmp:
+        return f"bound/norm {rng(prefix + '_tightness')}"
+    if prefix == "noise_scale":
+        first, last = cmp["noise_scale_first_mean"], cmp["noise_scale_last_mean"]
+        return (f"B_simple step {first.attrs.get('step', '?')}: {rng('noise_scale_first_mean')}"
+                f", step {last.attrs.get('step', '?')}: {rng('noise_scale_last_mean')}")
     if prefix == "nngp_ks":
         return f"p = {rng('nngp_ks_pvalue')}"
     if prefix.endswith("_decay") and "ln_chi1" in cmp:

@@ -52,3 +52,36 @@ def init_ntk(point: Point, x: np.ndarray) -> np.ndarray:
     model = build_model(point.arch, derive_seeds(point).init, dtype=_dtype(point))
     theta = empirical_ntk_model(model, torch.as_tensor(x, dtype=_dtype(point)))
     return theta.detach().double().numpy()
+
+
+def init_bound_inputs(point: Point) -> dict[str, object]:
+    """What `gradstats.theory.bounds` needs for ``point``'s network at init on its step-0
+    minibatch, re-created exactly as the simulator ran it (same derived seeds, batch sampler,
+    dtype and per-example loss, minibatch loss L = mean_i l_i):
+
+    ``weights``: effective weights W_l = w_mult_l * W_raw_l, (fan_out, fan_in) per layer;
+    ``preacts``: h_l (B, n_l) per layer; ``x``: (B, input_dim); ``grad_output``: dL/df
+    (B, output_dim), carrying the 1/B of the mean loss; ``w_mult``: (L,) multipliers
+    (dL/dW_raw = w_mult * dL/dW_eff, `bounds.raw_scale`). Arrays are float64 numpy.
+    """
+    from gradstats.simulate.training import per_example_loss_fn
+
+    dtype = _dtype(point)
+    x, y = init_batch(point)
+    model = build_model(point.arch, derive_seeds(point).init, dtype=dtype)
+    xt = torch.as_tensor(x, dtype=dtype)
+    yt = torch.as_tensor(y, dtype=torch.int64 if point.training.loss == "cross_entropy"
+                         else dtype)
+    with torch.no_grad():
+        fwd = model.forward_all(xt)
+    out = fwd.output.detach().clone().requires_grad_(True)
+    loss = per_example_loss_fn(point.training.loss)(out, yt).mean()
+    (grad_output,) = torch.autograd.grad(loss, out)
+    n = point.arch.n_layers
+    return {
+        "weights": [model.effective_weight(l).detach().double().numpy() for l in range(1, n + 1)],
+        "preacts": [h.double().numpy() for h in fwd.preacts],
+        "x": xt.double().numpy(),
+        "grad_output": grad_output.double().numpy(),
+        "w_mult": np.asarray(model.w_mult, dtype=float),
+    }
