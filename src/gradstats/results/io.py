@@ -115,25 +115,33 @@ def content_digest(ds: xr.Dataset) -> str:
 
 def _to_point_file(ds: xr.Dataset, path: str) -> None:
     """Write a point dataset in the classic format (int64 -> int32) with its checksum."""
-    out = ds.copy()
-    for name, var in out.variables.items():
-        if var.dtype == np.int64:
-            if var.size and (var.values.max() > np.iinfo(np.int32).max
-                             or var.values.min() < np.iinfo(np.int32).min):
-                raise ValueError(f"{name}: integer values do not fit the point-file format")
-            out[name] = var.astype(np.int32)
+    out = _cast(ds, np.int64, np.int32)
     out.attrs[CHECKSUM_ATTR] = content_digest(out)
     out.to_netcdf(path, engine=NETCDF_ENGINE, format=POINT_FORMAT)
 
 
+def _cast(ds: xr.Dataset, src: type, dst: type) -> xr.Dataset:
+    """Cast every variable of dtype ``src`` to ``dst``; when restoring (``dst`` int64) also
+    object strings to str. Two assigns in all: assigning variable by variable realigns the
+    dataset each time (that was 100 ms per point)."""
+    coords, data = {}, {}
+    for name, var in ds.variables.items():
+        if var.dtype == src:
+            if src == np.int64 and var.size and (var.values.max() > np.iinfo(np.int32).max
+                                                 or var.values.min() < np.iinfo(np.int32).min):
+                raise ValueError(f"{name}: integer values do not fit the point-file format")
+            new = var.astype(dst)
+        elif var.dtype == object and dst == np.int64:
+            new = var.astype(str)
+        else:
+            continue
+        (coords if name in ds.coords else data)[name] = new
+    return ds.assign_coords(coords).assign(data)
+
+
 def _restore_int64(ds: xr.Dataset) -> xr.Dataset:
     """Undo the classic format's limits: int32 -> int64, object strings -> str arrays."""
-    for name, var in ds.variables.items():
-        if var.dtype == np.int32:
-            ds[name] = var.astype(np.int64)
-        elif var.dtype == object:
-            ds[name] = var.astype(str)
-    return ds
+    return _cast(ds, np.int32, np.int64)
 
 
 def is_done(out_dir: Path, point: Point) -> bool:
