@@ -154,7 +154,7 @@ def _predict_config(ctx: Context, points: list[Point]) -> dict[str, np.ndarray] 
         x, y = init_batch(point)
         try:
             pred = fn(point.arch, x, y, loss=point.training.loss)
-        except (NotImplementedError, ValueError, TypeError) as err:
+        except (ValueError, TypeError) as err:
             _note(ctx, f"per-layer statistics: theory failed for loss={point.training.loss} "
                        f"({type(err).__name__}: {err})")
             return None
@@ -568,7 +568,7 @@ def finite_width(ctx: Context) -> dict[str, xr.DataArray]:
             continue
         try:
             value = np.asarray(fn(point.arch), dtype=float)
-        except (ValueError, NotImplementedError) as err:  # e.g. not a relu network
+        except ValueError as err:  # e.g. not a relu network
             _note(ctx, f"finite-width fluctuations: {err}")
             continue
         pred.loc[ctx.sel(key)] = _pad(np.broadcast_to(np.asarray(value, float),
