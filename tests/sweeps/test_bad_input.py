@@ -191,9 +191,9 @@ def test_unreachable_scheduler_exits_2_before_writing(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="this machine has a GPU, so requesting one is not an error")
 def test_gpu_requested_without_one_exits_2(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU, so requesting one is not an error")
     sweep = copy_valid()
     sweep["fixed"]["device"] = "cuda"
     (tmp_path / "s.toml").write_text(to_toml(sweep))

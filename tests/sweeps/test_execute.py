@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-import torch
 import xarray as xr
 
 from gradstats.results import io
@@ -23,14 +22,6 @@ from gradstats.sweeps.executors import InProcessExecutor, make_executor
 
 TINY = {"depth": 1, "input_dim": 4, "n_train": 16, "batch_size": 4, "steps": 2, "record": 2}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks run fastest, and most predictably on a shared machine, on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_points(seeds=2, widths=(4, 8), **fixed):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from gradstats.cli import main
@@ -35,13 +34,6 @@ record = 3
 """
 TINY = {"depth": 1, "input_dim": 4, "n_train": 16, "batch_size": 4, "steps": 2, "record": 2}
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -174,6 +174,16 @@ def save(fig: Figure, path: Path, fmt: str | None = None, dpi: int = 110) -> Pat
     return path
 
 
+def finish_loglog(ax, xlabel: str, ylabel_of: xr.DataArray, first_column: bool) -> None:
+    """Log-log axes, the x label, the y label (first column only) and a small legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    if first_column:
+        ax.set_ylabel(label(ylabel_of))
+    ax.legend(fontsize=7)
+
+
 def loglog_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     """OLS of log y on log x over finite positive pairs: (slope, intercept, slope stderr)."""
     x, y = np.asarray(x, float), np.asarray(y, float)

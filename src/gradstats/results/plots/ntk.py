@@ -55,11 +55,6 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                 wc = np.exp(np.mean(np.log(widths[ok])))
                 ax.plot(widths[ok], centre * (widths[ok] / wc) ** -0.5, ":", color="0.35", lw=1.2,
                         gid="reference", label="slope −1/2" if k == 0 else None)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("width")
-        if j == 0:
-            ax.set_ylabel(common.label(err))
-        ax.legend(fontsize=7)
+        common.finish_loglog(ax, "width", err, first_column=j == 0)
     common.suptitle(fig, f"{common.label(err, units=False)} vs width", err)
     return fig

@@ -66,11 +66,6 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
                 kk = np.arange(fit.lo, fit.hi + 1)
                 ax.plot(kk, np.exp(fit.log_c) * kk ** (-fit.s), "--", color=color, lw=1, gid="fit")
             ax.plot(ranks[ok], lam[ok], "o-", ms=2.5, lw=1, color=color, gid="measured", label=name)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("rank k")
-        if j == 0:
-            ax.set_ylabel(common.label(da))
-        ax.legend(fontsize=7)
+        common.finish_loglog(ax, "rank k", da, first_column=j == 0)
     common.suptitle(fig, f"{common.label(da, units=False)}: rank plot, λ_k ∝ k^-s fitted", mean)
     return fig
