@@ -100,12 +100,9 @@ def run(
 
 def _print_theory_comparison(results, out_dir: Path) -> None:
     """Theory vs measurement for a finished run (see `gradstats compare`)."""
-    from gradstats.results.compare import compare
-    from gradstats.results.compare_command import print_comparison, write_comparison
+    from gradstats.results.compare_command import run_and_print
 
-    comparison = compare(results)
-    write_comparison(comparison, out_dir / "comparison.nc")
-    print_comparison(comparison, console)
+    run_and_print(results, out_dir / "comparison.nc", console)
 
 
 def _parse_workers(text: str | None, scheduler: str | None) -> int:

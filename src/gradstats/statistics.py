@@ -5,6 +5,13 @@ names, `results.compare` pairs the two by walking this registry. No torch, no ja
 
 ``dims`` lists the statistic's own dims beyond the sweep axes and ``seed`` (which every
 simulated statistic has): typically ``step`` and ``layer``.
+
+``kind`` says where a variable comes from: ``measured`` (an estimator of the network),
+``input`` (what the run recorded so that theory can be evaluated on exactly the network that
+was measured: minibatch indices, outputs, readout gradients), or ``prediction`` (a theory
+value computed on the worker right after the point, from the spec and the recorded inputs,
+per seed: `gradstats.predictions`). `gradstats.comparisons` pairs measurements with
+predictions.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ class Statistic:
     units: str
     description: str
     theory: bool = False
+    kind: str = "measured"
 
     def attrs(self) -> dict[str, str]:
         """xarray variable attrs (``long_name``, ``units``, ``description``)."""
@@ -186,3 +194,79 @@ for _p, _what in (("example_dir", "the B per-example gradient directions"),
                   f"MLE kappa at r_bar = 1/sqrt(n) for {_what} (~ d/sqrt(n))"),
     ):
         register(_s)
+
+# --- theory inputs and per-seed predictions (issue 11) -------------------------------------
+# Recorded at every recorded step so that predictions are conditioned on the measured network
+# (`gradstats.simulate.training`), and predictions made from them on the worker
+# (`gradstats.predictions`). ``output`` runs over the readout units.
+_SSO = ("step", "sample", "output")
+for _s in (
+    Statistic("batch_index", ("step", "sample"), "minibatch indices", "1",
+              "indices into the training set of the minibatch used at the recorded step",
+              kind="input"),
+    Statistic("batch_output", _SSO, "network outputs on the minibatch", "1",
+              "f(x_i) on the recorded step's minibatch, before the update", kind="input"),
+    Statistic("batch_grad_output", _SSO, "readout gradient on the minibatch", "1",
+              "dL/df(x_i) of the minibatch loss L = mean_i l_i (carries the 1/B)", kind="input"),
+):
+    register(_s)
+
+_GIVEN_G = ("given the measured readout gradient g = dL/df of this step's minibatch, with the "
+            "analytic per-layer NTK of that minibatch at init (at step > 0: the lazy-regime "
+            "prediction, the kernel frozen at init)")
+for _s in (
+    Statistic("theory_grad_sq_norm", _SL, "theory: squared norm of weight gradient", "1",
+              f"sum_k g_k^T Theta^W_l g_k, {_GIVEN_G}", kind="prediction"),
+    Statistic("theory_bias_grad_sq_norm", _SL, "theory: squared norm of bias gradient", "1",
+              f"sum_k g_k^T Theta^b_l g_k, {_GIVEN_G} (NaN without bias)", kind="prediction"),
+    Statistic("theory_backward_q", _SL, "theory: mean squared backward signal", "1",
+              "the measured readout signal mean_ik (B g_ik)^2 propagated down by "
+              "sigma_w^2 E[phi'(h_l)^2] per layer (readout entry = measurement)", kind="prediction"),
+    Statistic("theory_forward_q", ("layer",), "theory: mean squared pre-activation", "1",
+              "mean over the step-0 minibatch of K_l(x_i, x_i) (NNGP diagonal)", kind="prediction"),
+    Statistic("theory_weight_sq_norm", ("layer",), "theory: squared norm of weights", "1",
+              "E||effective W_l||_F^2 = fan_out sigma_w^2 at init (exact)", kind="prediction"),
+    Statistic("theory_active_fraction", ("layer",), "theory: fraction of active units", "1",
+              "P(|phi'(h)| > 1e-6) for h ~ N(0, q_l), q_l the NNGP diagonal (1 at the readout)",
+              kind="prediction"),
+    Statistic("theory_grad_sq_norm_null_mean", ("layer",),
+              "theory: mean of weight-gradient norm over outputs", "1",
+              "E||dL/dW_l||^2 at init over f ~ GP(0, K) on the step-0 minibatch", kind="prediction"),
+    Statistic("theory_grad_sq_norm_null_var", ("layer",),
+              "theory: variance of weight-gradient norm over outputs", "1",
+              "Var||dL/dW_l||^2 at init over f ~ GP(0, K) on the step-0 minibatch",
+              kind="prediction"),
+    Statistic("theory_output_mean_sq_null_mean", (), "theory: mean of mean squared output",
+              "1", "E[mean_ik f_ik^2] at init over f ~ GP(0, K)", kind="prediction"),
+    Statistic("theory_output_mean_sq_null_var", (), "theory: variance of mean squared output",
+              "1", "Var[mean_ik f_ik^2] at init over f ~ GP(0, K)", kind="prediction"),
+    Statistic("theory_batch_loss_null_mean", (), "theory: mean of minibatch loss", "1",
+              "E[L] at init over f ~ GP(0, K) on the step-0 minibatch", kind="prediction"),
+    Statistic("theory_batch_loss_null_var", (), "theory: variance of minibatch loss", "1",
+              "Var[L] at init over f ~ GP(0, K) on the step-0 minibatch", kind="prediction"),
+    Statistic("theory_nngp_whitened_output", ("sample", "output"),
+              "step-0 outputs whitened by the NNGP kernel", "1",
+              "z = Lambda^-1/2 V^T f over the eigenpairs of K (eigenvalue > 1e-6 max; the rest "
+              "NaN): iid N(0, 1) under the infinite-width theory", kind="prediction"),
+    Statistic("theory_ln_chi1", (), "theory: ln chi_1", "1/layer",
+              "ln of chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (fixed-point decay rate)",
+              kind="prediction"),
+    Statistic("theory_ntk_init_rel_err", (), "empirical vs analytic NTK at init", "1",
+              "||Theta_emp - Theta||_F / ||Theta||_F on the first min(64, n_train) training "
+              "inputs (per-output kernels)", kind="prediction"),
+    Statistic("theory_product_bound", ("layer",), "theory: product bound on gradient norm", "1",
+              "gradstats.theory.bounds.product_bound on the step-0 network and minibatch, "
+              "raw-weight scale (bounds sqrt(grad_sq_norm) at step 0)", kind="prediction"),
+    Statistic("theory_relu_masked_bound", ("layer",), "theory: relu masked product bound", "1",
+              "gradstats.theory.bounds.relu_masked_bound on the step-0 network (relu only)",
+              kind="prediction"),
+    Statistic("theory_ln_grad_sq_norm_var", ("layer",),
+              "theory: variance of ln grad_sq_norm over networks", "1",
+              "Hanin-Nica finite-width law (relu, one example, target 0): "
+              "gradstats.theory.finite_width.ln_grad_sq_norm_variance", kind="prediction"),
+    Statistic("theory_full_loss_lazy", ("step",), "theory: full-batch loss of the linearized net",
+              "1", "training loss of the network's linearization around init trained with the "
+              "same minibatches, lr and momentum (empirical NTK of the measured network at init "
+              "on the training set): the lazy-regime prediction", kind="prediction"),
+):
+    register(_s)

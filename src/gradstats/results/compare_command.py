@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +14,13 @@ def compare_command(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Comparison file (.nc); default RESULTS/comparison.nc")] = None,
     level: Annotated[float, typer.Option(
-        "--level", help="Significance level of each z-test (two-sided)")] = 0.01,
+        "--level", help="Significance level per comparison (Holm-adjusted over its cells)")] = 0.01,
 ) -> None:
-    """Compare measurements with infinite-width theory: per statistic and sweep point the
-    seed mean, standard error, prediction, relative error, z-score and verdict."""
+    """Compare measurements with theory: per comparison and cell (configuration x layer x
+    step) the test estimate, standard error, p-values, minimum detectable error and verdict
+    (agree / disagree / outside the validity domain / undetermined)."""
     from rich.console import Console
 
-    from gradstats.results.compare import compare
     from gradstats.results.io import load_results
 
     if not 0 < level < 1:
@@ -31,46 +32,84 @@ def compare_command(
     if not ds.attrs.get("points"):
         raise typer.BadParameter("results carry no point specs; give a results directory",
                                  param_hint="RESULTS")
-    cmp = compare(ds, level=level)
     target = out or (Path(results) if Path(results).is_dir() else Path(results).parent) / \
         "comparison.nc"
-    write_comparison(cmp, target)
     console = Console()
-    print_comparison(cmp, console)
+    run_and_print(ds, target, console, level=level)
     console.print(f"wrote {target}")
+
+
+def run_and_print(ds, target: Path, console, level: float = 0.01):
+    """Compare (with a status line while it runs), write ``target``, print the table."""
+    from gradstats.results.compare import compare
+
+    with console.status("comparing with theory", spinner="dots") as status:
+        cmp = compare(ds, level=level,
+                      progress=lambda name: status.update(f"comparing with theory: {name}"))
+    write_comparison(cmp, target)
+    print_comparison(cmp, console)
+    return cmp
 
 
 def write_comparison(cmp, path: Path) -> None:
     """Write the comparison dataset as netCDF (notes joined into one attribute)."""
     clean = cmp.copy()
     clean.attrs = {**cmp.attrs, "notes": "\n".join(cmp.attrs.get("notes", []))}
+    for name in clean.data_vars:
+        clean[name].attrs = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                             for k, v in clean[name].attrs.items()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     clean.to_netcdf(path)
 
 
+HEADER = ("Each cell (configuration x layer x step) is tested at level {level:g}; p-values are "
+          "Holm-adjusted within each row, so a row reports a false disagreement with probability "
+          "<= {level:g}. agree: consistent within the allowance AND a theory off by the "
+          "'detects' factor would have been flagged with 80% probability; undetermined: too few "
+          "seeds for that; outside: the prediction's validity domain does not contain the cell.")
+
+
 def print_comparison(cmp, console) -> None:
-    """One row per comparison: verdict counts, a typical relative error, the worst |z|."""
+    """One row per comparison: steps, test, verdict counts, the raw disagreements with their
+    expected number under the theory, the median detectable error and a typical value."""
     from rich.table import Table
 
     from gradstats.results.compare import summary_rows
 
-    table = Table("comparison", "agree", "disagree", "n/a", "|rel err| median", "max |z|",
-                  "detail", title=f"theory vs measurement (level {cmp.attrs['level']:g}, "
-                                  f"z_crit {cmp.attrs['z_crit']:.2f}, model floor "
-                                  f"{cmp.attrs['model_coef']:g}*depth/width)")
+    level = cmp.attrs["level"]
+    table = Table("comparison", "steps", "test", "agree", "disagree", "outside", "undet.",
+                  "raw disagree (expected)", "detects", "typical",
+                  title="theory vs measurement", caption=HEADER.format(level=level),
+                  caption_justify="left")
     table.columns[0].no_wrap = True
-    for row in summary_rows(cmp):
-        style = "green" if row.disagree == 0 and row.agree > 0 else (
-            "red" if row.disagree else "yellow")
-        table.add_row(f"[{style}]{row.name}[/{style}]", str(row.agree), str(row.disagree),
-                      str(row.undetermined), _fmt(row.median_rel_err),
-                      _fmt(row.max_abs_z), row.detail)
+    rows = summary_rows(cmp)
+    for row in rows:
+        tested = row.agree + row.disagree + row.undetermined
+        style = ("red" if row.disagree else "green" if row.agree and row.agree == tested
+                 else "yellow")
+        table.add_row(f"[{style}]{row.name}[/{style}]", row.steps or "-", row.test,
+                      str(row.agree), str(row.disagree), str(row.outside), str(row.undetermined),
+                      f"{row.raw_disagree} ({_fmt(row.expected_false)})", _detects(row),
+                      _fmt(row.typical))
     console.print(table)
+    for row in rows:
+        for reason in row.reasons[:3]:
+            console.print(f"[cyan]outside[/cyan] {row.name}: {reason}", highlight=False)
+        if row.undetermined and not (row.agree or row.disagree):
+            console.print(f"[yellow]undetermined[/yellow] {row.name}: with these seeds the test "
+                          f"detects only errors beyond {_detects(row)}; add seeds to decide",
+                          highlight=False)
     for note in cmp.attrs.get("notes", []):
-        console.print(f"[yellow]skipped[/yellow] {note}", highlight=False)
+        console.print(f"[dim]skipped[/dim] {note}", highlight=False)
+
+
+def _detects(row) -> str:
+    if not math.isfinite(row.detectable):
+        return "-"
+    if row.test in ("difference",):
+        return f"±{row.detectable:.2g}"
+    return f"{row.detectable:.3g}x"
 
 
 def _fmt(value: float) -> str:
-    import math
-
     return "-" if not math.isfinite(value) else f"{value:.3g}"

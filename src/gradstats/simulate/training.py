@@ -19,6 +19,7 @@ from gradstats import statistics
 from gradstats.simulate.data import load_data
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import MLP, build_model, resolve_device
+from gradstats.simulate.theory_inputs import TheoryInputs, capture_step0, init_inputs, step_values
 from gradstats.spec import Point
 
 SPINE_STATISTICS = (
@@ -35,12 +36,14 @@ class PointRecord:
 
     steps: the recorded steps, (n_steps,). values[name]: array with the registry dims of
     ``name`` in order (``step`` first when present); ``layer`` has length depth+1.
+    ``inputs``: what the worker-side predictions need beyond ``values`` (in memory only).
     """
 
     point: Point
     steps: np.ndarray
     values: dict[str, np.ndarray] = field(default_factory=dict)
     device: str = "cpu"
+    inputs: TheoryInputs | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,14 @@ def per_example_loss_fn(loss: str) -> Callable[[torch.Tensor, torch.Tensor], tor
 def simulate_point(point: Point, measure: Sequence[str] | None = None,
                    on_step: Callable[[int], None] | None = None) -> PointRecord:
     """Train ``point``'s network and record the spine statistics plus those of ``measure``
-    (default: the point's own ``measure``)."""
-    measure = point.measure if measure is None else measure
+    (default: the point's own ``measure``), and the inputs theory needs (`theory_inputs`).
+
+    A trained point (steps > 0) always runs the ``ntk`` estimator too: the lazy-regime
+    comparisons are valid only while the measured NTK change is small.
+    """
+    measure = tuple(point.measure if measure is None else measure)
+    if point.training.steps > 0 and "ntk" not in measure:
+        measure = (*measure, "ntk")
     started = time.perf_counter()
     device = resolve_device(point.device)
     dtype = torch.float64 if point.dtype == "float64" else torch.float32
@@ -94,6 +103,7 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
                      rng=np.random.default_rng(seeds.estimators))
     estimators = [make_estimator(name) for name in measure]
     states = [est.init(ctx) for est in estimators]
+    inputs = init_inputs(ctx)
     optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
     batches = _BatchSampler(len(x_train), training.batch_size, seeds.batches)
 
@@ -102,22 +112,28 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     scalars: dict[str, np.ndarray] = {}
     diverged_step = -1
     for step in range(training.steps + 1):
-        index = torch.as_tensor(batches.next(), device=device)
+        index_np = batches.next()
+        index = torch.as_tensor(index_np, device=device)
         xb, yb = x_train[index], y_train[index]
         is_recorded = step in training.record
         if not is_recorded and step == training.steps:
             break
-        fwd = model.forward_all(xb, retain_preact_grad=is_recorded)
+        inputs.batches.append(index_np)
+        fwd = model.forward_all(xb, retain_preact_grad=is_recorded or step == 0)
         loss = loss_fn(fwd.output, yb).mean()
         optimizer.zero_grad(set_to_none=False)
         loss.backward()
         finite = _all_finite(loss, model)
-        if is_recorded:
+        if is_recorded or step == 0:
             snap = StepSnapshot(
                 step=step, model=model, x=xb, y=yb, forward=fwd, loss=loss.detach(),
                 weight_grads=[w.grad for w in model.weights],
                 bias_grads=None if model.biases is None else [b.grad for b in model.biases])
+        if step == 0:
+            capture_step0(inputs, snap, yb)
+        if is_recorded:
             values = spine_values(snap, ctx)
+            values.update(step_values(snap, index_np))
             for i, est in enumerate(estimators):
                 states[i], est_values = est.update(ctx, states[i], snap)
                 values.update(est_values)
@@ -140,7 +156,7 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     out["diverged"] = np.asarray(float(diverged_step >= 0))
     out["diverged_step"] = np.asarray(float(diverged_step))
     out["wall_time"] = np.asarray(time.perf_counter() - started)
-    return PointRecord(point=point, steps=steps, values=out, device=str(device))
+    return PointRecord(point=point, steps=steps, values=out, device=str(device), inputs=inputs)
 
 
 def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:

@@ -69,13 +69,20 @@ class Outcome:
 
 
 def compute_point(task: Task) -> Outcome:
-    """Simulate one point and turn it into its dataset; an exception becomes a failure record."""
+    """Simulate one point, predict its statistics from what it measured
+    (`gradstats.predictions`, stored beside the measurements) and turn both into its
+    dataset; an exception becomes a failure record."""
+    from gradstats.predictions import predict_record
     from gradstats.results.schema import failure_dataset, record_to_dataset
     from gradstats.simulate.training import simulate_point
 
     try:
         record = simulate_point(task.point, task.measure)
+        predictions = predict_record(record)
+        record.values.update(predictions.values)
         dataset = record_to_dataset(record)
+        if predictions.notes:
+            dataset.attrs["theory_notes"] = "\n".join(predictions.notes)[:4000]
         outcome = Outcome(task.point, dataset, ok=True, encoded=io.encode(dataset))
     except Exception as err:  # a point that raises is recorded, the sweep goes on
         message = f"{type(err).__name__}: {err}"

@@ -1,11 +1,11 @@
-"""Per-layer gradient norms (log scale) with the signal-propagation line chi_1^(L-l).
+"""Per-layer statistics (log scale) beside the prediction that `gradstats compare` tests.
 
-Needs: ``grad_sq_norm`` (dims: sweep axes..., seed, step, layer). Optional: ``chi_1`` (dims
-among the sweep axes); else chi_1 comes from `gradstats.theory` when it imports.
-
-Theory: the backward signal summed over units obeys sum_j delta_{l,j}^2 = chi_1^(L-l) delta_L^2,
-so ||dL/dW_l||^2 ~ chi_1^(L-l) ||dL/dW_L||^2; the dashed line is anchored at the measured
-readout (l = L, the last non-NaN layer of the configuration).
+Needs: ``grad_sq_norm`` (or ``var``; dims: sweep axes..., seed, step, layer). Theory: the
+stored per-seed prediction ``theory_<var>`` (`gradstats.predictions`; for grad_sq_norm the
+analytic per-layer NTK given each seed's measured readout gradient), drawn as its seed mean,
+dashed, in the colour of the measurement. Older datasets without stored predictions fall back
+to the asymptotic rate chi_1^(L-l) anchored at the readout (labelled as such: compare does
+not test that line).
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ def theory_line(layers: np.ndarray, readout_value: float, chi_1: float) -> np.nd
     """chi_1^(L-l) anchored at the readout: readout_value * chi_1**(L - l), L = max(layers)."""
     layers = np.asarray(layers, dtype=float)
     return readout_value * chi_1 ** (layers.max() - layers)
+
+
+def stored_prediction(ds: xr.Dataset, var: str, step: int | None, sel: dict) -> np.ndarray | None:
+    """Seed mean of the stored prediction ``theory_<var>`` at ``step`` for ``sel`` (by layer)."""
+    name = f"theory_{var}"
+    if name not in ds:
+        return None
+    da = common.first_step(ds[name], step) if "step" in ds[name].dims else ds[name]
+    mean, _ = common.seed_mean(da)
+    return mean.sel({k: v for k, v in sel.items() if k in mean.dims}).values
 
 
 def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None = None,
@@ -59,10 +69,16 @@ def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None
             if np.isfinite(s).any():
                 ax.fill_between(layers, np.clip(y - s, y * 1e-3, None), y + s,
                                 color=line.get_color(), alpha=0.2, lw=0)
+            predicted = stored_prediction(ds, var, step, full) if theory else None
+            if predicted is not None and np.isfinite(predicted[ok]).any():
+                ax.plot(layers, predicted[ok], "--", lw=1.1, color=line.get_color(),
+                        gid="theory", label="theory (as compare tests it)")
+                continue
             chi = chi_1_at(ds, full) if theory else np.nan
             if np.isfinite(chi):
                 ax.plot(layers, theory_line(layers, y[-1], chi), "--", lw=1.1,
-                        color=line.get_color(), gid="theory", label=f"χ₁^(L−l), χ₁={chi:.3g}")
+                        color=line.get_color(), gid="theory",
+                        label=f"χ₁^(L−l), χ₁={chi:.3g} (asymptotic rate, untested)")
         ax.set_yscale("log")
         ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
         if j == 0:

@@ -1,0 +1,195 @@
+"""Theory predictions for one simulated point, computed on the worker right after the point.
+
+`predict_record(record)` evaluates `gradstats.theory` on exactly what the run measured
+(`gradstats.simulate.theory_inputs`: the recorded minibatches, outputs and readout gradients,
+the step-0 network, the empirical NTK at init) and returns per-seed predictions under
+registry names (``kind="prediction"`` in `gradstats.statistics`). They are stored in the
+point's file next to the measurements, so `gradstats compare` and the plots only read
+datasets: no torch, no JAX, no re-simulation.
+
+This module is the only place where `simulate` output meets `theory`; neither imports the
+other. A prediction that fails (e.g. a theory function missing for an activation) is left
+out and its reason returned in ``notes``: the point's measurements are never lost to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradstats.spec import Point
+
+ACTIVE_THRESHOLD = 1e-6  # as the simulator's active_fraction
+WHITEN_RCOND = 1e-6  # NNGP eigenvalues below this fraction of the largest are not resolvable
+
+
+@dataclass
+class Predictions:
+    """values: registry name -> array (registry dims); notes: why a prediction is missing."""
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def predict_record(record: Any, theory: Any = None) -> Predictions:
+    """Predictions for a `gradstats.simulate.training.PointRecord` (with ``inputs``).
+
+    ``theory``: an object with the functions of `gradstats.theory` (default: the package);
+    tests pass deliberately wrong theories through it.
+    """
+    if theory is None:
+        import gradstats.theory as theory
+    out = Predictions()
+    if record.inputs is None:
+        out.notes.append("no theory inputs recorded")
+        return out
+    from gradstats.theory._compat import x64_scope
+
+    with x64_scope(True):
+        for name, part in PARTS:
+            try:
+                out.values.update(part(record, theory))
+            except Exception as err:  # a theory gap must not cost the point its measurements
+                out.notes.append(f"{name}: {type(err).__name__}: {err}")
+    return out
+
+
+# --- the parts -------------------------------------------------------------------------------
+
+def _steps(record) -> np.ndarray:
+    return np.asarray(record.steps)
+
+
+def conditional(record, theory) -> dict[str, np.ndarray]:
+    """Per recorded step: gradient norms and backward signals given the measured readout
+    gradient on that step's minibatch (kernel at init: the lazy prediction at step > 0)."""
+    point: Point = record.point
+    inputs = record.inputs
+    n_steps, n_layers = len(_steps(record)), point.arch.n_layers
+    names = ("grad_sq_norm", "bias_grad_sq_norm", "backward_q")
+    out = {f"theory_{n}": np.full((n_steps, n_layers), np.nan) for n in names}
+    index = record.values["batch_index"]
+    grad_output = record.values["batch_grad_output"]
+    for i in range(n_steps):
+        g = grad_output[i]
+        if not np.all(np.isfinite(g)) or not np.all(np.isfinite(index[i])):
+            continue
+        x = inputs.x_train[index[i].astype(np.int64)]
+        pred = theory.conditional_statistics(point.arch, x, g)
+        for n in names:
+            out[f"theory_{n}"][i] = np.asarray(pred[n], dtype=float)
+    return out
+
+
+def at_init(record, theory) -> dict[str, np.ndarray]:
+    """Unconditional predictions on the step-0 minibatch: forward_q, weight norms, active
+    fraction, and the mean and variance over f ~ GP(0, K) of the chi^2-like statistics."""
+    point: Point = record.point
+    inputs = record.inputs
+    arch, loss = point.arch, point.training.loss
+    pred = theory.predict_statistics(arch, inputs.x0, inputs.y0, loss=loss)
+    moments = theory.unconditional_moments(arch, inputs.x0, inputs.y0, loss=loss)
+    forward_q = np.asarray(pred["forward_q"], dtype=float)
+    out = {"theory_forward_q": forward_q,
+           "theory_weight_sq_norm": np.asarray(pred["weight_sq_norm"], dtype=float),
+           "theory_active_fraction": np.array(
+               [active_fraction(theory, arch.activation, q) for q in forward_q[:-1]] + [1.0])}
+    for name in ("grad_sq_norm", "output_mean_sq", "batch_loss"):
+        mean, var = moments[name]
+        out[f"theory_{name}_null_mean"] = np.asarray(mean, dtype=float)
+        out[f"theory_{name}_null_var"] = np.asarray(var, dtype=float)
+    return out
+
+
+def active_fraction(theory, activation: str, q: float, n_grid: int = 20001) -> float:
+    """P(|phi'(h)| > 1e-6) for h ~ N(0, q) (Riemann sum over +-12 standard deviations)."""
+    dphi = theory.activations.dphi_numpy(activation)
+    z = np.linspace(-12, 12, n_grid)
+    w = np.exp(-0.5 * z * z)
+    active = np.abs(dphi(np.sqrt(q) * z)) > ACTIVE_THRESHOLD
+    return float((w * active).sum() / w.sum())
+
+
+def nngp_outputs(record, theory) -> dict[str, np.ndarray]:
+    """Step-0 outputs whitened by the NNGP kernel of the minibatch: (B, output_dim), NaN rows
+    beyond the resolvable eigen-directions."""
+    inputs = record.inputs
+    k = np.asarray(theory.nngp(record.point.arch, inputs.x0), dtype=float)
+    z = whiten(k, inputs.output0)
+    padded = np.full(inputs.output0.shape, np.nan)
+    padded[: len(z)] = z
+    return {"theory_nngp_whitened_output": padded}
+
+
+def whiten(k: np.ndarray, f: np.ndarray, rcond: float = WHITEN_RCOND) -> np.ndarray:
+    """z = Lambda^-1/2 V^T f over the eigenpairs of K with eigenvalue > rcond * max:
+    f (n, outputs) -> z (kept, outputs), iid N(0, 1) when f ~ N(0, K) per output."""
+    evals, evecs = np.linalg.eigh(0.5 * (k + k.T))
+    keep = evals > rcond * evals.max()
+    return (evecs[:, keep].T @ f) / np.sqrt(evals[keep])[:, None]
+
+
+def signal(record, theory) -> dict[str, np.ndarray]:
+    """ln chi_1 of the architecture (fixed-point decay rate per layer)."""
+    chi_1 = float(theory.signal_propagation(record.point.arch).chi_1)
+    return {"theory_ln_chi1": np.asarray(math.log(chi_1) if chi_1 > 0 else np.nan)}
+
+
+def ntk_at_init(record, theory) -> dict[str, np.ndarray]:
+    """Relative Frobenius error of the empirical per-output NTK at init on the probe."""
+    inputs = record.inputs
+    probe = inputs.x_train[: len(inputs.probe_ntk0)]
+    theta = np.asarray(theory.ntk(record.point.arch, probe), dtype=float)
+    err = np.linalg.norm(inputs.probe_ntk0 - theta) / np.linalg.norm(theta)
+    return {"theory_ntk_init_rel_err": np.asarray(err)}
+
+
+def bounds(record, theory) -> dict[str, np.ndarray]:
+    """Product bounds on ||dL/dW_l||_F of the step-0 network, at the raw-weight scale."""
+    inputs, arch = record.inputs, record.point.arch
+    if inputs.grad_output0 is None:
+        return {}
+    args = (inputs.weights0, inputs.preacts0, inputs.grad_output0, inputs.x0)
+    out = {"theory_product_bound": np.asarray(
+        theory.bounds.product_bound(*args, arch.activation), dtype=float) * inputs.w_mult}
+    if arch.activation == "relu":
+        out["theory_relu_masked_bound"] = np.asarray(
+            theory.bounds.relu_masked_bound(*args), dtype=float) * inputs.w_mult
+    return out
+
+
+def finite_width(record, theory) -> dict[str, np.ndarray]:
+    """Hanin-Nica variance of ln grad_sq_norm per layer, inside its setting only."""
+    from gradstats.theory.validity import hanin_nica
+
+    point = record.point
+    if hanin_nica(point) is not None:
+        return {}
+    value = np.asarray(theory.finite_width.ln_grad_sq_norm_variance(point.arch), dtype=float)
+    return {"theory_ln_grad_sq_norm_var": np.broadcast_to(value, (point.arch.n_layers,)).copy()}
+
+
+def lazy(record, theory) -> dict[str, np.ndarray]:
+    """Training loss of the network's linearization at init (same minibatches, lr, momentum)."""
+    point, inputs = record.point, record.inputs
+    t = point.training
+    if t.steps == 0 or inputs.train_ntk0 is None:
+        return {}
+    steps = _steps(record)
+    batches = inputs.batch_array[: t.steps]
+    reachable = steps[steps <= len(batches)]  # a diverged run stops early
+    if len(reachable) == 0:
+        return {}
+    pred = theory.lazy.linearized_sgd(inputs.train_ntk0, inputs.train_output0, inputs.y_train,
+                                      batches, t.lr, reachable, momentum=t.momentum, loss=t.loss)
+    out = np.full(len(steps), np.nan)
+    out[: len(reachable)] = np.asarray(pred["full_loss"], dtype=float)
+    return {"theory_full_loss_lazy": out}
+
+
+PARTS = (("conditional", conditional), ("at init", at_init), ("NNGP outputs", nngp_outputs),
+         ("signal propagation", signal), ("NTK at init", ntk_at_init), ("bounds", bounds),
+         ("finite width", finite_width), ("lazy training", lazy))

@@ -1,0 +1,89 @@
+"""Where each prediction of `gradstats.theory` holds: validity domains and model-error allowances.
+
+Every prediction that `gradstats.comparisons` tests names one of the domains below. A domain
+function returns ``None`` when a point lies inside it, else the reason it does not (a short
+sentence printed beside the verdict ``outside``). Allowances are in the units of the test:
+log-ratio units for multiplicative statistics, per-layer log units for decay rates.
+
+Infinite width at init (`infinite_width`). The kernels and signal-propagation predictions
+are the width -> infinity limit at fixed depth. Their finite-width corrections are of order
+beta = sum_l 1/n_l over the hidden layers (Hanin & Nica 2019: the log of the squared
+input-output Jacobian has variance ~ 5 beta for relu; Roberts, Yaida & Hanin 2022: the
+leading correction to the two-point function is O(depth/width)). We call the prediction valid
+for beta <= `BETA_MAX` = 0.1 and allow a model error of ``FINITE_WIDTH_COEF * beta`` in
+ln(measured/predicted), at most 0.2 (a factor 1.22) inside the domain. The coefficient is
+measured, not derived: `scripts/calibrate_finite_width.py` fits |ln E[measured/predicted]|
+over relu and tanh networks (depths 3-12, widths 64-1024, 48 seeds) and finds it below
+about 2 beta; the calibration tests (tests/comparisons) check the resulting false-alarm rate.
+Outside the domain the theory is not tested: narrow deep networks are exactly where the
+infinite-width prediction is expected to fail, and a verdict there would mean nothing.
+
+Lazy training (`lazy_training`). At step t > 0 the kernel-based predictions hold while the
+network stays close to its linearization: the empirical NTK on the probe batch has moved by
+at most `LAZY_NTK_CHANGE_MAX` = 0.1 (relative Frobenius change, `ntk_rel_change`). A kernel
+off by a relative eps changes the predicted gradient norms by about eps and the log of the
+training loss by about eps * ln(L_0 / L_t) (gradient flow on a quadratic: L_t = sum_i c_i
+exp(-2 lambda_i t), each rate scaled by 1 + eps); these are the allowances.
+
+Hanin-Nica (`hanin_nica`): the finite-width law of ln grad_sq_norm is derived for relu
+networks with Gaussian weights and no bias, one example (batch_size 1) with target 0 and a
+scalar output (`gradstats.theory.finite_width`).
+"""
+
+from __future__ import annotations
+
+from gradstats.spec import Point
+
+BETA_MAX = 0.1
+FINITE_WIDTH_COEF = 2.0
+LAZY_NTK_CHANGE_MAX = 0.1
+
+
+def beta(point: Point) -> float:
+    """sum over hidden layers of 1/width: depth / width."""
+    return point.arch.depth / point.arch.width
+
+
+def infinite_width(point: Point) -> str | None:
+    """None inside the infinite-width domain at init (beta <= 0.1), else the reason."""
+    b = beta(point)
+    if b > BETA_MAX:
+        return f"depth/width = {b:.3g} > {BETA_MAX:g}: finite-width effects are not small"
+    return None
+
+
+def finite_width_allowance(point: Point) -> float:
+    """Model-error allowance of infinite-width predictions, ln units: 2 beta (<= 0.2 inside)."""
+    return FINITE_WIDTH_COEF * min(beta(point), BETA_MAX)
+
+
+def lazy_training(step: int, ntk_change: float) -> str | None:
+    """None when a step-``step`` prediction from the kernel at init applies (step 0, or the
+    measured relative NTK change <= 0.1), else the reason."""
+    if step == 0:
+        return None
+    if not ntk_change == ntk_change:  # NaN: not measured (or diverged)
+        return "NTK change not measured: the lazy-regime validity cannot be checked"
+    if ntk_change > LAZY_NTK_CHANGE_MAX:
+        return (f"NTK moved by {ntk_change:.2g} > {LAZY_NTK_CHANGE_MAX:g} by step {step}: "
+                "not in the lazy regime")
+    return None
+
+
+def hanin_nica(point: Point) -> str | None:
+    """None inside the setting of the Hanin-Nica finite-width law, else the reason."""
+    a, t, d = point.arch, point.training, point.data
+    problems = []
+    if a.activation != "relu":
+        problems.append(f"activation {a.activation} (relu only)")
+    if a.init != "gaussian":
+        problems.append(f"init {a.init} (Gaussian weights only)")
+    if a.bias and a.sigma_b2 > 0:
+        problems.append("a bias (none allowed)")
+    if t.batch_size != 1:
+        problems.append(f"batch_size {t.batch_size} (one example)")
+    if d.teacher != "zero" or t.loss != "mse":
+        problems.append("targets other than 0 with mse")
+    if a.output_dim != 1:
+        problems.append("several outputs")
+    return "Hanin-Nica setting needs " + ", ".join(problems) if problems else None
