@@ -168,8 +168,21 @@ def finite_width(record, theory) -> dict[str, np.ndarray]:
     point = record.point
     if hanin_nica(point) is not None:
         return {}
-    value = np.asarray(theory.finite_width.ln_grad_sq_norm_variance(point.arch), dtype=float)
-    return {"theory_ln_grad_sq_norm_var": np.broadcast_to(value, (point.arch.n_layers,)).copy()}
+    arch = point.arch
+    var = np.broadcast_to(np.asarray(theory.finite_width.ln_grad_sq_norm_variance(arch),
+                                     dtype=float), (arch.n_layers,)).copy()
+    return {"theory_ln_grad_sq_norm_var": var,
+            "theory_ln_grad_sq_norm_kurtosis": ln_grad_sq_norm_cumulant4(arch) / var**2}
+
+
+def ln_grad_sq_norm_cumulant4(arch) -> float:
+    """4th cumulant of ln ||dL/dW_L||^2 in the Hanin-Nica setting: ln of the readout's
+    chi^2_1 gives polygamma(3, 1/2) = pi^4, and each hidden layer's ln chi^2_{K} (K ~ n/2 active
+    units, entering twice: 2 ln ||a_{L-1}||^2) adds 16 polygamma(3, n/4) - a few percent at width
+    16 (the binomial spread of K is neglected). Used as the kurtosis of the variance test."""
+    from scipy.special import polygamma
+
+    return float(np.pi**4 + 16 * arch.depth * polygamma(3, arch.width / 4))
 
 
 def lazy(record, theory) -> dict[str, np.ndarray]:

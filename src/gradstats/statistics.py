@@ -264,6 +264,11 @@ for _s in (
               "theory: variance of ln grad_sq_norm over networks", "1",
               "Hanin-Nica finite-width law (relu, one example, target 0): "
               "gradstats.theory.finite_width.ln_grad_sq_norm_variance", kind="prediction"),
+    Statistic("theory_ln_grad_sq_norm_kurtosis", ("layer",),
+              "theory: excess kurtosis of ln grad_sq_norm over networks", "1",
+              "4th cumulant / variance^2 of ln grad_sq_norm in the Hanin-Nica setting "
+              "(pi^4 from the readout's ln chi^2_1 plus the hidden layers' terms)",
+              kind="prediction"),
     Statistic("theory_full_loss_lazy", ("step",), "theory: full-batch loss of the linearized net",
               "1", "training loss of the network's linearization around init trained with the "
               "same minibatches, lr and momentum (empirical NTK of the measured network at init "

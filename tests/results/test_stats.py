@@ -443,3 +443,58 @@ def test_verdict_codes_follow_the_four_valued_rules():
     grid = stats.verdict_codes(np.full((2, 3), 0.5), np.full((2, 3), 2.0), 0.01, np.array([1.5, 2.0, 3.0]))
     np.testing.assert_array_equal(grid, [[stats.UNDETERMINED, stats.AGREE, stats.AGREE]] * 2)
     assert [stats.VERDICT_NAMES[c] for c in (0, 1, 2, 3)] == ["disagree", "agree", "outside", "undetermined"]
+
+
+# --- log_variance_test (the Hanin-Nica variance comparison) -----------------------------------
+
+def _ln_chi2_plus_gaussian(rng, shape, gaussian_var):
+    """ln chi^2_1 + N(0, gaussian_var): the shape of ln grad_sq_norm in the Hanin-Nica setting;
+    its variance is psi'(1/2) + gaussian_var = pi^2/2 + gaussian_var (closed form)."""
+    return np.log(rng.chisquare(1, shape)) + rng.normal(0.0, np.sqrt(gaussian_var), shape)
+
+
+LN_CHI2_KURTOSIS = np.pi**4  # 4th cumulant of ln chi^2_1: the trigamma's second derivative at 1/2
+
+
+@pytest.mark.parametrize("n", [8, 24, 96])
+@pytest.mark.parametrize("level", [0.05, 0.01])
+def test_log_variance_test_false_rate_with_the_predicted_kurtosis(n, level):
+    rng = np.random.default_rng(11)
+    reps = 20000
+    true_var = np.pi**2 / 2 + 1.0
+    x = _ln_chi2_plus_gaussian(rng, (reps, n), 1.0)
+    kurt = LN_CHI2_KURTOSIS / true_var**2
+    res = stats.log_variance_test(x, true_var, level, excess_kurtosis=kurt)
+    rate = np.mean(res.pvalue < level)
+    mc_se = np.sqrt(level * (1 - level) / reps)
+    # within 2x of nominal (the acceptance rule of the calibration tests), plus 4 MC SEs
+    assert rate <= 2 * level + 4 * mc_se, rate
+
+
+def test_log_variance_test_sample_kurtosis_is_anti_conservative():
+    """Why the theory's kurtosis is passed: the sample one is biased low (documented rate)."""
+    rng = np.random.default_rng(13)
+    true_var = np.pi**2 / 2 + 1.0
+    x = _ln_chi2_plus_gaussian(rng, (20000, 24), 1.0)
+    assert np.mean(stats.log_variance_test(x, true_var, 0.05).pvalue < 0.05) > 0.08
+
+
+def test_log_variance_test_detects_a_doubled_variance_at_96_seeds():
+    rng = np.random.default_rng(12)
+    reps, level = 4000, 0.01
+    true_var = np.pi**2 / 2 + 1.0
+    x = _ln_chi2_plus_gaussian(rng, (reps, 96), 1.0)
+    kurt = LN_CHI2_KURTOSIS / true_var**2
+    doubled = stats.log_variance_test(x, 2 * true_var, level, excess_kurtosis=kurt)
+    halved = stats.log_variance_test(x, true_var / 2, level, excess_kurtosis=kurt)
+    # the detectable ratio (80% power) is ~2.3 at 96 seeds, so a 2x error is caught more often
+    # than not, in both directions
+    assert np.mean(doubled.pvalue < level) > 0.5 and np.mean(halved.pvalue < level) > 0.5
+    se = np.sqrt(2 / 95 + kurt / 96)
+    expected = np.exp((sps.t.isf(0.005, 95) + sps.t.ppf(0.8, 95)) * se)
+    assert np.allclose(doubled.detectable, expected)
+
+
+def test_log_variance_test_needs_four_seeds():
+    res = stats.log_variance_test(np.arange(3.0)[None, :], 1.0, 0.01)
+    assert np.isnan(res.pvalue).all() and np.isnan(res.estimate).all()

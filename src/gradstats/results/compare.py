@@ -219,7 +219,10 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
     if comparison.layers == "decay":  # ln 2 over the whole network, per layer
         max_detectable = math.log(decl.MAX_RATIO) / np.maximum(
             _depth(ctx).broadcast_like(template).values, 1)
-    codes = stats.verdict_codes(np.where(tested, p_holm, p), detectable, ctx.level,
+    powered = detectable
+    if not np.isfinite(np.atleast_1d(max_detectable)).any():  # no notion of power (KS, bound)
+        powered, max_detectable = np.zeros(p.shape), math.inf
+    codes = stats.verdict_codes(np.where(tested, p_holm, p), powered, ctx.level,
                                 max_detectable, outside=outside)
     codes = np.where(outside | np.isfinite(p), codes, np.nan)
     n_tested = int(tested.sum())
@@ -251,8 +254,7 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
         "test": comparison.test, "steps": comparison.steps,
         "tested_steps": _tested_steps(template, tested),
         "domain": decl.domain_text(comparison), "allowance": decl.allowance_text(comparison),
-        "max_detectable": float(np.nanmax(np.atleast_1d(max_detectable)))
-        if np.isfinite(np.atleast_1d(max_detectable)).any() else math.nan,
+        "max_detectable": float(np.max(np.atleast_1d(max_detectable))),
         "level": ctx.level, "n_tested": n_tested,
         "raw_disagree": int((tested & (p < ctx.level)).sum()),
         "expected_false_raw": stats.expected_false_disagreements(n_tested, ctx.level),
@@ -505,7 +507,12 @@ def run_log_variance(ctx: Context, comparison: Comparison) -> dict[str, xr.DataA
     log_m = np.log(measured.where(measured > 0))
     m, p = _cells(log_m, predicted)
     template = _cell_template(m)
-    result = stats.log_variance_test(m.values, p.mean(SEED_DIM).values, ctx.level)
+    kurt = None
+    if "theory_ln_grad_sq_norm_kurtosis" in ctx.ds:
+        k = ctx.ds["theory_ln_grad_sq_norm_kurtosis"].mean(SEED_DIM)
+        kurt = k.broadcast_like(template).transpose(*template.dims).values
+    result = stats.log_variance_test(m.values, p.mean(SEED_DIM).values, ctx.level,
+                                     excess_kurtosis=kurt)
     values = {"mean": np.nanvar(m.values, axis=-1, ddof=1), "pred": p.mean(SEED_DIM).values,
               "ratio": np.exp(result.estimate), "estimate": result.estimate, "se": result.se,
               "p": result.pvalue, "detectable": result.detectable}
