@@ -18,6 +18,7 @@ _EXPORTS = {
     "critical_sigma_w2": "signal",
     "predict_statistics": "predict", "conditional_statistics": "predict",
     "unconditional_moments": "predict",
+    "linearized_sgd": "lazy",
     "enable_x64": "_compat",
 }
 _SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width",
