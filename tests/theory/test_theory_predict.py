@@ -110,3 +110,83 @@ def test_input_validation():
 def test_registry_marks_predicted_statistics():
     for name in PREDICTED:
         assert statistics.get(name).theory, name
+
+
+def _brute_force_statistics(arch, x, y, loss, draws, seed):
+    """Per draw of f ~ GP(0, K) (i.i.d. over outputs), the statistics computed from f directly:
+    {name: (draws, ...)} for grad_sq_norm, bias_grad_sq_norm, output_mean_sq, batch_loss."""
+    from scipy.special import logsumexp, softmax
+
+    b, n_out = x.shape[0], arch.output_dim
+    kern = theory.layer_kernels(arch, x, x64=True)
+    rng = np.random.default_rng(seed)
+    f = rng.multivariate_normal(np.zeros(b), kern["nngp"], size=(draws, n_out), method="eigh")
+    f = np.swapaxes(f, 1, 2)  # (draws, B, n_out)
+    if loss == "mse":
+        g = (f - y) / b
+        batch_loss = 0.5 * np.sum((f - y) ** 2, axis=2).mean(axis=1)
+    else:
+        onehot = np.eye(n_out)[y]
+        g = (softmax(f, axis=2) - onehot) / b
+        batch_loss = (logsumexp(f, axis=2) - np.sum(f * onehot, axis=2)).mean(axis=1)
+    return {"grad_sq_norm": np.einsum("lij,sik,sjk->sl", kern["ntk_weight"], g, g),
+            "bias_grad_sq_norm": np.einsum("lij,sik,sjk->sl", kern["ntk_bias"], g, g),
+            "output_mean_sq": np.mean(f**2, axis=(1, 2)), "batch_loss": batch_loss}
+
+
+def _variance_se(samples: np.ndarray) -> np.ndarray:
+    """Standard error of the sample variance: sqrt(Var[(s - mean)^2] / n) (delta method)."""
+    dev2 = (samples - samples.mean(axis=0)) ** 2
+    return dev2.std(axis=0, ddof=1) / np.sqrt(samples.shape[0])
+
+
+MOMENT_CASES = [
+    ("mse", 1, True), ("mse", 3, True), ("mse", 2, False),
+    ("cross_entropy", 2, True), ("cross_entropy", 4, False),
+]
+
+
+@pytest.mark.parametrize(("loss", "n_out", "bias"), MOMENT_CASES)
+def test_unconditional_moments_against_brute_force(loss, n_out, bias):
+    x = sphere_inputs(6, 5, seed=41)
+    rng = np.random.default_rng(42)
+    y = rng.normal(size=(6, n_out)) if loss == "mse" else rng.integers(0, n_out, size=6)
+    arch = Architecture(width=64, depth=2, activation="tanh", sigma_w2=1.8, sigma_b2=0.05,
+                        bias=bias, input_dim=5, output_dim=n_out)
+    n_samples = 32768
+    moments = theory.unconditional_moments(arch, x, y, loss=loss, n_samples=n_samples)
+    pred = theory.predict_statistics(arch, x, y, loss=loss, n_samples=n_samples)
+    brute = _brute_force_statistics(arch, x, y, loss, draws=n_samples, seed=43)
+    for name, (mean, var) in moments.items():
+        assert mean.shape == var.shape == pred[name].shape, name
+        if name == "bias_grad_sq_norm" and not bias:
+            assert np.all(np.isnan(mean)) and np.all(np.isnan(var))
+            continue
+        # the means are predict_statistics' (closed forms for mse; the same seeded draws for CE)
+        np.testing.assert_allclose(mean, pred[name], rtol=1e-10, err_msg=name)
+        samples = brute[name]
+        # closed forms (mse, and output_mean_sq always) carry no sampling error; the cross-entropy
+        # moments are themselves a Monte Carlo of the same size, so their error adds in quadrature
+        exact = loss == "mse" or name == "output_mean_sq"
+        se_var = _variance_se(samples) * (1.0 if exact else np.sqrt(2.0))
+        se_mean = samples.std(axis=0, ddof=1) / np.sqrt(n_samples) * (1.0 if exact else np.sqrt(2.0))
+        assert np.all(np.abs(samples.var(axis=0, ddof=1) - var) < 4 * se_var), (name, var)
+        assert np.all(np.abs(samples.mean(axis=0) - mean) < 4 * se_mean), (name, mean)
+        assert np.all(var > 0), name
+
+
+def test_unconditional_moments_mse_closed_form():
+    """One output, A = Theta^W_l / B^2: Var = 2 tr(AKAK) + 4 y^T A K A y, written out."""
+    x = sphere_inputs(4, 3, seed=51)
+    y = np.random.default_rng(52).normal(size=(4, 1))
+    arch = Architecture(width=16, depth=1, activation="relu", sigma_w2=2.0, sigma_b2=0.1,
+                        input_dim=3)
+    kern = theory.layer_kernels(arch, x, x64=True)
+    k, b = kern["nngp"], 4
+    moments = theory.unconditional_moments(arch, x, y)
+    for l in range(arch.n_layers):
+        a = kern["ntk_weight"][l] / b**2
+        expected = 2 * np.trace(a @ k @ a @ k) + 4 * (y[:, 0] @ a @ k @ a @ y[:, 0])
+        assert moments["grad_sq_norm"][1][l] == pytest.approx(expected, rel=1e-10)
+    # output_mean_sq = f^T f / B, f ~ N(0, K): Var = 2 tr(K^2) / B^2
+    assert moments["output_mean_sq"][1] == pytest.approx(2 * np.trace(k @ k) / b**2, rel=1e-10)

@@ -16,7 +16,9 @@ _EXPORTS = {
     "Quadrature": "activations",
     "signal_propagation": "signal", "SignalPropagation": "signal", "phase_diagram": "signal",
     "critical_sigma_w2": "signal",
-    "predict_statistics": "predict",
+    "predict_statistics": "predict", "conditional_statistics": "predict",
+    "unconditional_moments": "predict",
+    "linearized_sgd": "lazy",
     "enable_x64": "_compat",
 }
 _SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width",

@@ -30,9 +30,20 @@ targets y, to leading order in 1/width (exact where stated). Conventions, matchi
 Cross-entropy: the readout expectations E[g_i . g_j], E[g_ik^2] and E[l_i] have no closed form;
 they are Monte Carlo averages over ``n_samples`` draws of the Gaussian process outputs
 f ~ N(0, K) per class (seeded, so deterministic), everything else as above.
+
+Two companions share these conventions:
+
+- `conditional_statistics`: the prediction for the network that was measured, given its
+  measured readout gradient g = dL/df at step 0: ``grad_sq_norm[l-1] = sum_k g_k^T Theta_l^W g_k``.
+  Per seed, measured/conditional is concentrated (relative spread O(sqrt(depth/width))), while
+  measured/unconditional spreads like a chi^2 variable (the outputs share a few modes).
+- `unconditional_moments`: the mean AND the variance over f ~ GP(0, K) of one seed's
+  statistic: its null distribution at infinite width (Theta deterministic).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -45,47 +56,54 @@ PREDICTED = ("grad_sq_norm", "bias_grad_sq_norm", "forward_q", "backward_q", "ou
              "weight_sq_norm", "batch_loss")
 
 
+def _ce_readout_chunks(k: np.ndarray, labels: np.ndarray, n_classes: int, n_samples: int,
+                       seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Seeded draws f ~ N(0, K) i.i.d. per class, in chunks of at most 4096 draws.
+
+    Yields (g, logp), each (s, B, n_classes): g = softmax(f) - onehot(y) = dl_i/df_i and the
+    log-softmax of f. The same (k, labels, n_samples, seed) always gives the same draws.
+    """
+    rng = np.random.default_rng(seed)
+    evals, evecs = np.linalg.eigh(0.5 * (k + k.T))
+    root = evecs * np.sqrt(np.clip(evals, 0, None))  # K = root root^T
+    onehot = np.eye(n_classes)[labels]
+    done = 0
+    while done < n_samples:
+        s = min(4096, n_samples - done)
+        z = rng.standard_normal((s, k.shape[0], n_classes))
+        f = np.einsum("ij,sjc->sic", root, z)
+        f = f - f.max(axis=-1, keepdims=True)
+        logp = f - np.log(np.exp(f).sum(axis=-1, keepdims=True))
+        yield np.exp(logp) - onehot, logp
+        done += s
+
+
 def _readout_moments_ce(k: np.ndarray, labels: np.ndarray, n_classes: int, n_samples: int,
                         seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte Carlo over f ~ N(0, K) i.i.d. per class: E[g_i.g_j] (B,B), E[g_ik^2] mean over k (B,),
     E[l_i] (B,), with g = softmax(f) - onehot(y)."""
     b = k.shape[0]
-    rng = np.random.default_rng(seed)
-    evals, evecs = np.linalg.eigh(0.5 * (k + k.T))
-    root = evecs * np.sqrt(np.clip(evals, 0, None))  # K = root root^T
     gg = np.zeros((b, b))
     g2 = np.zeros(b)
     loss = np.zeros(b)
     onehot = np.eye(n_classes)[labels]
-    done = 0
-    while done < n_samples:
-        s = min(4096, n_samples - done)
-        z = rng.standard_normal((s, b, n_classes))
-        f = np.einsum("ij,sjc->sic", root, z)
-        f = f - f.max(axis=-1, keepdims=True)
-        logp = f - np.log(np.exp(f).sum(axis=-1, keepdims=True))
-        g = np.exp(logp) - onehot
+    for g, logp in _ce_readout_chunks(k, labels, n_classes, n_samples, seed):
         gg += np.einsum("sic,sjc->ij", g, g)
         g2 += (g * g).mean(axis=-1).sum(axis=0)
         loss += -(logp * onehot).sum(axis=-1).sum(axis=0)
-        done += s
     return gg / n_samples, g2 / n_samples, loss / n_samples
 
 
-def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
-                       x64: bool | None = True, n_samples: int = 65536, seed: int = 0,
-                       quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
-    """Expected statistics at initialization for minibatch ``x`` (B, input_dim).
-
-    ``y``: (B, output_dim) float targets (mse; a (B,) vector is accepted when output_dim = 1)
-    or (B,) int labels (cross_entropy). Returns numpy arrays keyed by registry name:
-    grad_sq_norm, bias_grad_sq_norm, forward_q, backward_q, weight_sq_norm (each (depth+1,)),
-    output_mean_sq and batch_loss (scalars). See the module docstring for the conventions.
-    """
+def _check_x(arch: Architecture, x) -> np.ndarray:
+    """The minibatch as a float (B, input_dim) array."""
     x = np.asarray(x, dtype=float)
     if x.ndim != 2 or x.shape[1] != arch.input_dim:
         raise ValueError(f"x must be (B, {arch.input_dim}), got shape {x.shape}")
-    b = x.shape[0]
+    return x
+
+
+def _check_targets(arch: Architecture, y, loss: str, b: int) -> np.ndarray:
+    """mse: (B, output_dim) floats ((B,) accepted when output_dim = 1); cross_entropy: (B,) ints."""
     n_out = arch.output_dim
     if loss == "mse":
         y = np.asarray(y, dtype=float)
@@ -101,6 +119,39 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
             raise ValueError(f"labels must lie in 0..{n_out - 1}")
     else:
         raise ValueError(f"unknown loss {loss!r}; choose mse or cross_entropy")
+    return y
+
+
+def _backward_chain(arch: Architecture, dphi2: np.ndarray, readout_bq: np.ndarray) -> np.ndarray:
+    """Per-example backward signal of every layer, (L, B), from the readout's, (B,).
+
+    E[delta_l^2] = sigma_w^2 E[phi'(h_l)^2] (n_{l+1}/n_l) E[delta_{l+1}^2] with dphi2 (L, B)
+    from `diag_recursion`, n_{depth+1} = output_dim and n_l = width.
+    """
+    n_layers = arch.n_layers
+    sw2 = float(arch.sigma_w2)
+    bq = np.empty((n_layers, readout_bq.shape[0]))
+    bq[-1] = readout_bq
+    for l in range(n_layers - 1, 0, -1):  # 1-based layer l = n_layers-1 .. 1
+        fan_ratio = arch.fan_out(l + 1) / arch.fan_out(l)
+        bq[l - 1] = sw2 * dphi2[l - 1] * fan_ratio * bq[l]
+    return bq
+
+
+def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
+                       x64: bool | None = True, n_samples: int = 65536, seed: int = 0,
+                       quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
+    """Expected statistics at initialization for minibatch ``x`` (B, input_dim).
+
+    ``y``: (B, output_dim) float targets (mse; a (B,) vector is accepted when output_dim = 1)
+    or (B,) int labels (cross_entropy). Returns numpy arrays keyed by registry name:
+    grad_sq_norm, bias_grad_sq_norm, forward_q, backward_q, weight_sq_norm (each (depth+1,)),
+    output_mean_sq and batch_loss (scalars). See the module docstring for the conventions.
+    """
+    x = _check_x(arch, x)
+    b = x.shape[0]
+    n_out = arch.output_dim
+    y = _check_targets(arch, y, loss, b)
 
     with x64_scope(x64):
         kern = layer_kernels(arch, x, quadrature=quadrature)
@@ -121,13 +172,9 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
     grad = np.einsum("lij,ij->l", tw, gg) / b**2
     bias_grad = np.einsum("lij,ij->l", tb, gg) / b**2 if arch.bias else np.full(arch.n_layers, np.nan)
 
+    bq = _backward_chain(arch, dphi2, readout_bq)
     n_layers = arch.n_layers
     sw2 = float(arch.sigma_w2)
-    bq = np.empty((n_layers, b))
-    bq[-1] = readout_bq
-    for l in range(n_layers - 1, 0, -1):  # 1-based layer l = n_layers-1 .. 1
-        fan_ratio = arch.fan_out(l + 1) / arch.fan_out(l)
-        bq[l - 1] = sw2 * dphi2[l - 1] * fan_ratio * bq[l]
 
     return {
         "grad_sq_norm": grad,
@@ -138,3 +185,108 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
         "weight_sq_norm": np.array([arch.fan_out(l) * sw2 for l in range(1, n_layers + 1)]),
         "batch_loss": np.asarray(exp_loss),
     }
+
+
+def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | None = True,
+                           quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
+    """Infinite-width prediction for the network that was measured, given its readout gradient.
+
+    ``x``: (B, input_dim) step-0 minibatch; ``grad_output``: (B, output_dim) the measured
+    g = dL/df at step 0 (any loss; it carries the 1/B of the mean loss; (B,) is accepted when
+    output_dim = 1). Since <df_k(x_i)/dW_l, df_k'(x_j)/dW_l> -> delta_kk' Theta_l^W(x_i, x_j)
+    independently of f, ``dL/dW_l = sum_ik g_ik df_k(x_i)/dW_l`` has squared norm
+    ``sum_k g_k^T Theta_l^W g_k`` given g. Returns numpy arrays, each (depth+1,):
+
+    - ``grad_sq_norm``: that quadratic form with layer l's weight NTK term (raw-weight
+      convention of `predict_statistics`);
+    - ``bias_grad_sq_norm``: the same with the bias term Theta_l^b (NaN without bias);
+    - ``backward_q``: readout entry = mean over examples and outputs of (B g_ik)^2, the measured
+      per-example readout signal itself (equal to the measurement by construction, so it is no
+      test of the theory); hidden layers propagate it per example as `predict_statistics` does
+      (sigma_w^2 E[phi'(h_l)^2] (n_{l+1}/n_l) per layer) and then average over examples.
+    """
+    x = _check_x(arch, x)
+    b, n_out = x.shape[0], arch.output_dim
+    g = np.asarray(grad_output, dtype=float)
+    if g.ndim == 1 and n_out == 1:
+        g = g[:, None]
+    if g.shape != (b, n_out):
+        raise ValueError(f"grad_output must be (B, output_dim) = {(b, n_out)}, got {g.shape}")
+    with x64_scope(x64):
+        kern = layer_kernels(arch, x, quadrature=quadrature)
+        dphi2 = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim,
+                               quadrature=quadrature)["dphi2"]  # (L, B)
+    gg = g @ g.T  # sum_k g_ik g_jk, (B, B)
+    grad = np.einsum("lij,ij->l", kern["ntk_weight"], gg)
+    bias_grad = (np.einsum("lij,ij->l", kern["ntk_bias"], gg) if arch.bias
+                 else np.full(arch.n_layers, np.nan))
+    readout_bq = np.mean((b * g) ** 2, axis=1)  # (B,)
+    return {"grad_sq_norm": grad, "bias_grad_sq_norm": bias_grad,
+            "backward_q": _backward_chain(arch, dphi2, readout_bq).mean(axis=1)}
+
+
+def _quadratic_moments(a: np.ndarray, k: np.ndarray, shift: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of m = sum_k (f_k - s_k)^T A (f_k - s_k), f_k ~ N(0, K) i.i.d. over k.
+
+    a: (..., B, B) symmetric; k: (B, B); shift s: (B, n_out). With z_k = f_k - s_k ~ N(-s_k, K):
+    E m = n_out tr(AK) + sum_k s_k^T A s_k, Var m = sum_k [2 tr(AKAK) + 4 s_k^T A K A s_k].
+    Returns (mean, var), each of shape (...).
+    """
+    n_out = shift.shape[1]
+    ak = a @ k
+    a_shift = a @ shift  # (..., B, n_out)
+    mean = n_out * np.trace(ak, axis1=-2, axis2=-1) + np.einsum("ik,...ik->...", shift, a_shift)
+    var = (2 * n_out * np.einsum("...ij,...ji->...", ak, ak)
+           + 4 * np.einsum("...ik,ij,...jk->...", a_shift, k, a_shift))
+    return mean, var
+
+
+def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samples: int = 65536,
+                          seed: int = 0, x64: bool | None = True,
+                          quadrature: act.Quadrature | None = None
+                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and variance of one seed's statistic over the infinite-width outputs f ~ GP(0, K).
+
+    f is i.i.d. over output units with K the NNGP of the batch ``x`` (B, input_dim); the per-layer
+    NTK terms are deterministic. ``y`` as in `predict_statistics`. Returns {name: (mean, var)}
+    for ``grad_sq_norm`` and ``bias_grad_sq_norm`` ((depth+1,) each; NaN without bias),
+    ``output_mean_sq`` and ``batch_loss`` (scalars). The means equal `predict_statistics`.
+
+    mse: every statistic is a Gaussian quadratic form sum_k (f_k - s_k)^T A (f_k - s_k) with
+    closed-form moments (`_quadratic_moments`): grad_sq_norm A = Theta_l^W / B^2, s = y (g = (f - y)/B);
+    bias_grad_sq_norm A = Theta_l^b / B^2, s = y; output_mean_sq A = I / (B n_out), s = 0;
+    batch_loss A = I / (2B), s = y. cross_entropy: output_mean_sq as for mse; the others are the
+    sample mean and variance (ddof=1) over the ``n_samples`` seeded draws of f that
+    `predict_statistics` uses (same ``seed``, so the means agree to round-off).
+    """
+    x = _check_x(arch, x)
+    b, n_out = x.shape[0], arch.output_dim
+    y = _check_targets(arch, y, loss, b)
+    with x64_scope(x64):
+        kern = layer_kernels(arch, x, quadrature=quadrature)
+    k, tw, tb = kern["nngp"], kern["ntk_weight"], kern["ntk_bias"]
+    eye = np.eye(b)
+    nan_layers = (np.full(arch.n_layers, np.nan), np.full(arch.n_layers, np.nan))
+    out_sq = _quadratic_moments(eye / (b * n_out), k, np.zeros((b, n_out)))
+    if loss == "mse":
+        return {"grad_sq_norm": _quadratic_moments(tw / b**2, k, y),
+                "bias_grad_sq_norm": _quadratic_moments(tb / b**2, k, y) if arch.bias else nan_layers,
+                "output_mean_sq": out_sq,
+                "batch_loss": _quadratic_moments(eye / (2 * b), k, y)}
+
+    grads, bias_grads, losses = [], [], []
+    onehot = np.eye(n_out)[y]
+    for g, logp in _ce_readout_chunks(k, y, n_out, n_samples, seed):
+        gg = np.einsum("sic,sjc->sij", g, g) / b**2  # per draw, (s, B, B)
+        grads.append(np.einsum("lij,sij->sl", tw, gg))
+        bias_grads.append(np.einsum("lij,sij->sl", tb, gg))
+        losses.append(-(logp * onehot).sum(axis=-1).mean(axis=-1))
+
+    def moments(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        values = np.concatenate(chunks)
+        return values.mean(axis=0), values.var(axis=0, ddof=1)
+
+    return {"grad_sq_norm": moments(grads),
+            "bias_grad_sq_norm": moments(bias_grads) if arch.bias else nan_layers,
+            "output_mean_sq": out_sq, "batch_loss": moments(losses)}
