@@ -33,7 +33,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gradstats.theory.validity import BETA_MAX, FINITE_WIDTH_COEF, LAZY_NTK_CHANGE_MAX
+from gradstats.theory.validity import (
+    BETA_MAX,
+    BETA_MAX_OUTPUTS,
+    FINITE_WIDTH_COEF,
+    LAZY_NTK_CHANGE_MAX,
+)
 
 DEFAULT_LEVEL = 0.01
 MAX_RATIO = 2.0  # "agree" requires that a theory off by 2x would have been flagged (80% power)
@@ -44,12 +49,14 @@ class Comparison:
     """One declared theory-vs-measurement comparison (a row of the table, a test family).
 
     measured / predicted: dataset variable names (predicted may be a tuple: null mean, var).
-    test: see the module docstring. steps: ``"init"`` (step 0 only) or ``"training"`` (every
-    recorded step; step > 0 inside the lazy domain). domain: ``"infinite_width"``,
-    ``"hanin_nica"``, ``"lazy"`` or ``"any"`` (an exact statement). layers: ``"all"``,
-    ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (2 beta),
-    ``"rate"`` (2/width per layer), ``"lazy_loss"`` or ``"none"``; at step > 0 the relative
-    NTK change is added for kernel-based rows. max_detectable: a ratio (ratio tests) or an
+    test: see the module docstring. steps: ``"init"`` (step 0 only), ``"training"`` (every
+    recorded step; step > 0 inside the lazy domain) or ``"last"``. domain: ``"infinite_width"``,
+    ``"outputs"`` (the output distribution, a tighter beta), ``"hanin_nica"``, ``"lazy"`` or
+    ``"any"`` (an exact statement) - `gradstats.theory.validity`. layers: ``"all"``,
+    ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (2 beta in
+    ln), ``"rate"`` (the per-layer allowance spread over the fitted layers), ``"resolution"``,
+    ``"lazy_loss"``, ``"exponent"`` or ``"none"``; at step > 0 the relative NTK change is
+    added for kernel-based rows. max_detectable: a ratio (ratio tests) or an
     absolute difference (``difference``; for ``"decay"`` rows ln 2 / depth per layer).
     """
 
@@ -84,21 +91,23 @@ COMPARISONS: tuple[Comparison, ...] = (
                "theory_weight_sq_norm", "log_ratio", domain="any", allowance="none",
                source="exact expectation at init"),
     Comparison("active_fraction", "fraction of active units", "active_fraction",
-               "theory_active_fraction", "difference", layers="hidden", allowance="none",
+               "theory_active_fraction", "difference", layers="hidden", allowance="resolution",
                max_detectable=0.05, source="P(|phi'(h)| > 1e-6), h ~ N(0, q_l)"),
     Comparison("grad_sq_norm_marginal", "weight-gradient norm over outputs f ~ GP (unconditional)",
                "grad_sq_norm", ("theory_grad_sq_norm_null_mean", "theory_grad_sq_norm_null_var"),
-               "quadratic_form", source=INFINITE_WIDTH),
+               "quadratic_form", domain="outputs", source=INFINITE_WIDTH),
     Comparison("output_mean_sq", "mean squared output over f ~ GP", "output_mean_sq",
                ("theory_output_mean_sq_null_mean", "theory_output_mean_sq_null_var"),
-               "quadratic_form", source="NNGP"),
+               "quadratic_form", domain="outputs", source="NNGP"),
     Comparison("batch_loss", "minibatch loss over f ~ GP", "batch_loss",
                ("theory_batch_loss_null_mean", "theory_batch_loss_null_var"), "quadratic_form",
-               source="NNGP"),
+               domain="outputs", source="NNGP"),
     Comparison("nngp_output_var", "step-0 outputs whitened by the NNGP: mean z^2 = 1",
-               "theory_nngp_whitened_output", "", "chi2_whitened", source="NNGP"),
+               "theory_nngp_whitened_output", "", "chi2_whitened", domain="outputs",
+               source="NNGP"),
     Comparison("nngp_ks", "step-0 outputs whitened by the NNGP: Gaussian (KS)",
-               "theory_nngp_whitened_output", "", "ks", max_detectable=math.nan, source="NNGP"),
+               "theory_nngp_whitened_output", "", "ks", domain="outputs", max_detectable=math.nan,
+               source="NNGP"),
     Comparison("backward_q_decay", "decay rate of backward_q per layer (hidden layers)",
                "backward_q", "theory_backward_q", "difference", layers="decay",
                allowance="rate", source="signal propagation: ln chi_1 at the fixed point"),
@@ -145,7 +154,8 @@ def allowance_text(comparison: Comparison) -> str:
     return {
         "finite_width": f"{FINITE_WIDTH_COEF:g} beta in ln (<= {FINITE_WIDTH_COEF * BETA_MAX:g})"
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
-        "rate": f"{FINITE_WIDTH_COEF:g}/width per layer",
+        "rate": f"2 x {FINITE_WIDTH_COEF:g} beta / (layers spanned - 1) per layer",
+        "resolution": "1 / (batch x width): one unit-example pair",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "none": "none",
@@ -157,6 +167,7 @@ def domain_text(comparison: Comparison) -> str:
     text = {"infinite_width": f"depth/width <= {BETA_MAX:g}",
             "hanin_nica": "relu, Gaussian, no bias, batch 1, target 0",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
+            "outputs": f"depth/width <= {BETA_MAX_OUTPUTS:g}",
             "any": "any network"}[comparison.domain]
     if comparison.steps == "training" and comparison.domain == "infinite_width":
         text += f"; step > 0: NTK change <= {LAZY_NTK_CHANGE_MAX:g}"

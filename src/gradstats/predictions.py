@@ -23,7 +23,6 @@ import numpy as np
 from gradstats.spec import Point
 
 ACTIVE_THRESHOLD = 1e-6  # as the simulator's active_fraction
-WHITEN_RCOND = 1e-6  # NNGP eigenvalues below this fraction of the largest are not resolvable
 
 
 @dataclass
@@ -46,9 +45,13 @@ def predict_record(record: Any, theory: Any = None) -> Predictions:
     if record.inputs is None:
         out.notes.append("no theory inputs recorded")
         return out
+    from threadpoolctl import threadpool_limits
+
     from gradstats.theory._compat import x64_scope
 
-    with x64_scope(True):
+    # one BLAS thread, like the simulator's one torch thread per worker: multithreaded
+    # OpenBLAS on a busy machine made a 512 x 512 spectral norm 20x slower (measured)
+    with x64_scope(True), threadpool_limits(limits=1, user_api="blas"):
         for name, part in PARTS:
             try:
                 out.values.update(part(record, theory))
@@ -116,15 +119,17 @@ def active_fraction(theory, activation: str, q: float, n_grid: int = 20001) -> f
 def nngp_outputs(record, theory) -> dict[str, np.ndarray]:
     """Step-0 outputs whitened by the NNGP kernel of the minibatch: (B, output_dim), NaN rows
     beyond the resolvable eigen-directions."""
+    from gradstats.theory.validity import whitening_rcond
+
     inputs = record.inputs
     k = np.asarray(theory.nngp(record.point.arch, inputs.x0), dtype=float)
-    z = whiten(k, inputs.output0)
+    z = whiten(k, inputs.output0, rcond=whitening_rcond(record.point))
     padded = np.full(inputs.output0.shape, np.nan)
     padded[: len(z)] = z
     return {"theory_nngp_whitened_output": padded}
 
 
-def whiten(k: np.ndarray, f: np.ndarray, rcond: float = WHITEN_RCOND) -> np.ndarray:
+def whiten(k: np.ndarray, f: np.ndarray, rcond: float) -> np.ndarray:
     """z = Lambda^-1/2 V^T f over the eigenpairs of K with eigenvalue > rcond * max:
     f (n, outputs) -> z (kept, outputs), iid N(0, 1) when f ~ N(0, K) per output."""
     evals, evecs = np.linalg.eigh(0.5 * (k + k.T))

@@ -246,8 +246,9 @@ for _s in (
               "Var[L] at init over f ~ GP(0, K) on the step-0 minibatch", kind="prediction"),
     Statistic("theory_nngp_whitened_output", ("sample", "output"),
               "step-0 outputs whitened by the NNGP kernel", "1",
-              "z = Lambda^-1/2 V^T f over the eigenpairs of K (eigenvalue > 1e-6 max; the rest "
-              "NaN): iid N(0, 1) under the infinite-width theory", kind="prediction"),
+              "z = Lambda^-1/2 V^T f over the eigenpairs of K with eigenvalue > 10 beta x max "
+              "(beta = depth/width; the rest NaN): iid N(0, 1) under the infinite-width theory",
+              kind="prediction"),
     Statistic("theory_ln_chi1", (), "theory: ln chi_1", "1/layer",
               "ln of chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (fixed-point decay rate)",
               kind="prediction"),

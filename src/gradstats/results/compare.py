@@ -163,6 +163,8 @@ def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataA
             reason = None
             if comparison.domain == "infinite_width":
                 reason = validity.infinite_width(point)
+            elif comparison.domain == "outputs":
+                reason = validity.output_distribution(point)
             elif comparison.domain == "hanin_nica":
                 reason = validity.hanin_nica(point)
             if reason is None and (comparison.domain == "lazy" or comparison.steps == "training"):
@@ -177,7 +179,8 @@ def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataA
 def _allowance(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataArray:
     """Model-error allowance per (config, step), in the test's units."""
     base = {"finite_width": lambda p: validity.finite_width_allowance(p),
-            "rate": lambda p: validity.FINITE_WIDTH_COEF / p.arch.width,
+            "rate": lambda p: 2 * validity.finite_width_allowance(p) / _decay_span(comparison, p),
+            "resolution": lambda p: 1.0 / (p.training.batch_size * p.arch.width),
             "none": lambda p: 0.0, "lazy_loss": lambda p: 0.0,
             "exponent": lambda p: decl.EXPONENT_ALLOWANCE}[comparison.allowance]
     allow = ctx.per_config(base).expand_dims({STEP_DIM: steps}).copy()
@@ -185,6 +188,17 @@ def _allowance(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.Da
         change = _ntk_change(ctx).reindex({STEP_DIM: steps}).fillna(0.0)
         allow = allow + xr.where(allow[STEP_DIM] > 0, change, 0.0)
     return allow
+
+
+def _first_decay_layer(comparison: Comparison) -> int:
+    """Decay fits use hidden layers 1..depth for backward_q, 2..depth for grad_sq_norm (the
+    first layer's gradient carries the input norm, not a backward factor)."""
+    return 2 if comparison.measured == "grad_sq_norm" else 1
+
+
+def _decay_span(comparison: Comparison, point: Point) -> int:
+    """Layers between the first and last fitted layer (>= 1)."""
+    return max(point.arch.depth - _first_decay_layer(comparison), 1)
 
 
 def _cells(measured: xr.DataArray, *others: xr.DataArray) -> list[xr.DataArray]:
@@ -335,7 +349,7 @@ def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
            predicted: xr.DataArray) -> dict[str, xr.DataArray]:
     """Per-seed mean ln(q_l / q_{l+1}) over the layers of the comparison vs the predicted
     curve's (same seed): a difference test per configuration at step 0."""
-    first = 2 if comparison.measured == "grad_sq_norm" else 1
+    first = _first_decay_layer(comparison)
     m0, p0 = measured.isel({STEP_DIM: 0}), predicted.isel({STEP_DIM: 0})
     rate_m = _empty_rates(ctx, measured)
     rate_p = rate_m.copy()

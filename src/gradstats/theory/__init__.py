@@ -21,7 +21,7 @@ _EXPORTS = {
     "linearized_sgd": "lazy",
     "enable_x64": "_compat",
 }
-_SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width",
+_SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width", "lazy", "validity",
                "nt_backend", "command")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
