@@ -84,8 +84,15 @@ for _s in (
     register(_s)
 
 # --- per-example engine (issue 4) ---------------------------------------------------------
-# Estimators "per_example" and "ntk" (gradstats.simulate.engine_estimators). Sigma is the
-# per-example gradient covariance over all parameters: 1/B sum_i (g_i - gbar)(g_i - gbar)^T.
+# Estimators "per_example", "full_batch" and "ntk" (gradstats.simulate.engine_estimators).
+# Sigma is the per-example gradient covariance over all parameters of the minibatch:
+# 1/B sum_i (g_i - gbar)(g_i - gbar)^T. The full-data quantities (docs/noise_scale.md): G the
+# mean gradient over the N = n_train training examples, Sigma_N their covariance (1/N);
+# minibatches are drawn without replacement when B <= N (with replacement when B > N), so
+# E||g_b||^2 = ||G||^2 + c_b tr Sigma_N with c_b = (N-b)/(b(N-1)) (1/b with replacement).
+_B1 = "NaN for batch_size 1 (one example has no spread)"
+_UNBIASED = ("unbiased minibatch estimate (McCandlish et al. 2018, app. A, with the "
+             "finite-population factor (N-B)/(N-1)); ")
 for _s in (
     Statistic("per_example_grad_sq_norm", ("step", "layer", "sample"),
               "per-example squared norm of weight gradient", "1",
@@ -95,24 +102,69 @@ for _s in (
               "||d loss_i / db_l||^2 for each minibatch example i (NaN without bias)"),
     Statistic("grad_noise_trace", ("step",), "trace of gradient noise covariance", "1",
               "tr Sigma, Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T of per-example "
-              "gradients g_i over all parameters, gbar the minibatch mean gradient"),
+              "gradients g_i over all parameters, gbar the minibatch mean gradient; values "
+              f"within float round-off of 0 are 0; {_B1}. Biased for tr Sigma_N: E = "
+              "(B-1)/B (N/(N-1)) tr Sigma_N; see full_noise_trace_unbiased"),
     Statistic("noise_eigenvalues", ("step", "rank"), "gradient noise covariance eigenvalues",
               "1", "eigenvalues of Sigma in descending order; rank dim has length batch_size "
-              "(rank <= B-1, trailing values are 0)"),
-    Statistic("grad_noise_scale", ("step",), "simple gradient noise scale", "examples",
-              "B_simple = tr Sigma / ||gbar||^2 (McCandlish et al. 2018), gbar the minibatch "
-              "mean gradient"),
+              f"(rank <= B-1, trailing values are 0; values within round-off of 0 are 0); {_B1}"),
+    Statistic("grad_noise_scale", ("step",), "simple gradient noise scale (minibatch plug-in)",
+              "examples", "tr Sigma / ||gbar||^2 from one minibatch, gbar the minibatch mean "
+              "gradient. Biased low: E ||gbar||^2 = ||G||^2 + c_B tr Sigma_N, so its mean is "
+              "about (B-1) B_true / (B + B_true) and it saturates near B; for B_simple take "
+              "mean(full_noise_trace_unbiased) / mean(full_grad_sq_norm_unbiased) over seeds "
+              f"or steps (docs/noise_scale.md). NaN when all gradients are 0; {_B1}"),
     Statistic("layer_grad_noise_trace", ("step", "layer"),
               "trace of layer gradient noise covariance", "1",
               "tr Sigma_l of layer l's parameters (weight and bias); sums over layers to "
-              "grad_noise_trace"),
-    Statistic("layer_grad_noise_scale", ("step", "layer"), "layer gradient noise scale",
-              "examples", "tr Sigma_l / ||gbar_l||^2 for layer l's parameters (weight and bias)"),
+              f"grad_noise_trace; {_B1}"),
+    Statistic("layer_grad_noise_scale", ("step", "layer"),
+              "layer gradient noise scale (minibatch plug-in)", "examples",
+              "tr Sigma_l / ||gbar_l||^2 for layer l's parameters (weight and bias); biased "
+              f"like grad_noise_scale; NaN when the layer's gradients are all 0; {_B1}"),
+    Statistic("full_noise_trace_unbiased", ("step",), "unbiased estimate of tr Sigma_N", "1",
+              _UNBIASED + "(N-1)/N * 1/(B-1) sum_i ||g_i - gbar||^2 (without the (N-1)/N when "
+              "B > N). Equals the slope of subbatch_grad_sq_norm vs c_b (the paired "
+              f"batch-noise slope); {_B1}"),
+    Statistic("full_grad_sq_norm_unbiased", ("step",), "unbiased estimate of ||G||^2", "1",
+              _UNBIASED + "||gbar||^2 - c_B full_noise_trace_unbiased, G the mean gradient over "
+              "the training set; the intercept of subbatch_grad_sq_norm vs c_b; can be "
+              f"negative when the noise dominates; exact at B = N; {_B1}"),
+    Statistic("layer_full_noise_trace_unbiased", ("step", "layer"),
+              "unbiased estimate of tr Sigma_N of a layer", "1",
+              f"full_noise_trace_unbiased of layer l's parameters (weight and bias); {_B1}"),
+    Statistic("layer_full_grad_sq_norm_unbiased", ("step", "layer"),
+              "unbiased estimate of ||G_l||^2", "1",
+              f"full_grad_sq_norm_unbiased of layer l's parameters (weight and bias); {_B1}"),
+    Statistic("subbatch_grad_sq_norm", ("step", "subbatch"),
+              "mean squared norm of sub-batch gradients (paired)", "1",
+              "mean of ||g_S||^2 over all sub-batches S of size b = subbatch_size of the "
+              "minibatch, exactly m2/b + (1 - 1/b) p (m2 the mean diagonal, p the mean "
+              "off-diagonal of the per-example Gram): unbiased for E||g_b||^2 at every b <= B "
+              "on the same network. Coordinate j is b = 2^j; NaN beyond B"),
+    Statistic("subbatch_size", ("subbatch",), "sub-batch size", "examples",
+              "b = 2^j for subbatch coordinate j (powers of two <= batch_size)"),
+    Statistic("full_grad_sq_norm", ("step",), "squared norm of full-data mean gradient", "1",
+              "||G||^2, G = (1/N) sum_i g_i over all N training examples and all parameters "
+              "(exact, float64 copy of the network)"),
+    Statistic("full_noise_trace", ("step",), "trace of full-data gradient noise covariance",
+              "1", "tr Sigma_N = (1/N) sum_i ||g_i - G||^2 over all N training examples "
+              "(exact, float64 copy of the network)"),
+    Statistic("full_noise_scale", ("step",), "true simple gradient noise scale", "examples",
+              "B_simple = tr Sigma_N / ||G||^2 over the whole training set (exact; NaN when "
+              "G = 0)"),
+    Statistic("layer_full_grad_sq_norm", ("step", "layer"),
+              "squared norm of full-data mean gradient of a layer", "1",
+              "||G_l||^2 of layer l's parameters (weight and bias), exact over the training set"),
+    Statistic("layer_full_noise_trace", ("step", "layer"),
+              "trace of full-data noise covariance of a layer", "1",
+              "tr Sigma_N of layer l's parameters (weight and bias), exact over the training set"),
     Statistic("ntk_rel_change", ("step",), "relative change of empirical NTK", "1",
               "||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK (traced over "
-              "outputs) on a fixed probe batch: the first min(64, n_train) training inputs"),
+              "outputs) on a fixed probe batch: the first min(64, n_train) training inputs; "
+              "computed on a float64 copy of the network; NaN when Theta_0 = 0"),
     Statistic("ntk_trace", ("step",), "trace of empirical NTK", "1",
-              "sum over the probe batch of Theta_t(x, x), traced over outputs"),
+              "sum over the probe batch of Theta_t(x, x), traced over outputs (float64)"),
 ):
     register(_s)
 
