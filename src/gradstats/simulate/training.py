@@ -118,7 +118,8 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
                 weight_grads=[w.grad for w in model.weights],
                 bias_grads=None if model.biases is None else [b.grad for b in model.biases])
             values = spine_values(snap, ctx)
-            for i, est in enumerate(estimators):
+            # estimators see finite steps only: a diverged step's values are NaN (padding)
+            for i, est in enumerate(estimators if finite else []):
                 states[i], est_values = est.update(ctx, states[i], snap)
                 values.update(est_values)
             for name, value in values.items():
