@@ -75,6 +75,14 @@ for _s in (
               "fraction of the minibatch classified correctly (cross_entropy; NaN for mse)"),
     Statistic("output_mean_sq", ("step",), "mean squared network output", "1",
               "mean over examples and outputs of f(x)^2 on the minibatch", theory=True),
+    Statistic("precision_loss", _SL, "float32 underflow error", "1",
+              "max relative change of layer l's pre-activations, backward signals, weight "
+              "and bias gradients when the minibatch step is recomputed in float64 (same "
+              "weights; grad_sq_norm is then off by at most 2 x + x^2), "
+              "measured only when a value of the step is subnormal or a layer's weight "
+              "gradient is all 0 (else 0); > 1e-4 means the layer's statistics lost "
+              "precision to underflow (float32 round-off alone stays below ~depth * 6e-8); "
+              "NaN for float64 runs showing underflow (no wider reference) and non-finite steps"),
     Statistic("diverged", (), "diverged", "1",
               "1 if the loss or a gradient became inf/nan (values kept as they were), else 0"),
     Statistic("diverged_step", (), "step of divergence", "step",
