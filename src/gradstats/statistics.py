@@ -181,7 +181,8 @@ for _s in (
 # definitions in gradstats.simulate.distributions. Kurtosis is Pearson's (normal = 3).
 _DIST_SAMPLES = {
     "dimwise": "entries of the minibatch gradient dL/dW_l (one step)",
-    "noise": "entries of the gradient noise dL/dW_l - dL_full/dW_l (full batch = training set)",
+    "noise": "entries of the gradient noise dL/dW_l - dL_full/dW_l (full batch = training set); "
+             "NaN where the noise is within float round-off of 0 (identical examples)",
 }
 _DIST_FIELDS = {
     "kurtosis": ("Pearson kurtosis", "1", "E[(x-m)^4]/var^2 (normal = 3)"),
@@ -189,7 +190,8 @@ _DIST_FIELDS = {
     "zero_fraction": ("fraction of exact zeros", "1", "fraction of entries exactly 0"),
     "normality_p": ("normality p-value", "1", "D'Agostino-Pearson omnibus p"),
     "stable_alpha": ("alpha-stable tail index", "1",
-                     "Mohammadi et al. (2015) estimator, blocks of sqrt(n), clipped to (0, 2]"),
+                     "Mohammadi et al. (2015) estimator, blocks of sqrt(n), clipped to (0, 2]; "
+                     "NaN for all-zero samples and when 1/alpha <= 0"),
     "powerlaw_alpha": ("power-law exponent", "1",
                        "CSN MLE density exponent alpha of |x| above xmin (tail >= 10% of sample)"),
     "powerlaw_p": ("power-law goodness-of-fit p", "1",
@@ -219,11 +221,14 @@ for _s in (
     Statistic("iterwise_n_steps", (), "recorded steps for iteration-wise statistics", "1",
               "number of recorded steps the iteration-wise statistics used"),
     Statistic("example_norm_cv", ("step",), "per-example gradient norm CV", "1",
-              "std/mean of the B per-example gradient norms (all parameters)"),
+              "std/mean of the B per-example gradient norms (all parameters); NaN for "
+              "batch_size 1 and all-zero gradients"),
     Statistic("minibatch_norm_cv", ("step",), "minibatch gradient norm CV", "1",
-              "norm stochasticity: std/mean of the norms of 16 minibatch gradients"),
+              "norm stochasticity: std/mean of the norms of 16 minibatch gradients (NaN when "
+              "all are 0)"),
     Statistic("gradient_stochasticity", ("step",), "gradient stochasticity", "1",
-              "sqrt(mean ||g_i - g_bar||^2)/||g_bar|| over 16 minibatch gradients g_i"),
+              "sqrt(mean ||g_i - g_bar||^2)/||g_bar|| over 16 minibatch gradients g_i (0 within "
+              "round-off; inf when g_bar = 0 with spread, NaN when all are 0)"),
     Statistic("noise_spectrum_exponent", ("step",), "noise covariance spectrum exponent", "1",
               "s in lambda_k ~ k^-s for the minibatch noise covariance eigenvalues, ranks "
               "1..ceil((B-1)/2), OLS in log-log"),
@@ -231,8 +236,9 @@ for _s in (
               "OLS standard error of noise_spectrum_exponent (iid log-residuals)"),
 ):
     register(_s)
-for _p, _what in (("example_dir", "the B per-example gradient directions"),
-                  ("minibatch_dir", "16 minibatch gradient directions")):
+for _p, _what in (("example_dir", "the B per-example gradient directions (NaN for batch_size 1"
+                                 " and zero gradients)"),
+                  ("minibatch_dir", "16 minibatch gradient directions (NaN for zero gradients)")):
     for _s in (
         Statistic(f"{_p}_r_bar", ("step",), "mean resultant length", "1",
                   f"||mean of unit vectors|| of {_what}"),
