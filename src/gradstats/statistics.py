@@ -112,7 +112,8 @@ for _s in (
               "tr Sigma, Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T of per-example "
               "gradients g_i over all parameters, gbar the minibatch mean gradient; values "
               f"within float round-off of 0 are 0; {_B1}. Biased for tr Sigma_N: E = "
-              "(B-1)/B (N/(N-1)) tr Sigma_N; see full_noise_trace_unbiased"),
+              "(B-1)/B N/(N-1) tr Sigma_N (without the N/(N-1) when B > N); see "
+              "full_noise_trace_unbiased"),
     Statistic("noise_eigenvalues", ("step", "rank"), "gradient noise covariance eigenvalues",
               "1", "eigenvalues of Sigma in descending order; rank dim has length batch_size "
               f"(rank <= B-1, trailing values are 0; values within round-off of 0 are 0); {_B1}"),
