@@ -29,6 +29,7 @@ from gradstats.simulate.estimators import (
     Values,
     register_estimator,
 )
+from gradstats.simulate.model import MLP
 
 NTK_PROBE_SIZE = 64
 
@@ -124,7 +125,7 @@ class FullBatchEstimator:
         }
 
 
-def ntk_float64(model, probe: torch.Tensor) -> torch.Tensor:
+def ntk_float64(model: MLP, probe: torch.Tensor) -> torch.Tensor:
     """Empirical NTK (traced over outputs) of a float64 copy of ``model`` on ``probe``."""
     return engine.empirical_ntk_model(engine.model_as_dtype(model, torch.float64),
                                       probe.to(torch.float64))
