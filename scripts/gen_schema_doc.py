@@ -25,8 +25,9 @@ def variables_table() -> str:
             "|---|---|---|---|---|---|"]
     for name, stat in sorted(statistics.REGISTRY.items()):
         dims = ", ".join(stat.dims) or "()"
+        meaning = f"{stat.long_name}: {stat.description}".replace("|", "\\|")  # norms: ||g||
         rows.append(f"| `{name}` | {dims} | {stat.units} | {group.get(name, 'derived')} | "
-                    f"{'yes' if stat.theory else ''} | {stat.long_name}: {stat.description} |")
+                    f"{'yes' if stat.theory else ''} | {meaning} |")
     return "\n".join(rows)
 
 

@@ -83,6 +83,14 @@ for _s in (
               "fraction of the minibatch classified correctly (cross_entropy; NaN for mse)"),
     Statistic("output_mean_sq", ("step",), "mean squared network output", "1",
               "mean over examples and outputs of f(x)^2 on the minibatch", theory=True),
+    Statistic("precision_loss", _SL, "float32 underflow error", "1",
+              "max relative change of layer l's pre-activations, backward signals, weight "
+              "and bias gradients when the minibatch step is recomputed in float64 (same "
+              "weights; grad_sq_norm is then off by at most 2 x + x^2), "
+              "measured only when a value of the step is subnormal or a layer's weight "
+              "gradient is all 0 (else 0); > 1e-4 means the layer's statistics lost "
+              "precision to underflow (float32 round-off alone stays below ~depth * 6e-8); "
+              "NaN for float64 runs showing underflow (no wider reference) and non-finite steps"),
     Statistic("diverged", (), "diverged", "1",
               "1 if the loss or a gradient became inf/nan (values kept as they were), else 0"),
     Statistic("diverged_step", (), "step of divergence", "step",
@@ -92,8 +100,15 @@ for _s in (
     register(_s)
 
 # --- per-example engine (issue 4) ---------------------------------------------------------
-# Estimators "per_example" and "ntk" (gradstats.simulate.engine_estimators). Sigma is the
-# per-example gradient covariance over all parameters: 1/B sum_i (g_i - gbar)(g_i - gbar)^T.
+# Estimators "per_example", "full_batch" and "ntk" (gradstats.simulate.engine_estimators).
+# Sigma is the per-example gradient covariance over all parameters of the minibatch:
+# 1/B sum_i (g_i - gbar)(g_i - gbar)^T. The full-data quantities (docs/noise_scale.md): G the
+# mean gradient over the N = n_train training examples, Sigma_N their covariance (1/N);
+# minibatches are drawn without replacement when B <= N (with replacement when B > N), so
+# E||g_b||^2 = ||G||^2 + c_b tr Sigma_N with c_b = (N-b)/(b(N-1)) (1/b with replacement).
+_B1 = "NaN for batch_size 1 (one example has no spread)"
+_UNBIASED = ("unbiased minibatch estimate (McCandlish et al. 2018, app. A, with the "
+             "finite-population factor (N-B)/(N-1)); ")
 for _s in (
     Statistic("per_example_grad_sq_norm", ("step", "layer", "sample"),
               "per-example squared norm of weight gradient", "1",
@@ -103,24 +118,70 @@ for _s in (
               "||d loss_i / db_l||^2 for each minibatch example i (NaN without bias)"),
     Statistic("grad_noise_trace", ("step",), "trace of gradient noise covariance", "1",
               "tr Sigma, Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T of per-example "
-              "gradients g_i over all parameters, gbar the minibatch mean gradient"),
+              "gradients g_i over all parameters, gbar the minibatch mean gradient; values "
+              f"within float round-off of 0 are 0; {_B1}. Biased for tr Sigma_N: E = "
+              "(B-1)/B N/(N-1) tr Sigma_N (without the N/(N-1) when B > N); see "
+              "full_noise_trace_unbiased"),
     Statistic("noise_eigenvalues", ("step", "rank"), "gradient noise covariance eigenvalues",
               "1", "eigenvalues of Sigma in descending order; rank dim has length batch_size "
-              "(rank <= B-1, trailing values are 0)"),
-    Statistic("grad_noise_scale", ("step",), "simple gradient noise scale", "examples",
-              "B_simple = tr Sigma / ||gbar||^2 (McCandlish et al. 2018), gbar the minibatch "
-              "mean gradient"),
+              f"(rank <= B-1, trailing values are 0; values within round-off of 0 are 0); {_B1}"),
+    Statistic("grad_noise_scale", ("step",), "simple gradient noise scale (minibatch plug-in)",
+              "examples", "tr Sigma / ||gbar||^2 from one minibatch, gbar the minibatch mean "
+              "gradient. Biased low: E ||gbar||^2 = ||G||^2 + c_B tr Sigma_N, so its mean is "
+              "about (B-1) B_true / (B + B_true) and it saturates near B; for B_simple take "
+              "mean(full_noise_trace_unbiased) / mean(full_grad_sq_norm_unbiased) over seeds "
+              f"or steps (docs/noise_scale.md). NaN when all gradients are 0; {_B1}"),
     Statistic("layer_grad_noise_trace", ("step", "layer"),
               "trace of layer gradient noise covariance", "1",
               "tr Sigma_l of layer l's parameters (weight and bias); sums over layers to "
-              "grad_noise_trace"),
-    Statistic("layer_grad_noise_scale", ("step", "layer"), "layer gradient noise scale",
-              "examples", "tr Sigma_l / ||gbar_l||^2 for layer l's parameters (weight and bias)"),
+              f"grad_noise_trace; {_B1}"),
+    Statistic("layer_grad_noise_scale", ("step", "layer"),
+              "layer gradient noise scale (minibatch plug-in)", "examples",
+              "tr Sigma_l / ||gbar_l||^2 for layer l's parameters (weight and bias); biased "
+              f"like grad_noise_scale; NaN when the layer's gradients are all 0; {_B1}"),
+    Statistic("full_noise_trace_unbiased", ("step",), "unbiased estimate of tr Sigma_N", "1",
+              _UNBIASED + "(N-1)/N * 1/(B-1) sum_i ||g_i - gbar||^2 (without the (N-1)/N when "
+              "B > N). Equals the slope of subbatch_grad_sq_norm vs c_b (the paired "
+              f"batch-noise slope); {_B1}"),
+    Statistic("full_grad_sq_norm_unbiased", ("step",), "unbiased estimate of ||G||^2", "1",
+              _UNBIASED + "||gbar||^2 - c_B full_noise_trace_unbiased, G the mean gradient over "
+              "the training set; the intercept of subbatch_grad_sq_norm vs c_b; can be "
+              f"negative when the noise dominates; exact at B = N; {_B1}"),
+    Statistic("layer_full_noise_trace_unbiased", ("step", "layer"),
+              "unbiased estimate of tr Sigma_N of a layer", "1",
+              f"full_noise_trace_unbiased of layer l's parameters (weight and bias); {_B1}"),
+    Statistic("layer_full_grad_sq_norm_unbiased", ("step", "layer"),
+              "unbiased estimate of ||G_l||^2", "1",
+              f"full_grad_sq_norm_unbiased of layer l's parameters (weight and bias); {_B1}"),
+    Statistic("subbatch_grad_sq_norm", ("step", "subbatch"),
+              "mean squared norm of sub-batch gradients (paired)", "1",
+              "mean of ||g_S||^2 over all sub-batches S of size b = subbatch_size of the "
+              "minibatch, exactly m2/b + (1 - 1/b) p (m2 the mean diagonal, p the mean "
+              "off-diagonal of the per-example Gram): unbiased for E||g_b||^2 at every b <= B "
+              "on the same network. Coordinate j is b = 2^j; NaN beyond B"),
+    Statistic("subbatch_size", ("subbatch",), "sub-batch size", "examples",
+              "b = 2^j for subbatch coordinate j (powers of two <= batch_size)"),
+    Statistic("full_grad_sq_norm", ("step",), "squared norm of full-data mean gradient", "1",
+              "||G||^2, G = (1/N) sum_i g_i over all N training examples and all parameters "
+              "(exact, float64 copy of the network)"),
+    Statistic("full_noise_trace", ("step",), "trace of full-data gradient noise covariance",
+              "1", "tr Sigma_N = (1/N) sum_i ||g_i - G||^2 over all N training examples "
+              "(exact, float64 copy of the network)"),
+    Statistic("full_noise_scale", ("step",), "true simple gradient noise scale", "examples",
+              "B_simple = tr Sigma_N / ||G||^2 over the whole training set (exact; NaN when "
+              "G = 0)"),
+    Statistic("layer_full_grad_sq_norm", ("step", "layer"),
+              "squared norm of full-data mean gradient of a layer", "1",
+              "||G_l||^2 of layer l's parameters (weight and bias), exact over the training set"),
+    Statistic("layer_full_noise_trace", ("step", "layer"),
+              "trace of full-data noise covariance of a layer", "1",
+              "tr Sigma_N of layer l's parameters (weight and bias), exact over the training set"),
     Statistic("ntk_rel_change", ("step",), "relative change of empirical NTK", "1",
               "||Theta_t - Theta_0||_F / ||Theta_0||_F of the empirical NTK (traced over "
-              "outputs) on a fixed probe batch: the first min(64, n_train) training inputs"),
+              "outputs) on a fixed probe batch: the first min(64, n_train) training inputs; "
+              "computed on a float64 copy of the network; NaN when Theta_0 = 0"),
     Statistic("ntk_trace", ("step",), "trace of empirical NTK", "1",
-              "sum over the probe batch of Theta_t(x, x), traced over outputs"),
+              "sum over the probe batch of Theta_t(x, x), traced over outputs (float64)"),
 ):
     register(_s)
 
@@ -129,7 +190,8 @@ for _s in (
 # definitions in gradstats.simulate.distributions. Kurtosis is Pearson's (normal = 3).
 _DIST_SAMPLES = {
     "dimwise": "entries of the minibatch gradient dL/dW_l (one step)",
-    "noise": "entries of the gradient noise dL/dW_l - dL_full/dW_l (full batch = training set)",
+    "noise": "entries of the gradient noise dL/dW_l - dL_full/dW_l (full batch = training set); "
+             "NaN where the noise is within float round-off of 0 (identical examples)",
 }
 _DIST_FIELDS = {
     "kurtosis": ("Pearson kurtosis", "1", "E[(x-m)^4]/var^2 (normal = 3)"),
@@ -137,7 +199,8 @@ _DIST_FIELDS = {
     "zero_fraction": ("fraction of exact zeros", "1", "fraction of entries exactly 0"),
     "normality_p": ("normality p-value", "1", "D'Agostino-Pearson omnibus p"),
     "stable_alpha": ("alpha-stable tail index", "1",
-                     "Mohammadi et al. (2015) estimator, blocks of sqrt(n), clipped to (0, 2]"),
+                     "Mohammadi et al. (2015) estimator, blocks of sqrt(n), clipped to (0, 2]; "
+                     "NaN for all-zero samples and when 1/alpha <= 0"),
     "powerlaw_alpha": ("power-law exponent", "1",
                        "CSN MLE density exponent alpha of |x| above xmin (tail >= 10% of sample)"),
     "powerlaw_p": ("power-law goodness-of-fit p", "1",
@@ -167,11 +230,14 @@ for _s in (
     Statistic("iterwise_n_steps", (), "recorded steps for iteration-wise statistics", "1",
               "number of recorded steps the iteration-wise statistics used"),
     Statistic("example_norm_cv", ("step",), "per-example gradient norm CV", "1",
-              "std/mean of the B per-example gradient norms (all parameters)"),
+              "std/mean of the B per-example gradient norms (all parameters); NaN for "
+              "batch_size 1 and all-zero gradients"),
     Statistic("minibatch_norm_cv", ("step",), "minibatch gradient norm CV", "1",
-              "norm stochasticity: std/mean of the norms of 16 minibatch gradients"),
+              "norm stochasticity: std/mean of the norms of 16 minibatch gradients (NaN when "
+              "all are 0)"),
     Statistic("gradient_stochasticity", ("step",), "gradient stochasticity", "1",
-              "sqrt(mean ||g_i - g_bar||^2)/||g_bar|| over 16 minibatch gradients g_i"),
+              "sqrt(mean ||g_i - g_bar||^2)/||g_bar|| over 16 minibatch gradients g_i (0 within "
+              "round-off; inf when g_bar = 0 with spread, NaN when all are 0)"),
     Statistic("noise_spectrum_exponent", ("step",), "noise covariance spectrum exponent", "1",
               "s in lambda_k ~ k^-s for the minibatch noise covariance eigenvalues, ranks "
               "1..ceil((B-1)/2), OLS in log-log"),
@@ -179,8 +245,9 @@ for _s in (
               "OLS standard error of noise_spectrum_exponent (iid log-residuals)"),
 ):
     register(_s)
-for _p, _what in (("example_dir", "the B per-example gradient directions"),
-                  ("minibatch_dir", "16 minibatch gradient directions")):
+for _p, _what in (("example_dir", "the B per-example gradient directions (NaN for batch_size 1"
+                                 " and zero gradients)"),
+                  ("minibatch_dir", "16 minibatch gradient directions (NaN for zero gradients)")):
     for _s in (
         Statistic(f"{_p}_r_bar", ("step",), "mean resultant length", "1",
                   f"||mean of unit vectors|| of {_what}"),

@@ -229,6 +229,31 @@ def test_vmf_from_gram_matches_rows_and_stochasticity():
     assert D.gradient_stochasticity(gram) == pytest.approx(slow, rel=1e-10)
 
 
+def test_undefined_direction_and_stochasticity_values_are_nan():
+    """One vector, zero vectors and identical vectors: NaN where 0/0 or a single direction
+    leaves the value undefined; identical vectors have exactly no spread."""
+    one = np.array([[4.0]])
+    assert all(math.isnan(getattr(D.vmf_from_gram(one, 5), f)) for f in
+               ("r_bar", "kappa", "kappa_banerjee", "r_bar_uniform", "kappa_uniform"))
+    assert math.isnan(D.norm_cv(np.array([2.0])))
+    zero = np.zeros((4, 4))
+    fit = D.vmf_from_gram(zero, 5)
+    assert math.isnan(fit.r_bar) and math.isnan(fit.kappa) and math.isnan(fit.kappa_banerjee)
+    assert math.isnan(D.norm_cv(np.zeros(4)))
+    assert math.isnan(D.gradient_stochasticity(zero))
+    v = np.tile(np.array([[0.1, 0.2, 0.3]]), (16, 1))  # 16 copies: sums round off
+    assert D.gradient_stochasticity(v @ v.T) == 0.0
+    opposite = np.array([[1.0, 0.0], [-1.0, 0.0]])  # mean 0, spread 1
+    assert D.gradient_stochasticity(opposite @ opposite.T) == math.inf
+
+
+def test_stable_tail_index_is_nan_without_an_estimate():
+    assert math.isnan(D.stable_tail_index(np.zeros(100)))  # all-zero sample
+    assert math.isnan(D.stable_tail_index(np.ones(3)))  # too few values for a block
+    # block sums smaller than the values (anti-correlated pairs): 1/a_hat < 0
+    assert math.isnan(D.stable_tail_index(np.tile([1.0, -1.0], 50), center=False))
+
+
 # --- infinite-width baseline -----------------------------------------------------------------
 
 

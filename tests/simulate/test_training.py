@@ -124,3 +124,49 @@ def test_diverging_point_is_recorded_not_raised():
         assert not np.all(np.isfinite(rec.values["grad_sq_norm"][i]))
     later = rec.steps > step
     assert np.all(np.isnan(rec.values["grad_sq_norm"][later]))
+
+
+def _diverging_point(measure: tuple[str, ...]) -> Point:
+    """relu, sigma_w2 = 8, lr = 50: finite at step 0, inf/nan at the recorded step 1."""
+    arch = Architecture(width=64, depth=6, activation="relu", sigma_w2=8.0, input_dim=16)
+    return Point(arch=arch, data=Data(input_dim=16, n_train=64), measure=measure,
+                 training=Training(batch_size=16, lr=50.0, steps=30, record=(0, 1, 10, 30)))
+
+
+@pytest.mark.parametrize("measure", ["per_example", "directions", "distribution", "ntk",
+                                     "full_batch"])
+def test_diverging_point_with_estimators_is_recorded_not_raised(measure):
+    """Estimators skip the non-finite step (eigvalsh raised LinAlgError on it): NaN there."""
+    from gradstats import statistics
+    from gradstats.simulate.estimators import make_estimator
+
+    rec = simulate_point(_diverging_point((measure,)))
+    assert rec.values["diverged"] == 1
+    step = int(rec.values["diverged_step"])
+    assert step in rec.steps  # the estimators did meet the non-finite step
+    i = list(rec.steps).index(step)
+    for name in make_estimator(measure).statistics:
+        if statistics.get(name).dims[:1] != ("step",):
+            continue
+        value = rec.values[name]
+        assert np.all(np.isnan(value[i:])), name
+        if name.startswith(("iterwise", "minibatch_dir_kappa")):
+            continue  # written at the last recorded step only / may be inf
+        assert np.isfinite(value[:i]).any(), name
+
+
+def test_diverging_sweep_completes_and_is_not_recomputed(tmp_path):
+    from gradstats.results import io
+    from gradstats.sweeps.execute import run_sweep
+    from gradstats.sweeps.executors import InProcessExecutor
+
+    points = [_diverging_point((m,)) for m in ("per_example", "directions")]
+    summary = run_sweep(points, [], tmp_path, executor=InProcessExecutor(),
+                        consolidate_store=False)
+    assert (summary.computed, summary.failed) == (2, [])
+    for point in points:
+        ds = io.load_point(io.point_path(tmp_path, point))
+        assert float(ds["diverged"].squeeze()) == 1.0
+    again = run_sweep(points, [], tmp_path, executor=InProcessExecutor(),
+                      consolidate_store=False)
+    assert (again.computed, again.skipped) == (0, 2)

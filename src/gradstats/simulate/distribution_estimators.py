@@ -6,6 +6,8 @@
 - gradient noise: minibatch gradient minus the full-batch gradient dL_full/dW_l, where
   L_full = mean over the whole training set ``ctx.x_train`` of the per-example loss (computed
   in chunks at the same parameters); its entries are a dimension-wise sample of the noise;
+  a layer whose noise is within float round-off of 0 (`noise_resolved`; e.g. identical
+  examples) has NaN noise statistics: they would describe round-off;
 - iteration-wise: ``ITER_COORDS`` weight coordinates per layer, drawn in ``init`` with
   ``ctx.rng``, tracked over the recorded steps; their statistics (over steps, per coordinate,
   then summarized over coordinates) are written at the last recorded step (NaN before).
@@ -111,6 +113,20 @@ def full_batch_weight_grads(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_f
     return total
 
 
+def noise_resolved(grad: np.ndarray, noise: np.ndarray, batch: int, n_train: int,
+                   dtype: torch.dtype) -> bool:
+    """Whether a layer's noise sample (minibatch minus full-batch gradient) exceeds round-off.
+
+    The two gradients are float sums of B and n per-example terms in ``dtype`` (unit
+    round-off u); where the exact noise is 0 (identical examples: every term equal) each
+    entry of the difference carries at most (B + n) u |g| of round-off per sum (recursive
+    summation bound), so a sample with max|noise| <= 2 (B + n) u max|g| is round-off only.
+    """
+    u = torch.finfo(dtype).eps / 2
+    scale = float(np.max(np.abs(grad))) if grad.size else 0.0
+    return float(np.max(np.abs(noise), initial=0.0)) > 2 * (batch + n_train) * u * scale
+
+
 @dataclass
 class DistributionState:
     """coords[l-1]: tracked flat indices of W_l; history[l-1]: their values per recorded step."""
@@ -139,10 +155,17 @@ class DistributionEstimator:
         grads = [g.detach().double().cpu().numpy() for g in snap.weight_grads]
         full = full_batch_weight_grads(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
         noise = [g - f.detach().double().cpu().numpy() for g, f in zip(grads, full, strict=True)]
+        batch, n_train = snap.x.shape[0], len(ctx.x_train)
+        resolved = [noise_resolved(g, e, batch, n_train, snap.weight_grads[0].dtype)
+                    for g, e in zip(grads, noise, strict=True)]
         out: dict[str, list[float]] = {}
         for prefix, sample in (("dimwise", grads), ("noise", noise)):
-            for layer in sample:
-                for f, v in sample_stats(layer, ctx.rng, _LAYER_FIELDS).items():
+            for l, layer in enumerate(sample):
+                if prefix == "noise" and not resolved[l]:
+                    stats_l = dict.fromkeys(_LAYER_FIELDS, math.nan)
+                else:
+                    stats_l = sample_stats(layer, ctx.rng, _LAYER_FIELDS)
+                for f, v in stats_l.items():
                     out.setdefault(f"{prefix}_{f}", []).append(v)
         values: Values = {k: np.asarray(v) for k, v in out.items()}
         net = sample_stats(np.concatenate([g.ravel() for g in grads]), ctx.rng, _NET_FIELDS)
@@ -174,6 +197,13 @@ def minibatch_indices(rng: np.random.Generator, n: int, batch: int, count: int) 
     return rng.permuted(np.tile(np.arange(n), (count, 1)), axis=1)[:, :batch]
 
 
+def per_example_gram64(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn) -> torch.Tensor:
+    """<grad l_i, grad l_j> over all parameters, (B, B), products accumulated in float64."""
+    from gradstats.simulate.engine import grams, signals
+
+    return grams(signals(model, x, y, loss_fn), dtype=torch.float64).total().detach()
+
+
 def minibatch_gram(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn, idx: np.ndarray
                    ) -> np.ndarray:
     """Gram <g_a, g_b> of the minibatch gradients g_a = mean_{i in idx[a]} grad l_i (all
@@ -181,11 +211,9 @@ def minibatch_gram(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn, idx: n
     P the (count, count*batch) averaging matrix; one engine call instead of count backward
     passes. Returns (count, count) float64.
     """
-    from gradstats.simulate.engine import per_example_gram
-
     count, batch = idx.shape
     flat = torch.as_tensor(idx.reshape(-1), device=x.device)
-    g = per_example_gram(model, x[flat], y[flat], loss_fn).detach().double().cpu().numpy()
+    g = per_example_gram64(model, x[flat], y[flat], loss_fn).cpu().numpy()
     p = np.kron(np.eye(count), np.full((1, batch), 1.0 / batch))
     return p @ g @ p.T
 
@@ -212,12 +240,12 @@ class DirectionsEstimator:
         return None
 
     def update(self, ctx: RunContext, state: None, snap: StepSnapshot) -> tuple[None, Values]:
-        from gradstats.simulate.engine import noise_covariance_eigenvalues, per_example_gram
+        from gradstats.simulate.engine import noise_covariance_eigenvalues
 
         model = snap.model
         dim = sum(p.numel() for p in model.parameters())
-        gram = per_example_gram(model, snap.x, snap.y, ctx.loss_fn).detach()
-        g = gram.double().cpu().numpy()
+        gram = per_example_gram64(model, snap.x, snap.y, ctx.loss_fn)
+        g = gram.cpu().numpy()
         values = _vmf_values("example_dir", dist.vmf_from_gram(g, dim))
         values["example_norm_cv"] = np.asarray(dist.norm_cv(np.sqrt(np.diag(g))))
         eig = noise_covariance_eigenvalues(gram).cpu().numpy()

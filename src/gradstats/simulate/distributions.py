@@ -354,7 +354,9 @@ def stable_tail_index(sample: np.ndarray, block: int | None = None, center: bool
     block = floor(sqrt(n))): 1/a_hat = (mean log|Y| - mean log|X|) / log(block), clipped to
     (0, 2]. Exact in expectation for symmetric alpha-stable data. Bias: for finite-variance but
     heavy-tailed data (e.g. Student-t with 3 degrees of freedom) block sums converge to the
-    normal slowly, so a_hat < 2 does *not* prove infinite variance.
+    normal slowly, so a_hat < 2 does *not* prove infinite variance. NaN when there are fewer
+    than 4 values, or when 1/a_hat <= 0 (block sums no larger than the values: all-zero or
+    constant samples, or too few values for the estimate to mean anything).
     """
     x = np.asarray(sample, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
@@ -362,6 +364,8 @@ def stable_tail_index(sample: np.ndarray, block: int | None = None, center: bool
         x = np.random.default_rng(rng).permutation(x)
     if center:
         x = x - x.mean()
+    if not np.any(x):  # all zero (or constant, centered): no tail to index
+        return math.nan
     b = block or int(math.isqrt(x.size))
     m = x.size // b if b >= 2 else 0
     if m < 1:
@@ -370,7 +374,7 @@ def stable_tail_index(sample: np.ndarray, block: int | None = None, center: bool
     y = x.reshape(m, b).sum(axis=1)
     eps = np.finfo(float).tiny
     inv = (np.mean(np.log(np.abs(y) + eps)) - np.mean(np.log(np.abs(x) + eps))) / math.log(b)
-    return float(min(2.0, 1.0 / inv)) if inv > 0 else math.inf
+    return float(min(2.0, 1.0 / inv)) if inv > 0 else math.nan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +433,7 @@ class VMFFit:
     ``r_bar_uniform`` = 1/sqrt(n) is the rms r_bar of n uniform directions
     (E r_bar^2 = 1/n exactly) and ``kappa_uniform`` the MLE at that r_bar (~ d/sqrt(n) for
     d >> n): a kappa near it means the directions are indistinguishable from uniform.
+    Undefined fits are NaN: every field for n < 2, r_bar and the kappas when a vector is 0.
     """
 
     n: int
@@ -469,7 +474,9 @@ def _bessel_ratio_recurrence(nu: float, k: np.ndarray, steps: int = 200) -> np.n
 
 
 def banerjee_kappa(r_bar: float, dim: int) -> float:
-    """Banerjee et al. (2005) approximation kappa = r (d - r^2) / (1 - r^2)."""
+    """Banerjee et al. (2005) approximation kappa = r (d - r^2) / (1 - r^2) (NaN for NaN r)."""
+    if math.isnan(r_bar):
+        return math.nan
     return r_bar * (dim - r_bar**2) / (1.0 - r_bar**2) if r_bar < 1 else math.inf
 
 
@@ -490,6 +497,9 @@ def vmf_kappa_mle(r_bar: float, dim: int) -> float:
 
 
 def _vmf_fit(r_bar: float, n: int, dim: int) -> VMFFit:
+    if n < 2:  # one direction: r_bar = 1 and kappa = inf say nothing
+        return VMFFit(n=n, dim=dim, r_bar=math.nan, kappa=math.nan, kappa_banerjee=math.nan,
+                      r_bar_uniform=math.nan, kappa_uniform=math.nan)
     r_u = 1.0 / math.sqrt(n)
     return VMFFit(n=n, dim=dim, r_bar=r_bar, kappa=vmf_kappa_mle(r_bar, dim),
                   kappa_banerjee=banerjee_kappa(r_bar, dim), r_bar_uniform=r_u,
@@ -523,21 +533,33 @@ def vmf_from_gram(gram: np.ndarray, dim: int) -> VMFFit:
 
 
 def norm_cv(norms: np.ndarray) -> float:
-    """Gradient norm stochasticity: std/mean of the norms of n gradients (population std)."""
+    """Gradient norm stochasticity: std/mean of the norms of n gradients (population std).
+
+    NaN for n < 2 (no spread to measure) and when every norm is 0.
+    """
     x = np.asarray(norms, dtype=np.float64).ravel()
-    return float(x.std() / x.mean())
+    mean = float(x.mean()) if x.size else 0.0
+    if x.size < 2 or mean == 0.0:
+        return math.nan
+    return float(x.std() / mean)
 
 
-def gradient_stochasticity(gram: np.ndarray) -> float:
+def gradient_stochasticity(gram: np.ndarray, eps: float = float(np.finfo(np.float64).eps)) -> float:
     """Noise-to-signal ratio of n gradient vectors g_i from their (n, n) Gram matrix.
 
     sqrt(mean_i ||g_i - g_bar||^2) / ||g_bar||, with ||g_bar||^2 = sum(G)/n^2 and
     mean_i ||g_i - g_bar||^2 = mean(diag G) - ||g_bar||^2 (the inverse gradient SNR).
+    A spread at or below the centering round-off n^2 eps max_i G_ii (``eps`` the machine
+    epsilon of the Gram's arithmetic; `engine.centering_roundoff`) is 0. inf when g_bar = 0
+    with spread; NaN when every vector is 0 (0/0) or n < 2.
     """
     g = np.asarray(gram, dtype=np.float64)
     n = g.shape[0]
+    if n < 2 or not np.any(np.diag(g) > 0):
+        return math.nan
     mean_sq = float(g.sum()) / n**2
-    var = max(float(np.trace(g)) / n - mean_sq, 0.0)
+    var = float(np.trace(g)) / n - mean_sq
+    var = var if var > n * n * eps * float(np.max(np.diag(g))) else 0.0
     return math.sqrt(var / mean_sq) if mean_sq > 0 else math.inf
 
 

@@ -24,6 +24,7 @@ Everything is device-agnostic (the model's device and dtype); numpy appears only
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -231,6 +232,19 @@ def sq_norms(s: Signals, part: Part = "weight") -> torch.Tensor:
     return torch.stack(out)
 
 
+def model_as_dtype(model: MLP, dtype: torch.dtype) -> MLP:
+    """``model`` itself if its parameters are ``dtype``, else a copy cast to ``dtype``.
+
+    A float64 copy of a float32 network holds exactly the same weights (float32 values are
+    exact in float64), so statistics of the copy are those of the network at float64
+    precision. The copy has no ``.grad``; the original is untouched.
+    """
+    if model.weights[0].dtype == dtype:
+        return model
+    clone = copy.deepcopy(model)  # Parameter.__deepcopy__ does not copy .grad
+    return clone.to(dtype)
+
+
 # --- public entry points ------------------------------------------------------------------
 
 def layer_grams(model: MLP, x: torch.Tensor, y: torch.Tensor | None = None,
@@ -264,27 +278,52 @@ def per_example_grad_sq_norm(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_
     return sq_norms(signals(model, x, y, loss_fn, "loss", chunk_size), part)
 
 
+def centering_roundoff(gram: torch.Tensor) -> torch.Tensor:
+    """Round-off bound of statistics of Sigma = C G C / B computed from a Gram: (...), float64.
+
+    ``gram``: (..., B, B) in float32 or float64 (eps its machine epsilon). Centering subtracts
+    means of B (row/column) or B^2 (total) entries, each at most M = max_i G_ii in magnitude
+    (G is PSD), so by the recursive-summation bound every entry of C G C / B, its trace and
+    (Weyl) its eigenvalues carry an absolute error of at most about B^2 eps M. Values below
+    this cannot be told from 0.
+    """
+    b = gram.shape[-1]
+    diag = gram.diagonal(dim1=-2, dim2=-1).to(torch.float64).abs()
+    return b * b * torch.finfo(gram.dtype).eps * diag.amax(-1)
+
+
 def noise_covariance_eigenvalues(gram: torch.Tensor) -> torch.Tensor:
     """Eigenvalues of Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T, descending, (..., B).
 
     ``gram``: (..., B, B) per-example gradient Gram <g_i, g_j>. The nonzero eigenvalues of
     Sigma equal those of C G C / B with C = I - 11^T/B; all B are returned (rank <= B-1,
-    so at least the last is zero up to round-off; negatives from round-off are clipped).
-    Computed in float64.
+    so at least the last is zero up to round-off). Eigenvalues at or below the round-off
+    bound `centering_roundoff` (negatives included) are set to 0; a Gram with inf/nan
+    entries gives NaN eigenvalues. Computed in float64.
     """
     g = gram.to(torch.float64)
     b = g.shape[-1]
+    floor = centering_roundoff(gram)
+    finite = torch.isfinite(g).all(-1).all(-1)
+    g = torch.where(finite[..., None, None], g, torch.zeros_like(g))
     c = g - g.mean(-1, keepdim=True)
     c = c - c.mean(-2, keepdim=True)
     c = 0.5 * (c + c.transpose(-1, -2)) / b
     ev = torch.linalg.eigvalsh(c).flip(-1)
-    return ev.clamp_min(0.0)
+    ev = torch.where(ev <= floor[..., None], torch.zeros_like(ev), ev)
+    return torch.where(finite[..., None], ev, torch.full_like(ev, torch.nan))
 
 
 def noise_trace(gram: torch.Tensor) -> torch.Tensor:
-    """tr Sigma = (1/B) sum_i G_ii - (1/B^2) sum_ij G_ij from a (..., B, B) Gram: (...)."""
+    """tr Sigma = (1/B) sum_i G_ii - (1/B^2) sum_ij G_ij from a (..., B, B) Gram: (...).
+
+    Values at or below the round-off bound `centering_roundoff` (e.g. -1e-16 for identical
+    examples, whose exact value is 0) are set to 0.
+    """
     b = gram.shape[-1]
-    return gram.diagonal(dim1=-2, dim2=-1).mean(-1) - gram.sum((-1, -2)) / b**2
+    trace = gram.diagonal(dim1=-2, dim2=-1).mean(-1) - gram.sum((-1, -2)) / b**2
+    return torch.where(trace <= centering_roundoff(gram).to(trace.dtype),
+                       torch.zeros_like(trace), trace)
 
 
 def mean_grad_sq_norm(gram: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,13 @@ from gradstats import statistics
 from gradstats.simulate.data import load_data
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import MLP, build_model, resolve_device
+from gradstats.simulate.precision import precision_loss
 from gradstats.simulate.theory_inputs import TheoryInputs, capture_step0, init_inputs, step_values
 from gradstats.spec import Point
 
 SPINE_STATISTICS = (
     "grad_sq_norm", "bias_grad_sq_norm", "forward_q", "backward_q", "active_fraction",
-    "weight_sq_norm", "batch_loss", "full_loss", "accuracy", "output_mean_sq",
+    "weight_sq_norm", "batch_loss", "full_loss", "accuracy", "output_mean_sq", "precision_loss",
 )
 ACTIVE_THRESHOLD = 1e-6
 FULL_BATCH_CHUNK = 4096
@@ -134,7 +135,8 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
         if is_recorded:
             values = spine_values(snap, ctx)
             values.update(step_values(snap, index_np))
-            for i, est in enumerate(estimators):
+            # estimators see finite steps only: a diverged step's values are NaN (padding)
+            for i, est in enumerate(estimators if finite else []):
                 states[i], est_values = est.update(ctx, states[i], snap)
                 values.update(est_values)
             for name, value in values.items():
@@ -186,6 +188,7 @@ def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:
         "batch_loss": np.asarray(float(snap.loss)), "full_loss": np.asarray(full_loss),
         "accuracy": np.asarray(accuracy),
         "output_mean_sq": np.asarray(float((out.double() ** 2).mean())),
+        "precision_loss": precision_loss(snap, ctx),
     }
 
 
