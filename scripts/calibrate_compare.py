@@ -61,11 +61,11 @@ def main() -> None:
         beta = cfg["depth"] / cfg["width"]
         name = f"{cfg['activation']} w{cfg['width']} d{cfg['depth']} sw2 {cfg['sigma_w2']}"
         cells = []
+        groups = [compare(ds.isel(seed=slice(g * args.group, (g + 1) * args.group)),
+                          level=args.level) for g in range(args.seeds // args.group)]
         for comparison in COMPARISONS[:13]:
             raw, fw, n = [], [], 0
-            for g in range(args.seeds // args.group):
-                sub = ds.isel(seed=slice(g * args.group, (g + 1) * args.group))
-                cmp = compare(sub, level=args.level)
+            for cmp in groups:
                 key = comparison.name
                 if f"{key}_p" not in cmp:
                     continue

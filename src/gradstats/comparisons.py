@@ -50,7 +50,8 @@ class Comparison:
 
     measured / predicted: dataset variable names (predicted may be a tuple: null mean, var).
     test: see the module docstring. steps: ``"init"`` (step 0 only), ``"training"`` (every
-    recorded step; step > 0 inside the lazy domain) or ``"last"``. domain: ``"infinite_width"``,
+    recorded step; step > 0 inside the lazy domain), ``"all"`` (every recorded step, no
+    lazy condition: a statement about any network) or ``"last"``. domain: ``"infinite_width"``,
     ``"outputs"`` (the output distribution, a tighter beta), ``"hanin_nica"``, ``"lazy"`` or
     ``"any"`` (an exact statement) - `gradstats.theory.validity`. layers: ``"all"``,
     ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (2 beta in
@@ -128,6 +129,11 @@ COMPARISONS: tuple[Comparison, ...] = (
                "full_loss", "theory_full_loss_lazy", "log_ratio", steps="training",
                domain="lazy", allowance="lazy_loss",
                source="Lee et al. 2019: wide networks train as their linearization"),
+    Comparison("batch_noise", "tr Sigma from one minibatch (paired sub-batch slope) vs the "
+               "whole training set", "full_noise_trace_unbiased", "full_noise_trace", "log_ratio",
+               steps="all", domain="any", allowance="none",
+               source="sampling without replacement: E||g_b||^2 = ||G||^2 + "
+                      "(N-b)/(b(N-1)) tr Sigma (docs/noise_scale.md)"),
     Comparison("ntk_init_exponent", "width exponent of the empirical-vs-analytic NTK error",
                "theory_ntk_init_rel_err", "", "exponent", allowance="exponent",
                max_detectable=math.nan, source="NTK fluctuations ~ width^-1/2"),

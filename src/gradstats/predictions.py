@@ -107,8 +107,9 @@ def at_init(record, theory) -> dict[str, np.ndarray]:
     return out
 
 
-def active_fraction(theory, activation: str, q: float, n_grid: int = 20001) -> float:
-    """P(|phi'(h)| > 1e-6) for h ~ N(0, q) (Riemann sum over +-12 standard deviations)."""
+def active_fraction(theory, activation: str, q: float, n_grid: int = 20000) -> float:
+    """P(|phi'(h)| > 1e-6) for h ~ N(0, q): Riemann sum over +-12 standard deviations on an
+    even grid (no point at 0, so relu gives exactly 1/2 by symmetry)."""
     dphi = theory.activations.dphi_numpy(activation)
     z = np.linspace(-12, 12, n_grid)
     w = np.exp(-0.5 * z * z)
@@ -174,20 +175,12 @@ def finite_width(record, theory) -> dict[str, np.ndarray]:
     if hanin_nica(point) is not None:
         return {}
     arch = point.arch
-    var = np.broadcast_to(np.asarray(theory.finite_width.ln_grad_sq_norm_variance(arch),
-                                     dtype=float), (arch.n_layers,)).copy()
-    return {"theory_ln_grad_sq_norm_var": var,
-            "theory_ln_grad_sq_norm_kurtosis": ln_grad_sq_norm_cumulant4(arch) / var**2}
-
-
-def ln_grad_sq_norm_cumulant4(arch) -> float:
-    """4th cumulant of ln ||dL/dW_L||^2 in the Hanin-Nica setting: ln of the readout's
-    chi^2_1 gives polygamma(3, 1/2) = pi^4, and each hidden layer's ln chi^2_{K} (K ~ n/2 active
-    units, entering twice: 2 ln ||a_{L-1}||^2) adds 16 polygamma(3, n/4) - a few percent at width
-    16 (the binomial spread of K is neglected). Used as the kurtosis of the variance test."""
-    from scipy.special import polygamma
-
-    return float(np.pi**4 + 16 * arch.depth * polygamma(3, arch.width / 4))
+    fw = theory.finite_width
+    var = np.broadcast_to(np.asarray(fw.ln_grad_sq_norm_variance(arch), dtype=float),
+                          (arch.n_layers,)).copy()
+    kurtosis = np.broadcast_to(np.asarray(fw.ln_grad_sq_norm_excess_kurtosis(arch), dtype=float),
+                               (arch.n_layers,)).copy()
+    return {"theory_ln_grad_sq_norm_var": var, "theory_ln_grad_sq_norm_kurtosis": kurtosis}
 
 
 def lazy(record, theory) -> dict[str, np.ndarray]:

@@ -320,7 +320,7 @@ for _s in (
               "ln of chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (fixed-point decay rate)",
               kind="prediction"),
     Statistic("theory_ntk_init_rel_err", (), "empirical vs analytic NTK at init", "1",
-              "||Theta_emp - Theta||_F / ||Theta||_F on the first min(64, n_train) training "
+              "||Theta_emp - Theta||_F / ||Theta||_F on the first min(16, n_train) training "
               "inputs (per-output kernels)", kind="prediction"),
     Statistic("theory_product_bound", ("layer",), "theory: product bound on gradient norm", "1",
               "gradstats.theory.bounds.product_bound on the step-0 network and minibatch, "

@@ -29,7 +29,7 @@ def make_points(seeds: int, *, width: int, depth: int, activation: str = "relu",
                 steps: int = 0, record: tuple[int, ...] = (0,), lr: float = 0.1,
                 batch_size: int = 32, n_train: int = 128, input_dim: int = 16,
                 teacher: str = "network", bias: bool = True, dtype: str = "float32",
-                seed_offset: int = 0) -> list[Point]:
+                seed_offset: int = 0, measure: tuple[str, ...] = ()) -> list[Point]:
     """``seeds`` points of one configuration (sphere data)."""
     arch = Architecture(width=width, depth=depth, activation=activation, sigma_w2=sigma_w2,
                         sigma_b2=sigma_b2, parameterization=parameterization, bias=bias,
@@ -37,7 +37,7 @@ def make_points(seeds: int, *, width: int, depth: int, activation: str = "relu",
     training = Training(batch_size=batch_size, lr=lr, steps=steps, record=record)
     data = Data(input_dim=input_dim, n_train=n_train, teacher=teacher)
     return [Point(arch=arch, training=training, data=data, seed=s + seed_offset, dtype=dtype,
-                  device="cpu") for s in range(seeds)]
+                  device="cpu", measure=measure) for s in range(seeds)]
 
 
 def simulate(points: list[Point]) -> list[PointRecord]:
@@ -90,9 +90,10 @@ class ScaledTheory:
         self.bounds = SimpleNamespace(
             product_bound=lambda *a: factor * base.bounds.product_bound(*a),
             relu_masked_bound=lambda *a: factor * base.bounds.relu_masked_bound(*a))
-        self.finite_width = SimpleNamespace(
+        self.finite_width = SimpleNamespace(  # a variance x c: the law's shape (kurtosis) kept
             ln_grad_sq_norm_variance=lambda arch: factor
-            * base.finite_width.ln_grad_sq_norm_variance(arch))
+            * base.finite_width.ln_grad_sq_norm_variance(arch),
+            ln_grad_sq_norm_excess_kurtosis=base.finite_width.ln_grad_sq_norm_excess_kurtosis)
         self.lazy = SimpleNamespace(
             linearized_sgd=lambda ntk, f0, y, batches, lr, record, **kw:
             base.lazy.linearized_sgd(ntk, f0, y, batches, factor * lr, record, **kw))

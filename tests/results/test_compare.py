@@ -13,7 +13,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-
 from compare_helpers import (
     AGREE,
     DISAGREE,
@@ -29,6 +28,7 @@ from compare_helpers import (
     to_results,
     verdicts,
 )
+
 from gradstats.comparisons import COMPARISONS
 from gradstats.results import stats
 from gradstats.results.compare import compare, summary_rows
@@ -98,14 +98,15 @@ def test_ntk_theory_on_a_standard_parameterization_run_is_detected():
 
 @covers(WRONG_PREDICTION_TESTS, "backward_q_decay", "grad_sq_norm_decay", "active_fraction")
 def test_a_wrong_sigma_w2_is_detected_by_the_decay_rates(wide):
-    """Theory for sigma_w2 x 1.5: per-layer rates off by ln 1.5 = 0.41, and (relu) the same
-    active fraction - so the active fraction is tested with a shifted prediction instead."""
+    """Theory for sigma_w2 x 1.5: relu per-layer rates off by ln 1.5 = 0.41 (chi_1 =
+    sigma_w2 / 2), tanh's by less (E[phi'^2] falls as sigma_w2 grows). The relu active
+    fraction is 1/2 for any sigma_w2, so it is tested with a shifted prediction instead."""
     wrong = ArchTheory(lambda arch: dataclasses.replace(arch, sigma_w2=1.5 * arch.sigma_w2))
     for act, records in wide.items():
         cmp = compared(records, wrong)
         assert fraction(cmp, "backward_q_decay", DISAGREE) == 1.0, act
-    cmp = compared(wide["tanh"], wrong)
-    assert fraction(cmp, "grad_sq_norm_decay", DISAGREE) == 1.0
+        if act == "relu":
+            assert fraction(cmp, "grad_sq_norm_decay", DISAGREE) == 1.0
     ds = to_results(wide["relu"])
     ds["theory_active_fraction"] = ds["theory_active_fraction"] + 0.1
     assert fraction(compare(ds), "active_fraction", DISAGREE) == 1.0
@@ -239,6 +240,29 @@ def test_hanin_nica_is_outside_for_minibatches_with_targets(wide):
     cmp = compared(wide["relu"])
     assert "ln_grad_sq_norm_var_verdict" not in cmp
     assert any("Hanin" in note or "ln_grad_sq_norm_var" in note for note in cmp.attrs["notes"])
+
+
+# --- minibatch noise: the paired sub-batch estimate of tr Sigma ------------------------------------
+
+@pytest.fixture(scope="module")
+def noise_runs():
+    """relu width 128, depth 3, batch 32 of n_train 256, 6 seeds, recorded at steps 0, 20, 60."""
+    return simulate(make_points(6, width=128, depth=3, steps=60, record=(0, 20, 60), lr=0.05,
+                                n_train=256, measure=("per_example", "full_batch")))
+
+
+@covers(FALSE_ALARM_TESTS, "batch_noise")
+def test_paired_noise_trace_agrees_with_the_full_training_set(noise_runs):
+    cmp = compared(noise_runs)
+    assert count(cmp, "batch_noise", DISAGREE) == 0, cmp["batch_noise_ratio"].values
+    assert count(cmp, "batch_noise", AGREE) + count(cmp, "batch_noise", UNDETERMINED) == 3
+
+
+@covers(WRONG_PREDICTION_TESTS, "batch_noise")
+def test_paired_noise_trace_detects_a_doubled_reference(noise_runs):
+    ds = to_results(noise_runs)
+    ds["full_noise_trace"] = 2 * ds["full_noise_trace"]
+    assert fraction(compare(ds), "batch_noise", DISAGREE) == 1.0
 
 
 # --- width exponents ---------------------------------------------------------------------------

@@ -556,7 +556,7 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
     values = values.where(inside)
     pred = decl.EXPONENTS[comparison.name]
     others = [a for a in ctx.axes if a != "width"]
-    template = reasons_full.isel(width=0, drop=True).astype(float) * np.nan
+    template = xr.full_like(reasons_full.isel(width=0, drop=True), np.nan, dtype=float)
     slope, se, p, n_widths = (template.copy() for _ in range(4))
     reasons = template.astype(object).copy(data=np.full(template.shape, "", dtype=object))
     level = ctx.level

@@ -24,7 +24,8 @@ import torch
 from gradstats.simulate import engine
 from gradstats.simulate.estimators import RunContext, StepSnapshot
 
-PROBE_SIZE = 64  # the first min(64, n_train) training inputs (as the `ntk` estimator's probe)
+PROBE_SIZE = 16  # NTK at init vs theory on the first min(16, n_train) training inputs (the
+# quadrature kernels of tanh/gelu cost ~n^2: 64 inputs made this 0.7 s a point, 16 make it 0.05)
 LAZY_MAX_TRAIN = 2048  # largest training set whose n x n NTK at init is kept for the lazy theory
 
 
@@ -40,7 +41,7 @@ class TheoryInputs:
     batches: (steps_taken, B) minibatch indices, row t the minibatch of step t;
     x0, y0, output0, grad_output0: the step-0 minibatch (B, ...), its outputs f and dL/df;
     weights0: effective weights W_l (fan_out, fan_in); preacts0: h_l (B, n_l); w_mult: (L,);
-    probe_ntk0: (P, P) per-output empirical NTK at init on the first P = min(64, n) inputs;
+    probe_ntk0: (P, P) per-output empirical NTK at init on the first P = min(16, n) inputs;
     train_ntk0, train_output0: (n, n) per-output NTK and (n, output_dim) outputs at init on the
     whole training set (None when not trained or n > `LAZY_MAX_TRAIN`).
     """
@@ -69,9 +70,11 @@ def init_inputs(ctx: RunContext) -> TheoryInputs:
     """The inputs available before the first update: training set and NTKs at init.
 
     The per-output NTK is ``classes="mean"`` (1/K sum_k Theta_kk), the kernel that multiplies
-    each output's residual at infinite width.
+    each output's residual at infinite width; it is formed on a float64 copy of the network
+    (as the `ntk` estimator), so deep or large-sigma_w2 kernels do not overflow float32.
     """
-    model, x_train = ctx.model, ctx.x_train
+    model = engine.model_as_dtype(ctx.model, torch.float64)
+    x_train = ctx.x_train.to(torch.float64)
     trained = ctx.point.training.steps > 0 and len(x_train) <= LAZY_MAX_TRAIN
     inputs = TheoryInputs(x_train=_np(x_train), y_train=ctx.y_train.detach().cpu().numpy(),
                           probe_ntk0=np.zeros((0, 0)))

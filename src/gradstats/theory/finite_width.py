@@ -140,3 +140,19 @@ def ntk_relative_fluctuation(arch: Architecture) -> float:
     """Order-of-magnitude relative std of the empirical NTK diagonal, sqrt(exp(5 beta) - 1)."""
     _check_relu(arch)
     return math.sqrt(math.expm1(5.0 * beta(arch)))
+
+
+def ln_grad_sq_norm_excess_kurtosis(arch: Architecture) -> float:
+    """Excess kurtosis of ln ||dL/dW_L||^2 in the setting of `ln_grad_sq_norm_variance`.
+
+    ln ||dL/dW_L||^2 = 2 ln ||a_{L-1}||^2 + ln chi^2_1 + const with independent terms, so
+    cumulants add: the readout's ln chi^2_1 gives a 4th cumulant polygamma(3, 1/2) = pi^4, and
+    each hidden layer's ln chi^2_K (K ~ n/2 active units, entering with weight 2) adds
+    16 polygamma(3, n/4) (the binomial spread of K neglected: a few percent at width 16).
+    Divided by the variance squared. The variance test of `gradstats.compare` needs it: the
+    sample kurtosis of few seeds is biased low and would make that test anti-conservative.
+    """
+    _check_relu(arch, allow_bias=False)
+    cumulant4 = math.pi**4 + 16 * arch.depth * float(special.polygamma(3, arch.width / 4))
+    var = float(np.asarray(ln_grad_sq_norm_variance(arch), dtype=float).ravel()[-1])
+    return cumulant4 / var**2

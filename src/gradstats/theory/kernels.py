@@ -33,6 +33,7 @@ version-independent context manager).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 
 import jax
@@ -41,7 +42,7 @@ import numpy as np
 
 from gradstats.spec import Architecture
 from gradstats.theory import activations as act
-from gradstats.theory._compat import x64_scope
+from gradstats.theory._compat import x64_enabled, x64_scope
 
 PARTS = ("both", "weight", "bias")
 BACKENDS = ("gradstats", "neural-tangents")
@@ -160,6 +161,9 @@ def nngp(arch: Architecture, x1, x2=None, *, backend: str = "gradstats", x64: bo
         from gradstats.theory import nt_backend
 
         return nt_backend.kernels(arch, x1, x2, x64=x64)[0]
+    memo = _memo(arch, x1, x2, x64, quadrature)
+    if memo is not None:
+        return np.array(memo["nngp"])
     with x64_scope(x64):
         return _sym(np.asarray(_run(arch, x1, x2, "nngp", quadrature)), x2 is None)
 
@@ -202,15 +206,52 @@ def ntk_per_layer(arch: Architecture, x1, x2=None, part: str = "both", *,
     return _sym(out, x2 is None)
 
 
+def _cache_key(arch: Architecture, a1: np.ndarray, a2: np.ndarray | None,
+               quadrature: act.Quadrature | None) -> tuple:
+    """Key of `layer_kernels`' memo (call inside the precision scope)."""
+    return (arch, a1.shape, a1.tobytes(), None if a2 is None else (a2.shape, a2.tobytes()),
+            x64_enabled(), quadrature)
+
+
+def _memo(arch: Architecture, x1, x2, x64: bool | None, quadrature) -> dict | None:
+    """The memoized `layer_kernels` of these inputs, if computed recently."""
+    a1 = np.ascontiguousarray(x1, dtype=float)
+    a2 = None if x2 is None else np.ascontiguousarray(x2, dtype=float)
+    with x64_scope(x64):
+        return _layer_kernel_cache.get(_cache_key(arch, a1, a2, quadrature))
+
+
+LAYER_KERNEL_CACHE_SIZE = 16
+_layer_kernel_cache: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+
+
 def layer_kernels(arch: Architecture, x1, x2=None, *, x64: bool | None = None,
                   quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
     """Everything at once: ``nngp`` (n1,n2), ``ntk`` (n1,n2), ``ntk_weight`` and ``ntk_bias``
-    (depth+1, n1, n2) per-layer splits."""
+    (depth+1, n1, n2) per-layer splits (read-only arrays).
+
+    Memoized on (arch, inputs, precision, quadrature) for the last 16 calls: the predictions
+    of one point evaluate several statistics on the same minibatch, and a quadrature kernel
+    (tanh, gelu, ...) costs far more than the network it describes.
+    """
+    a1 = np.ascontiguousarray(x1, dtype=float)
+    a2 = None if x2 is None else np.ascontiguousarray(x2, dtype=float)
     with x64_scope(x64):
-        k, theta, tw, tb = (np.asarray(a) for a in _run(arch, x1, x2, "layers", quadrature))
+        key = _cache_key(arch, a1, a2, quadrature)
+        cached = _layer_kernel_cache.get(key)
+        if cached is not None:
+            _layer_kernel_cache.move_to_end(key)
+            return dict(cached)
+        k, theta, tw, tb = (np.asarray(a) for a in _run(arch, a1, a2, "layers", quadrature))
     same = x2 is None
-    return {"nngp": _sym(k, same), "ntk": _sym(theta, same), "ntk_weight": _sym(tw, same),
-            "ntk_bias": _sym(tb, same)}
+    out = {"nngp": _sym(k, same), "ntk": _sym(theta, same), "ntk_weight": _sym(tw, same),
+           "ntk_bias": _sym(tb, same)}
+    for value in out.values():
+        value.setflags(write=False)
+    _layer_kernel_cache[key] = out
+    if len(_layer_kernel_cache) > LAYER_KERNEL_CACHE_SIZE:
+        _layer_kernel_cache.popitem(last=False)
+    return dict(out)
 
 
 def diag_recursion(arch: Architecture, q0, *, x64: bool | None = None,
