@@ -40,11 +40,17 @@ def check_output_file(path: Path, option: str = "--out", suffix: str | None = No
 def require_writable(path: Path, option: str = "--out") -> None:
     """``path`` (or where it would be created) can be written by this process."""
     target = existing_ancestor(Path(path))
-    if os.access(target, os.W_OK | os.X_OK):
+    if writable(target):
         return
     read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
     problem = "is on a read-only file system" if read_only else "is not writable"
     raise InputError(f"{option}: {target} {problem}")
+
+
+def writable(directory: Path) -> bool:
+    """Whether this process may create files in ``directory`` (permissions and read-only
+    mounts; access(2) answers for the real user)."""
+    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def existing_ancestor(path: Path) -> Path:

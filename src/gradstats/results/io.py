@@ -303,10 +303,13 @@ def load_results(path: Path, squeeze: bool = True) -> xr.Dataset:
         return open_store(path)
     if path.suffix == ".nc" and path.is_file():
         try:
-            return xr.load_dataset(path)
+            ds = xr.load_dataset(path)
         except Exception as err:
             raise ResultsError(f"{path}: cannot read it as netCDF ({type(err).__name__}: "
                                f"{err})") from None
+        if not ds.data_vars:  # some readers take a damaged file for an empty one
+            raise ResultsError(f"{path}: no data variables in it; not a results file")
+        return ds
     raise ResultsError(f"{path} is not a results directory (with {POINTS_DIR}/), a .zarr store "
                        "or a .nc file")
 
