@@ -208,7 +208,7 @@ def _check_results(results: Path) -> int:
         console.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
     verdict = "ok" if not report.problems else f"{len(report.problems)} problems"
     console.print(f"{results}: {report.ok} of {report.points} points ok; {verdict}",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
     return EXIT_FAILED if report.problems else 0
 
 

@@ -154,35 +154,35 @@ def load_point(path: Path, expected_key: str | None = None) -> xr.Dataset | None
     or, given ``expected_key``, holds another point (e.g. a file copied over another's)."""
     ds, problem = read_point(path, expected_key)
     if problem is not None:
-        warnings.warn(f"unreadable point file {Path(path).name} ({problem}); it will be "
-                      "recomputed", stacklevel=2)
+        warnings.warn(f"point file {Path(path).name} {problem}; it will be recomputed",
+                      stacklevel=2)
     return ds
 
 
 def read_point(path: Path, expected_key: str | None = None) -> tuple[xr.Dataset | None, str | None]:
-    """(dataset, None) for a good point file, (None, problem) otherwise; (None, None) when
-    the file does not exist."""
+    """(dataset, None) for a good point file, (None, problem) otherwise, the problem a phrase
+    ("is unreadable (...)", "holds point ..."); (None, None) when the file does not exist."""
     try:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
             ds = ds.load()
     except FileNotFoundError:
         return None, None
     except Exception as err:  # truncated or corrupt file: recompute it
-        return None, type(err).__name__
+        return None, f"is unreadable ({type(err).__name__})"
     expected = ds.attrs.pop(CHECKSUM_ATTR, None)
     try:
         intact = expected is not None and expected == content_digest(ds)
     except Exception:  # values that cannot be digested are as bad as a wrong digest
         intact = False
     if not intact:
-        return None, "checksum mismatch"
+        return None, "is unreadable (checksum mismatch)"
     stored = ds.attrs.get("point_key")
     if expected_key is not None and stored != expected_key:
-        return None, f"it holds point {stored}, not {expected_key}: a copied or renamed file"
+        return None, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
     try:
         return _restore_int64(ds), None
     except Exception as err:
-        return None, type(err).__name__
+        return None, f"is unreadable ({type(err).__name__})"
 
 
 def content_digest(ds: xr.Dataset) -> str:
