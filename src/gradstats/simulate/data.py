@@ -147,6 +147,8 @@ def _read_npz(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
             raise bad(f"is damaged ({type(err).__name__}: {err})") from None
     for key, array in (("x", x), ("y", y)):
+        if not isinstance(array, np.ndarray):  # a member that is no .npy comes back as bytes
+            raise bad(f"'{key}' is not a numpy array")
         if array.dtype.kind not in "biuf":
             raise bad(f"'{key}' must be numeric, got dtype {array.dtype}")
     if x.ndim != 2:
