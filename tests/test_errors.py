@@ -105,3 +105,16 @@ def test_traceback_on_request_for_internal_errors(monkeypatch):
     assert lines[-1].startswith("error: internal error: ZeroDivisionError: bug")
     code, lines = guarded(raising(errors.InputError("bad")))  # input errors: never a traceback
     assert (code, lines) == (2, ["error: bad"])
+
+
+def test_ctrl_c_in_a_command_is_one_line_with_exit_130(tmp_path, monkeypatch, capsys):
+    from gradstats.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("gradstats.results.io.load_results", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(["show", str(tmp_path)])
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.splitlines() == [f"error: {errors.INTERRUPTED}"]

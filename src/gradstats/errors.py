@@ -34,6 +34,7 @@ TRACEBACK_ENV = "GRADSTATS_TRACEBACK"
 # Warnings raised from code under this directory are gradstats' own (printed after a command).
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_LINE = 1000
+INTERRUPTED = "interrupted; finished points are kept, rerun to resume"
 
 
 class InputError(Exception):
@@ -69,7 +70,7 @@ def describe(err: BaseException) -> tuple[int, str]:
     if isinstance(err, RunStopped):
         return EXIT_FAILED, one_line(err)
     if isinstance(err, KeyboardInterrupt | typer.Abort):
-        return EXIT_INTERRUPTED, "interrupted; finished points are kept, rerun to resume"
+        return EXIT_INTERRUPTED, INTERRUPTED
     if isinstance(err, typer.TyperException):  # click usage errors: bad option, missing argument
         message = err.format_message() if hasattr(err, "format_message") else str(err)
         hint = _help_hint(err)
@@ -104,6 +105,10 @@ def run_guarded(command: Callable[[], object], stderr: TextIO | None = None) -> 
             return code
         else:
             code = _exit_code(result)
+            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
+                stream.write(f"error: {INTERRUPTED}\n")
+                stream.flush()
+                return code
     ours = [w for w in caught if issubclass(w.category, UserWarning)
             and os.path.abspath(w.filename).startswith(PACKAGE_DIR)]
     for message in dict.fromkeys(one_line(w.message) for w in ours):

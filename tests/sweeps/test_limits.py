@@ -109,3 +109,20 @@ def test_no_limits_flag_runs_a_sweep_over_the_limit(tmp_path, monkeypatch, capsy
     assert not (tmp_path / "out").exists()
     main([*argv, "--no-limits"])
     assert "2 points: 2 computed" in capsys.readouterr().out
+
+
+def test_docs_state_the_limits_the_code_applies():
+    from pathlib import Path
+
+    from gradstats.sweeps.limits import DEFAULT_LIMITS, GIB, OVERRIDE_FLAG
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text()
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+            for line in text.splitlines() if line.startswith("| ") and line.count("|") == 4}
+    assert rows["points"] == f"{DEFAULT_LIMITS.points:,}"
+    assert rows["seeds"] == f"{DEFAULT_LIMITS.seeds:,}"
+    assert rows["steps"] == f"{DEFAULT_LIMITS.steps:,}"
+    assert rows["recorded steps"] == f"{DEFAULT_LIMITS.recorded_steps:,}"
+    assert rows["point memory"] == f"{DEFAULT_LIMITS.point_memory / GIB:g} GiB"
+    assert rows["combined results"] == f"{DEFAULT_LIMITS.results_size / GIB:g} GiB"
+    assert f"`{OVERRIDE_FLAG}`" in text
