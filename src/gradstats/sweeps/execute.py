@@ -218,7 +218,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
             owned.close()
     if consolidate_store:
         run.summary.store = out_dir / io.CONSOLIDATED
-        if run.summary.computed or not store_is_current(out_dir):
+        if run.summary.computed or stale_store:  # consolidate checks again under the lock
             with run.stopping_on_write_errors(), \
                     locks.locked(locks.lock_path(run.out_dir, "consolidate")):
                 run.summary.store = consolidate(run.out_dir, command=command)
@@ -320,14 +320,6 @@ class _Run:
 
     def _lock_path(self, point: Point) -> Path:
         return locks.lock_path(self.out_dir, point.key())
-
-
-def write_manifest(out_dir: Path, name: str, points: list[Point], measure: Sequence[str],
-                   command: str = "") -> bool:
-    """``sweep.json``: the sweep's name, measure list, id and every point (written atomically,
-    only when it changed); returns whether it was written."""
-    return resultsdir.write_manifest(
-        out_dir, resultsdir.make_manifest(name, points, measure, command))
 
 
 FINGERPRINT_FILE = io.STORE_META_PREFIX + "points"
