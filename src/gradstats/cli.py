@@ -1,12 +1,14 @@
 """`gradstats run | presets | show | export | theory | compare | plot`.
 
 Heavy imports (torch, jax, xarray, matplotlib) happen inside the commands, so
-``gradstats --help`` is fast. Every input error prints one line naming the field and
-exits with code 2, before anything is written.
+``gradstats --help`` is fast. Every failure, in every command, ends as one line on stderr
+with an exit code (`gradstats.errors`; docs/errors.md): 2 for an input error, before
+anything is written; 1 for failed points or a run that stopped partway.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gradstats.spec import SpecError
+from gradstats.errors import EXIT_FAILED, EXIT_INPUT_ERROR, InputError, run_guarded
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Measure how neural-network gradients are distributed and compare "
@@ -22,12 +24,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions
 console = Console()
 err_console = Console(stderr=True)
 
-EXIT_INPUT_ERROR = 2
-EXIT_POINTS_FAILED = 1
-
-
-class InputError(Exception):
-    """A command-line or sweep-file error: printed as one line, exit code 2."""
+EXIT_POINTS_FAILED = EXIT_FAILED
+__all__ = ["EXIT_INPUT_ERROR", "EXIT_POINTS_FAILED", "InputError", "app", "main"]
+# The command line being run (set by `main`; recorded in sweep.json and sweep.zarr).
+_invocation: list[str] = []
 
 
 @app.command()
@@ -50,24 +50,30 @@ def run(
         "--compare/--no-compare",
         help="After the run, compare with theory (writes DIR/comparison.nc, prints the table)")
     ] = True,
+    no_limits: Annotated[bool, typer.Option(
+        "--no-limits", help="Run a sweep larger than the size limits (see docs/errors.md)")
+    ] = False,
 ) -> None:
     """Run a sweep: simulate every point, write one file per point, print the measurements
     and the theory-vs-measurement table.
 
     Rerunning into the same directory skips the points already done (resume); runs sharing
     a directory split the points between them. Ctrl-C or a kill loses only points in flight.
+    A directory holds one sweep: a run whose points do not include those already there is
+    refused.
     """
+    from gradstats import paths
     from gradstats.sweeps import apply_overrides, expand, resolve_sweep
+    from gradstats.sweeps.limits import DEFAULT_LIMITS
 
     n_workers = _parse_workers(workers, scheduler)
     sweep_file = resolve_sweep(sweep)
     if set_:
         sweep_file = apply_overrides(sweep_file, set_)
-    points = expand(sweep_file)
+    points = expand(sweep_file, limits=None if no_limits else DEFAULT_LIMITS)
     _check_devices(points)
     out_dir = out or Path("results") / sweep_file.name
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out: {out_dir} exists and is not a directory")
+    paths.check_output_dir(out_dir)
 
     from gradstats.sweeps.execute import run_sweep
     from gradstats.sweeps.progress import progress_bar
@@ -76,26 +82,41 @@ def run(
     try:
         with progress_bar(enabled=not quiet, console=err_console) as progress:
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
-                                progress=progress, executor=executor, workers=n_workers)
+                                progress=progress, executor=executor, workers=n_workers,
+                                command=command_line())
     finally:
         if executor is not None:
             executor.close()
     if not quiet:
-        from gradstats.results.io import load_results
-        from gradstats.results.summary import print_summary
-
-        results = load_results(out_dir)
-        print_summary(results, console)
-        if compare and "grad_sq_norm" in results:
-            _print_theory_comparison(results, out_dir)
+        _print_results(out_dir, compare)
     console.print(f"{summary.total} points: {summary.computed} computed, {summary.skipped} "
                   f"already done, {len(summary.failed)} failed, {summary.seconds:.1f} s -> "
                   f"{out_dir}")
     for point, error in summary.failed:
-        err_console.print(f"[red]failed[/red] {point.key()} (seed {point.seed}): {error}",
-                          markup=True, highlight=False, soft_wrap=True)
+        sys.stderr.write(f"failed {point.key()} (seed {point.seed}): "
+                         f"{' '.join(error.split())}\n")
     if summary.failed:
         sys.exit(EXIT_POINTS_FAILED)
+
+
+def _print_results(out_dir: Path, compare: bool) -> None:
+    """The measurements table and, with ``compare``, theory vs measurement of a run."""
+    import warnings
+
+    from gradstats.results.io import load_results
+    from gradstats.results.summary import print_summary
+
+    try:
+        results = load_results(out_dir)
+    except FileNotFoundError:  # no point could be saved: the failures are listed below
+        return
+    print_summary(results, console)
+    if compare and "grad_sq_norm" in results:
+        try:
+            _print_theory_comparison(results, out_dir)
+        except Exception as err:  # the run's results are saved; the comparison is extra
+            warnings.warn(f"theory comparison skipped ({type(err).__name__}: {err}); "
+                          f"try gradstats compare {out_dir}", stacklevel=1)
 
 
 def _print_theory_comparison(results, out_dir: Path) -> None:
@@ -149,13 +170,37 @@ def presets() -> None:
 
 
 @app.command()
-def show(results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")]) -> None:
+def show(
+    results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
+    check: Annotated[bool, typer.Option(
+        "--check", help="Verify a results directory instead: every point file present, "
+                        "intact and its own, sweep.zarr current (exit 1 if not)")] = False,
+) -> None:
     """Summarize a results directory: dims, variables, failed points, a summary table."""
+    if check:
+        raise typer.Exit(_check_results(results))
     from gradstats.results.summary import print_overview, print_summary
 
     ds = _load(results)
     print_overview(ds, console)
     print_summary(ds, console)
+
+
+def _check_results(results: Path) -> int:
+    """Print `check_results_dir`'s findings; the exit code (1 when there are problems)."""
+    import warnings
+
+    from gradstats.sweeps.verify import check_results_dir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # each problem is reported below, once
+        report = check_results_dir(results)
+    for problem in report.problems:
+        console.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
+    verdict = "ok" if not report.problems else f"{len(report.problems)} problems"
+    console.print(f"{results}: {report.ok} of {report.points} points ok; {verdict}",
+                  markup=False, highlight=False, soft_wrap=True)
+    return EXIT_FAILED if report.problems else 0
 
 
 @app.command()
@@ -164,15 +209,20 @@ def export(
     format_: Annotated[str, typer.Option("--format", "-f",
                                          help="netcdf | zarr | csv | parquet")] = "netcdf",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output file")
+                     ] = False,
 ) -> None:
-    """Export the combined dataset (csv/parquet: a tidy long table)."""
-    from gradstats.results.export import FORMATS, SUFFIX
+    """Export the combined dataset (csv/parquet: a tidy long table). An existing output is
+    replaced only with --force."""
+    from gradstats.results.export import FORMATS, SUFFIX, check_has_values, check_target
     from gradstats.results.export import export as do_export
 
     if format_ not in FORMATS:
         raise InputError(f"--format: unknown format {format_!r}; choose from {', '.join(FORMATS)}")
-    ds = _load(results)
     target = out or Path(results).with_suffix("") / f"export{SUFFIX[format_]}"
+    check_target(target, format_, overwrite=force)
+    ds = _load(results)
+    check_has_values(ds, results)
     console.print(f"wrote {do_export(ds, format_, target)}")
 
 
@@ -207,22 +257,20 @@ def _register_subpackage_commands() -> None:
 _register_subpackage_commands()
 
 
+def command_line() -> str:
+    """The command being run, as one shell-quoted line."""
+    return "gradstats " + shlex.join(_invocation or sys.argv[1:])
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: one-line errors with exit code 2 for bad input.
-
-    Click's standalone mode handles usage errors (exit 2) and ``typer.Exit``; input errors
-    raised inside commands are caught here. Success returns normally.
-    """
-    from gradstats.sweeps.sweepfile import SweepError
-
-    try:
-        app(args=argv, standalone_mode=True)
-    except SystemExit as exit_:
-        if exit_.code not in (0, None):
-            raise
-    except (SweepError, SpecError, InputError) as err:
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(EXIT_INPUT_ERROR)
+    """Console entry point: returns on success, else exits with the code of `run_guarded`
+    (which prints the one line). Usage errors of every command (``compare`` and ``theory``
+    included) come here too: click runs without its standalone mode."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _invocation[:] = args
+    code = run_guarded(lambda: app(args=args, standalone_mode=False))
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
+
+from gradstats.errors import InputError
 
 ACTIVATIONS = (
     "relu", "tanh", "erf", "sigmoid", "gelu", "linear", "softplus", "abs", "leaky_relu",
@@ -38,6 +42,8 @@ AXES = (
     "bias", "data", "input_dim", "n_train", "teacher", "loss", "optimizer", "lr", "momentum",
     "batch_size", "steps", "dtype", "device",
 )
+# Point files store integers as int32 (io.POINT_FORMAT): larger sizes and seeds cannot be saved.
+INT32_MAX = 2**31 - 1
 SEED_DIM = "seed"
 STEP_DIM = "step"
 LAYER_DIM = "layer"
@@ -63,18 +69,20 @@ class Architecture:
     output_dim: int = 1
 
     def __post_init__(self) -> None:
-        _check(self.width >= 1, "width", f"must be a positive integer, got {self.width}")
-        _check(self.depth >= 0, "depth", f"must be >= 0, got {self.depth}")
+        _check_int(self.width, "width", low=1)
+        _check_int(self.depth, "depth", low=0)
         _check(self.activation in ACTIVATIONS, "activation",
                f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
-        _check(self.sigma_w2 > 0, "sigma_w2", f"must be > 0, got {self.sigma_w2}")
-        _check(self.sigma_b2 >= 0, "sigma_b2", f"must be >= 0, got {self.sigma_b2}")
+        _check(math.isfinite(self.sigma_w2) and self.sigma_w2 > 0, "sigma_w2",
+               f"must be finite and > 0, got {self.sigma_w2}")
+        _check(math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0, "sigma_b2",
+               f"must be finite and >= 0, got {self.sigma_b2}")
         _check(self.parameterization in PARAMETERIZATIONS, "parameterization",
                f"unknown parameterization {self.parameterization!r}; choose ntk or standard")
         _check(self.init in INIT_DISTRIBUTIONS, "init",
                f"unknown init {self.init!r}; choose from {', '.join(INIT_DISTRIBUTIONS)}")
-        _check(self.input_dim >= 1, "input_dim", f"must be >= 1, got {self.input_dim}")
-        _check(self.output_dim >= 1, "output_dim", f"must be >= 1, got {self.output_dim}")
+        _check_int(self.input_dim, "input_dim", low=1)
+        _check_int(self.output_dim, "output_dim", low=1)
 
     @property
     def n_layers(self) -> int:
@@ -107,8 +115,8 @@ class Data:
     def __post_init__(self) -> None:
         _check(self.name in BUILTIN_DATA or self.name.startswith("npz:"), "data",
                f"unknown data {self.name!r}; use sphere, digits or npz:PATH")
-        _check(self.input_dim >= 1, "input_dim", f"must be >= 1, got {self.input_dim}")
-        _check(self.n_train >= 1, "n_train", f"must be >= 1, got {self.n_train}")
+        _check_int(self.input_dim, "input_dim", low=1)
+        _check_int(self.n_train, "n_train", low=1)
         _check(self.teacher in TEACHERS, "teacher",
                f"unknown teacher {self.teacher!r}; choose network, linear or zero")
 
@@ -126,12 +134,12 @@ class Training:
     record: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        _check_int(self.batch_size, "batch_size", low=1)
         _check(self.loss in LOSSES, "loss", f"unknown loss {self.loss!r}; choose mse or cross_entropy")
         _check(self.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {self.optimizer!r}; only sgd")
-        _check(self.lr >= 0, "lr", f"must be >= 0, got {self.lr}")
+        _check(math.isfinite(self.lr) and self.lr >= 0, "lr", f"must be finite and >= 0, got {self.lr}")
         _check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
-        _check(self.steps >= 0, "steps", f"must be >= 0, got {self.steps}")
+        _check_int(self.steps, "steps", low=0)
         _check(len(self.record) > 0, "record", "must name at least one step")
         _check(all(0 <= s <= self.steps for s in self.record), "record",
                f"steps must lie in 0..{self.steps}, got {list(self.record)}")
@@ -158,7 +166,7 @@ class Point:
     def __post_init__(self) -> None:
         _check(self.device in DEVICES, "device", f"unknown device {self.device!r}; choose auto, cpu or cuda")
         _check(self.dtype in DTYPES, "dtype", f"unknown dtype {self.dtype!r}; choose float32 or float64")
-        _check(self.seed >= 0, "seeds", f"seeds must be >= 0, got {self.seed}")
+        _check_int(self.seed, "seeds", low=0)
         _check(self.arch.input_dim == self.data.input_dim or self.data.name != "sphere",
                "input_dim", "architecture and data disagree on input_dim")
 
@@ -206,7 +214,7 @@ class Point:
         }
 
 
-class SpecError(ValueError):
+class SpecError(InputError, ValueError):
     """A point or sweep value is invalid; ``field`` names the offending field."""
 
     def __init__(self, field: str, problem: str) -> None:
@@ -218,3 +226,11 @@ class SpecError(ValueError):
 def _check(ok: bool, field_name: str, problem: str) -> None:
     if not ok:
         raise SpecError(field_name, problem)
+
+
+def _check_int(value: int, field_name: str, low: int) -> None:
+    """``value`` is an integer in ``low..INT32_MAX`` (the point-file format stores int32)."""
+    _check(isinstance(value, numbers.Integral) and not isinstance(value, bool), field_name,
+           f"must be a whole number, got {value!r}")
+    _check(low <= value <= INT32_MAX, field_name,
+           f"must lie in {low}..{INT32_MAX} (point files store 32-bit integers), got {value}")

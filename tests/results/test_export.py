@@ -110,3 +110,58 @@ def test_cli_export_writes_readable_files(tmp_path):
         np.testing.assert_array_equal(back["grad_sq_norm"].transpose(*sweep_dataset().grad_sq_norm.dims),
                                       sweep_dataset()["grad_sq_norm"])
     assert pd.read_csv(tmp_path / "export.csv")["variable"].nunique() == 3
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    target = tmp_path / "t.csv"
+    target.write_text("old export")
+
+    def broken_tidy(ds):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gradstats.results.export.tidy", broken_tidy)
+    with pytest.raises(OSError):
+        export(sweep_dataset(), "csv", target)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.csv"] and target.read_text() == "old export"
+
+
+def test_a_failed_zarr_export_leaves_the_old_store(tmp_path, monkeypatch):
+    target = export(sweep_dataset(), "zarr", tmp_path / "t.zarr")
+    before = sorted(p.relative_to(target) for p in target.rglob("*"))
+
+    def no_space(ds, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gradstats.results.io.to_zarr", no_space)
+    with pytest.raises(OSError):
+        export(sweep_dataset(), "zarr", target)
+    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["t.zarr"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cli_export_replaces_an_existing_target_only_with_force(tmp_path, capsys, fmt):
+    from gradstats import cli
+
+    src = tmp_path / "results.nc"
+    sweep_dataset().to_netcdf(src)
+    target = tmp_path / f"out{SUFFIX[fmt]}"
+    cli.main(["export", str(src), "-f", fmt, "-o", str(target)])
+    first = read_export(target)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["export", str(src), "-f", fmt, "-o", str(target)])
+    assert exit_.value.code == 2 and "--force" in capsys.readouterr().err
+    cli.main(["export", str(src), "-f", fmt, "-o", str(target), "--force"])
+    xr.testing.assert_identical(read_export(target), first)
+
+
+def test_check_has_values_refuses_only_all_nan_results():
+    from gradstats.errors import InputError
+    from gradstats.results.export import check_has_values
+
+    ds = sweep_dataset()
+    check_has_values(ds, "r")  # `accuracy` is all NaN, the others are not
+    with pytest.raises(InputError, match="holds no values"):
+        check_has_values(ds.map(lambda v: v * np.nan), "r")
+    with pytest.raises(InputError, match="holds no values"):
+        check_has_values(xr.Dataset(), "r")

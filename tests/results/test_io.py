@@ -1,5 +1,7 @@
 """Per-point files: atomic writes, unreadable files, combining by coordinates, resume."""
 
+import shutil
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -98,3 +100,112 @@ def test_resume_skips_finished_points(tmp_path):
     store = xr.open_zarr(second.store)
     assert store.sizes["seed"] == 2 and store.sizes["depth"] == 2
     assert store.attrs["n_points"] == len(points)
+
+
+# --- Zarr stores: chunks, listing, provenance ----------------------------------------------
+def test_a_small_sweep_with_long_per_example_dims_is_one_chunk_per_variable(tmp_path):
+    """Batch 96: `sample` and `rank` are longer than 64 but are a point's own dims."""
+    points = expand(parse_sweep({"name": "pe", "seeds": 2, "measure": ["per_example"],
+                                 "grid": {"width": [4, 8]},
+                                 "fixed": {"depth": 1, "input_dim": 4, "n_train": 96,
+                                           "batch_size": 96, "steps": 0}}))
+    store = run_sweep(points, ["per_example"], tmp_path).store
+    ds = xr.open_zarr(store)
+    assert ds.sizes["sample"] == 96
+    for name in ds.variables:  # an all-NaN variable (accuracy under mse) writes no chunk
+        chunks = [p for p in (store / name).iterdir() if not p.name.startswith(".")]
+        assert len(chunks) <= 1, (name, len(chunks))
+    # .zarray, .zattrs and one chunk per array, plus the group's four metadata files
+    files = [p for p in store.rglob("*") if p.is_file()]
+    assert len(files) <= 3 * len(ds.variables) + 5
+
+
+def test_chunks_hold_whole_points_and_stay_near_the_target():
+    ds = xr.Dataset({"big": (("seed", "width", "step", "sample"), np.zeros((300, 3, 4, 1000))),
+                     "small": (("seed", "step"), np.zeros((300, 4)))})
+    chunks = io.zarr_chunks(ds, target_bytes=10 * 4 * 1000 * 8)  # room for 10 points of `big`
+    assert chunks["step"] == 4 and chunks["sample"] == 1000  # a point's own dims: whole
+    assert chunks["seed"] * chunks["width"] <= 10 and chunks["seed"] >= 1
+    whole = io.zarr_chunks(ds, target_bytes=ds["big"].nbytes)  # everything fits one chunk
+    assert (whole["seed"], whole["width"]) == (300, 3)
+
+
+@pytest.fixture
+def store(tmp_path):
+    ds = xr.Dataset({"a": ("seed", np.arange(5.0)), "b": ("seed", np.ones(5))},
+                    coords={"seed": np.arange(5)})
+    io.to_zarr(ds, tmp_path / "s.zarr")
+    return tmp_path / "s.zarr"
+
+
+def test_verify_store_finds_missing_added_resized_and_changed_files(store):
+    assert io.verify_store(store, content=True) == []
+    chunk = next(p for p in (store / "a").iterdir() if not p.name.startswith("."))
+    original = chunk.read_bytes()
+    chunk.write_bytes(bytes([original[0] ^ 1]) + original[1:])
+    assert io.verify_store(store) == [] and io.verify_store(store, content=True) == [
+        f"a/{chunk.name} has changed since it was written"]
+    chunk.write_bytes(original + b"x")
+    assert io.verify_store(store) == [f"a/{chunk.name} has {len(original) + 1} bytes, "
+                                      f"{len(original)} were written"]
+    (store / "stray").write_text("x")
+    shutil.rmtree(store / "b")
+    problems = io.verify_store(store)
+    assert "stray is not part of the store as written" in problems
+    assert "b/.zarray is missing" in problems
+
+
+def test_a_store_without_listing_still_reports_a_removed_variable(store):
+    (store / io.STORE_LISTING).unlink()
+    assert io.verify_store(store) == []
+    shutil.rmtree(store / "b")
+    assert io.verify_store(store) == ["b/.zarray is missing"]
+
+
+def test_a_damaged_store_is_not_loaded(store):
+    shutil.rmtree(store / "b")
+    with pytest.raises(io.ResultsError, match="damaged Zarr store .b/.zarray is missing"):
+        io.load_results(store)
+
+
+def test_combined_dataset_records_when_how_and_where_it_was_made(tmp_path):
+    import datetime as dt
+
+    from gradstats.simulate.model import resolve_device
+
+    points = _points()
+    store = run_sweep(points, [], tmp_path, command="gradstats run t.toml --out x").store
+    attrs = xr.open_zarr(store).attrs
+    created = dt.datetime.fromisoformat(attrs["created"])
+    assert created.tzinfo is not None
+    assert abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 600
+    assert attrs["command"] == "gradstats run t.toml --out x"
+    assert points[0].device == "auto" and attrs["device_used"] == resolve_device("auto").type
+    assert io.load_results(tmp_path).attrs["command"] == "gradstats run t.toml --out x"
+
+
+def test_a_file_holding_another_point_is_not_that_point(tmp_path):
+    first, second = _points()[:2]
+    io.write_atomic(record_to_dataset(simulate_point(first)), io.point_path(tmp_path, first))
+    shutil.copyfile(io.point_path(tmp_path, first), io.point_path(tmp_path, second))
+    assert io.is_done(tmp_path, first)
+    with pytest.warns(UserWarning, match=f"holds point {first.key()}, not {second.key()}"):
+        assert not io.is_done(tmp_path, second)
+    with pytest.warns(UserWarning, match="copied or renamed"):
+        assert len(io.load_point_files(tmp_path)) == 1
+
+
+def test_a_failed_directory_replacement_keeps_the_old_directory(tmp_path):
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "old").write_text("kept")
+
+    def fails(tmp):
+        (tmp / "new").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        io.replace_dir_atomically(target, fails)
+    assert [p.name for p in tmp_path.iterdir()] == ["d"] and (target / "old").read_text() == "kept"
+    io.replace_dir_atomically(target, lambda tmp: (tmp / "new").write_text("whole"))
+    assert [p.name for p in target.iterdir()] == ["new"]

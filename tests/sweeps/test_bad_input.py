@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradstats.cli import main
-from gradstats.sweeps.sweepfile import AXIS_TYPES
+from gradstats.sweeps.sweepfile import AXIS_TYPES, SweepError
 
 VALID = {"name": "ok", "seeds": 1,
          "grid": {"width": [4, 8]},
@@ -214,3 +215,96 @@ def test_real_subprocess_exits_2_with_one_line_and_writes_nothing(tmp_path, text
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert_one_line_error(proc.returncode, proc.stderr, field)
     assert not out.exists()
+
+
+# --- fuzzing: any sweep file is a sweep or one SweepError -----------------------------------
+SWEEP_KEYS = sorted(TOP_KEYS)
+PLAUSIBLE = {
+    "width": st.integers(-2, 8), "depth": st.integers(-1, 3), "input_dim": st.integers(0, 8),
+    "n_train": st.integers(0, 16), "batch_size": st.integers(0, 8), "steps": st.integers(-1, 5),
+    "lr": st.floats(allow_nan=True), "sigma_w2": st.floats(-1, 4), "momentum": st.floats(-1, 2),
+    "seeds": st.integers(-1, 3) | st.lists(st.integers(-1, 5), max_size=3),
+    "record": st.integers(-1, 4) | st.lists(st.integers(-1, 5), max_size=3),
+}
+scalars = (st.integers() | st.floats() | st.booleans() | st.text(max_size=8)
+           | st.sampled_from(["relu", "tanh", "ntk", "he", "mse", "sgd", "cpu", "digits",
+                              "sphere", "npz:nowhere.npz", "float64", "per_example"]))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.sampled_from(sorted(AXIS_TYPES)) | names, inner,
+                                        max_size=3), max_leaves=8)
+
+
+def toml_inline(v) -> str:
+    """TOML for any value of `values`, tables inline."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, float):
+        return "nan" if v != v else {float("inf"): "inf", float("-inf"): "-inf"}.get(v, repr(v))
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_inline(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_inline(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+@st.composite
+def fuzzed_sweeps(draw) -> dict:
+    """Mostly well-formed sweeps (known keys, plausible axis values) with junk mixed in."""
+    axis_value = lambda axis: PLAUSIBLE.get(axis, scalars)  # noqa: E731
+    axes = st.sampled_from(sorted(AXIS_TYPES)) | names
+    sweep = {"name": draw(st.sampled_from(["ok", "..", "a/b", ""]) | names)}
+    for key in draw(st.lists(st.sampled_from(SWEEP_KEYS + ["bogus"]), max_size=5, unique=True)):
+        if key == "grid":
+            sweep[key] = draw(st.dictionaries(axes, st.lists(scalars, max_size=3), max_size=3))
+        elif key == "fixed":
+            axis = draw(axes)
+            sweep[key] = {axis: draw(axis_value(axis)), **draw(st.dictionaries(axes, scalars,
+                                                                                max_size=2))}
+        elif key in ("zip", "exclude"):
+            sweep[key] = draw(st.lists(st.dictionaries(axes, values, max_size=3), max_size=2))
+        elif key == "seeds":
+            sweep[key] = draw(PLAUSIBLE["seeds"] | values)
+        else:
+            sweep[key] = draw(values)
+    return sweep
+
+
+def _expand_small(sweep) -> None:
+    from gradstats.sweeps import expand
+    from gradstats.sweeps.limits import Limits
+
+    expand(sweep, limits=Limits(points=64, steps=10, point_memory=2**26, results_size=2**26))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sweep=fuzzed_sweeps())
+def test_any_sweep_file_is_a_sweep_or_one_sweep_error(sweep):
+    from gradstats.sweeps import load_sweep
+
+    text = "\n".join(f"{json.dumps(k)} = {toml_inline(v)}" for k, v in sweep.items()) + "\n"
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"gradstats-fuzz-{uuid.uuid4().hex}.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        _expand_small(load_sweep(path))
+    except SweepError as err:
+        assert "\n" not in str(err) and ": " in str(err)
+    finally:
+        path.unlink()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(content=st.binary(max_size=200) | st.builds(
+    lambda text, at, junk: (text[:at] + junk + text[at:]).encode("utf-8", "surrogatepass"),
+    st.just(to_toml(VALID)), st.integers(0, 200), st.text(max_size=4)))
+def test_any_bytes_as_a_sweep_file_exit_0_or_2_with_one_line(tmp_path, content):
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(content)
+    out = tmp_path / uuid.uuid4().hex
+    code, err = run_main(["run", str(path), "--out", str(out), "-w", "0", "-q", "--no-compare"])
+    assert code in (0, 2), err
+    if code == 2:
+        assert_one_line_error(code, err, "")
+        assert not out.exists()

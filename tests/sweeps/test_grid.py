@@ -91,3 +91,23 @@ def test_measure_is_part_of_the_point_key():
     measured = expand(_sweep(measure=["per_example"]))
     assert measured[0].measure == ("per_example",)
     assert {p.key() for p in plain}.isdisjoint(p.key() for p in measured)
+
+
+def test_data_from_a_file_fixes_input_dim_and_bounds_n_train(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((10, 5)), y=np.zeros(10))
+    (point, _) = expand(_sweep(fixed={"data": f"npz:{path}"}))  # neither given: the data's
+    assert (point.arch.input_dim, point.data.input_dim, point.data.n_train) == (5, 5, 10)
+    (point, _) = expand(_sweep(fixed={"data": f"npz:{path}", "n_train": 6, "input_dim": 5}))
+    assert (point.arch.input_dim, point.data.n_train) == (5, 6)
+    with pytest.raises(SweepError, match="^n_train: data npz:.* has 10 rows; n_train = 11"):
+        expand(_sweep(fixed={"data": f"npz:{path}", "n_train": 11}))
+    with pytest.raises(SweepError, match="^input_dim: data npz:.* has 5 features, input_dim = 4"):
+        expand(_sweep(fixed={"data": f"npz:{path}", "input_dim": 4}))
+
+
+def test_digits_records_the_rows_it_uses():
+    (point, _) = expand(_sweep(fixed={"data": "digits", "n_train": 1797}))
+    assert point.data.n_train == 1797 and point.arch.input_dim == 64
+    with pytest.raises(SweepError, match="^n_train: data digits has 1797 rows"):
+        expand(_sweep(fixed={"data": "digits", "n_train": 1798}))

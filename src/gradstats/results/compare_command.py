@@ -35,18 +35,28 @@ def compare_command(
     target = out or (Path(results) if Path(results).is_dir() else Path(results).parent) / \
         "comparison.nc"
     console = Console()
-    run_and_print(ds, target, console, level=level)
+    run_and_print(ds, target, console, level=level, must_write=True)
     console.print(f"wrote {target}")
 
 
-def run_and_print(ds, target: Path, console, level: float = 0.01):
-    """Compare (with a status line while it runs), write ``target``, print the table."""
+def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bool = False):
+    """Compare (with a status line while it runs), write ``target``, print the table.
+
+    A target that cannot be written (e.g. a finished sweep read from a read-only directory)
+    is a warning after a run, an error (``must_write``) for `gradstats compare`."""
+    import warnings
+
     from gradstats.results.compare import compare
 
     with console.status("comparing with theory", spinner="dots") as status:
         cmp = compare(ds, level=level,
                       progress=lambda name: status.update(f"comparing with theory: {name}"))
-    write_comparison(cmp, target)
+    try:
+        write_comparison(cmp, target)
+    except OSError as err:
+        if must_write:
+            raise
+        warnings.warn(f"{target} not written ({err.strerror or err})", stacklevel=1)
     print_comparison(cmp, console)
     return cmp
 

@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from gradstats import paths
+from gradstats.errors import InputError
 from gradstats.results import io
 
 FORMATS = ("netcdf", "zarr", "csv", "parquet")
@@ -123,20 +125,60 @@ def read_export(path: Path) -> xr.Dataset:
 
 
 def export(ds: xr.Dataset, fmt: str, out: Path) -> Path:
-    """Write ``ds`` to ``out`` in format ``fmt``; returns the written path."""
+    """Write ``ds`` to ``out`` in format ``fmt``; returns the written path.
+
+    Atomic: ``out`` is replaced only by a complete file (or store); a failed write leaves
+    what was there. Whether ``out`` may be replaced at all is `check_target`'s question.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown {fmt!r}; choose from {', '.join(FORMATS)}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "netcdf":
-        ds.to_netcdf(out, engine=io.NETCDF_ENGINE)
-    elif fmt == "zarr":
-        io.to_zarr(ds, out)
-    elif fmt == "csv":
-        tidy(ds).to_csv(out, index=False)
-    else:
-        _write_parquet(tidy(ds), layout(ds), out)
+    if fmt == "zarr":
+        io.replace_dir_atomically(out, lambda tmp: io.to_zarr(ds, tmp))
+        return out
+    writers = {
+        "netcdf": lambda tmp: ds.to_netcdf(tmp, engine=io.NETCDF_ENGINE),
+        "csv": lambda tmp: tidy(ds).to_csv(tmp, index=False),
+        "parquet": lambda tmp: _write_parquet(tidy(ds), layout(ds), tmp),
+    }
+    io.replace_with(out, writers[fmt])
     return out
+
+
+def check_target(out: Path, fmt: str, overwrite: bool = False) -> None:
+    """`InputError` unless `export` may write ``out``: the format's suffix, not a directory
+    (for zarr: not a directory other than a Zarr store), an existing target only with
+    ``overwrite``."""
+    out = Path(out)
+    if fmt != "zarr":
+        paths.check_output_file(out, suffix=SUFFIX[fmt], overwrite=overwrite)
+        return
+    if out.suffix != SUFFIX["zarr"]:
+        raise InputError(f"--out: {out.name} should end in {SUFFIX['zarr']}")
+    if out.exists():
+        if not is_zarr_store(out):
+            raise InputError(f"--out: {out} exists and is not a Zarr store; it is left alone")
+        if not overwrite:
+            raise InputError(f"--out: {out} exists; pass --force to replace it")
+        paths.require_writable(out.parent)
+        return
+    paths.check_output_dir(out)
+    paths.require_writable(out)
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` is a directory holding Zarr metadata (v2 or v3)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file()
+                                 for name in (".zgroup", ".zmetadata", "zarr.json"))
+
+
+def check_has_values(ds: xr.Dataset, source: Path) -> None:
+    """`InputError` when ``ds`` has no data variable with a value (all NaN or none at all):
+    a damaged store, not results worth exporting."""
+    if not any(int(var.count()) for var in ds.data_vars.values()):
+        raise InputError(f"RESULTS: {source} holds no values (every variable is NaN or "
+                         "absent); nothing exported")
 
 
 def _write_parquet(table: pd.DataFrame, meta: dict, out: Path) -> None:

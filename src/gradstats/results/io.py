@@ -5,21 +5,31 @@ Layout of a results directory::
     DIR/sweep.json        the sweep as run (name, measure, points' keys)
     DIR/points/KEY.nc     one netCDF file per finished point (KEY = Point.key())
     DIR/sweep.zarr        the consolidated dataset (rebuildable from points/ at any time)
+
+Files are created with the process's umask (like any other program's files). A point file
+counts only when its checksum holds and the key stored in it is the key in its name; a Zarr
+store written here lists its files with sizes and digests (`verify_store`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
+import math
 import os
+import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from gradstats.errors import InputError
 from gradstats.results.schema import squeeze_axes
-from gradstats.spec import Point
+from gradstats.spec import AXES, SEED_DIM, Point
 
 POINTS_DIR = "points"
 CONSOLIDATED = "sweep.zarr"
@@ -31,6 +41,16 @@ NETCDF_ENGINE = "netcdf4"
 # (a truncated classic file can otherwise load without error).
 POINT_FORMAT = "NETCDF3_64BIT"
 CHECKSUM_ATTR = "content_sha256"
+# A file inside every Zarr store written by `to_zarr`: each file's size and SHA-256.
+STORE_LISTING = ".gradstats-files"
+# Files of ours inside a store (not part of the listing).
+STORE_META_PREFIX = ".gradstats-"
+# Zarr chunks hold whole points and are kept to about this many bytes.
+CHUNK_TARGET_BYTES = 8 * 2**20
+
+
+class ResultsError(InputError):
+    """A results file or directory that cannot be read as one (damaged, wrong kind)."""
 
 
 def point_path(out_dir: Path, point: Point) -> Path:
@@ -65,37 +85,104 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
     _replace_atomically(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _replace_atomically(path: Path, write) -> None:
+def write_text_atomic(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) to ``path`` like `write_atomic`."""
+    _replace_atomically(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def replace_with(path: Path, write: Callable[[str], object]) -> None:
+    """``write(tmp)`` to a temp file next to ``path``, then rename it over ``path``: readers
+    see the old file or the whole new one, and a failed write leaves nothing behind."""
+    _replace_atomically(Path(path), write)
+
+
+def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` into a temp directory next to ``path``, then swap it in by renames:
+    readers see the old directory or the whole new one; a failure leaves the old one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = Path(f"{tmp}.old")
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; directories follow the umask
+        write(tmp)
+        moved = path.exists()
+        if moved:
+            path.rename(old)
+        try:
+            tmp.rename(path)
+        except BaseException:
+            if moved:
+                old.rename(path)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _replace_atomically(path: Path, write: Callable[[str], object]) -> None:
     """``write(tmp)`` into a temp file next to ``path``, fsync it, rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; files follow the umask
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a failed write() names no file: name the one we wrote
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load_point(path: Path) -> xr.Dataset | None:
-    """The point file's dataset fully loaded, or None (with a warning) if it is unreadable."""
+def load_point(path: Path, expected_key: str | None = None) -> xr.Dataset | None:
+    """The point file's dataset fully loaded, or None (with a warning) if it is unreadable
+    or, given ``expected_key``, holds another point (e.g. a file copied over another's)."""
+    ds, problem = read_point(path, expected_key)
+    if problem is not None:
+        warnings.warn(f"point file {Path(path).name} {problem}; it will be recomputed",
+                      stacklevel=2)
+    return ds
+
+
+def read_point(path: Path, expected_key: str | None = None) -> tuple[xr.Dataset | None, str | None]:
+    """(dataset, None) for a good point file, (None, problem) otherwise, the problem a phrase
+    ("is unreadable (...)", "holds point ..."); (None, None) when the file does not exist."""
     try:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
             ds = ds.load()
-        expected = ds.attrs.pop(CHECKSUM_ATTR, None)
-        if expected is None or expected != content_digest(ds):
-            raise ValueError("checksum mismatch")
-        return _restore_int64(ds)
     except FileNotFoundError:
-        return None
+        return None, None
     except Exception as err:  # truncated or corrupt file: recompute it
-        warnings.warn(f"unreadable point file {Path(path).name} ({type(err).__name__}); "
-                      "it will be recomputed", stacklevel=2)
-        return None
+        return None, f"is unreadable ({type(err).__name__})"
+    expected = ds.attrs.pop(CHECKSUM_ATTR, None)
+    try:
+        intact = expected is not None and expected == content_digest(ds)
+    except Exception:  # values that cannot be digested are as bad as a wrong digest
+        intact = False
+    if not intact:
+        return None, "is unreadable (checksum mismatch)"
+    stored = ds.attrs.get("point_key")
+    if expected_key is not None and stored != expected_key:
+        return None, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
+    try:
+        return _restore_int64(ds), None
+    except Exception as err:
+        return None, f"is unreadable ({type(err).__name__})"
 
 
 def content_digest(ds: xr.Dataset) -> str:
@@ -149,7 +236,7 @@ def is_done(out_dir: Path, point: Point) -> bool:
     path = point_path(out_dir, point)
     if not path.exists():
         return False
-    ds = load_point(path)
+    ds = load_point(path, expected_key=point.key())
     return ds is not None and ds.attrs.get("status") == "ok"
 
 
@@ -158,11 +245,21 @@ def point_files(out_dir: Path) -> list[Path]:
     return sorted((Path(out_dir) / POINTS_DIR).glob("*.nc"))
 
 
-def combine(datasets: list[xr.Dataset], squeeze: bool = True) -> xr.Dataset:
+def load_point_files(out_dir: Path) -> list[xr.Dataset]:
+    """Every good point file under ``out_dir`` (bad ones are skipped with a warning)."""
+    loaded = (load_point(path, expected_key=path.stem) for path in point_files(out_dir))
+    return [ds for ds in loaded if ds is not None]
+
+
+def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | None = None
+            ) -> xr.Dataset:
     """One dataset from point datasets: outer join on coordinates, NaN where absent.
 
     Failed points contribute their ``failed`` flag; layers pad with NaN across depths.
-    With ``squeeze`` the sweep axes that do not vary become scalar coordinates.
+    With ``squeeze`` the sweep axes that do not vary become scalar coordinates. Attrs say
+    when it was combined (``created``), by which ``command`` (when given) and on which
+    devices the points ran (``device_used``: the ``device`` coordinate is what the sweep
+    asked for, e.g. ``auto``).
     """
     if not datasets:
         raise ValueError("no point datasets to combine")
@@ -177,24 +274,71 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True) -> xr.Dataset:
                                             "torch_version", "jax_version") if k in first}
     combined.attrs["n_points"] = len(datasets)
     combined.attrs["points"] = points
+    combined.attrs["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if command:
+        combined.attrs["command"] = command
+    used = sorted({str(ds.attrs["device"]) for ds in datasets
+                   if ds.attrs.get("status") == "ok" and "device" in ds.attrs})
+    combined.attrs["device_used"] = ", ".join(used) or "none"
     if errors:
         combined.attrs["errors"] = errors
     return squeeze_axes(combined) if squeeze else combined
 
 
 def load_results(path: Path, squeeze: bool = True) -> xr.Dataset:
-    """A sweep's dataset from a results directory (its point files), a .zarr or a .nc file."""
+    """A sweep's dataset from a results directory (its point files), a .zarr or a .nc file.
+
+    Raises FileNotFoundError when there is nothing there, `ResultsError` (one line naming
+    the path) when it cannot be read.
+    """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir() and (path / POINTS_DIR).is_dir():
-        datasets = [ds for ds in map(load_point, point_files(path)) if ds is not None]
+        datasets = load_point_files(path)
         if not datasets:
             raise FileNotFoundError(f"no readable point files under {path / POINTS_DIR}")
-        return combine(datasets, squeeze=squeeze)
-    if path.suffix == ".zarr":
-        return xr.open_zarr(path).load()
-    if path.suffix == ".nc":
-        return xr.load_dataset(path)
-    raise FileNotFoundError(f"{path} is not a results directory, .zarr store or .nc file")
+        return combine(datasets, squeeze=squeeze, command=_manifest_command(path))
+    if path.suffix == ".zarr" and path.is_dir():
+        return open_store(path)
+    if path.suffix == ".nc" and path.is_file():
+        try:
+            ds = xr.load_dataset(path)
+        except Exception as err:
+            raise ResultsError(f"{path}: cannot read it as netCDF ({type(err).__name__}: "
+                               f"{err})") from None
+        if not ds.data_vars:  # some readers take a damaged file for an empty one
+            raise ResultsError(f"{path}: no data variables in it; not a results file")
+        return ds
+    raise ResultsError(f"{path} is not a results directory (with {POINTS_DIR}/), a .zarr store "
+                       "or a .nc file")
+
+
+def open_store(path: Path) -> xr.Dataset:
+    """A Zarr store fully loaded; `ResultsError` if it is damaged or unreadable."""
+    path = Path(path)
+    problems = verify_store(path)
+    if problems:
+        remedy = (f"rerun its sweep into {path.parent} to rebuild it from the point files, or "
+                  f"read {path.parent} itself" if path.name == CONSOLIDATED else
+                  "export it again")
+        more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+        raise ResultsError(f"{path}: damaged Zarr store ({problems[0]}{more}); {remedy}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata
+            return xr.open_zarr(path).load()
+    except Exception as err:
+        raise ResultsError(f"{path}: cannot read it as a Zarr store ({type(err).__name__}: "
+                           f"{err})") from None
+
+
+def _manifest_command(out_dir: Path) -> str | None:
+    """The command recorded in ``DIR/sweep.json`` (None if absent or unreadable)."""
+    try:
+        return json.loads((Path(out_dir) / "sweep.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -209,7 +353,70 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def to_zarr(ds: xr.Dataset, path: Path) -> None:
-    """Write ``ds`` as a Zarr store, chunked by whole points (one chunk along step/layer)."""
-    chunks = {dim: 1 if dim not in ("step", "layer") and size > 64 else size
-              for dim, size in ds.sizes.items()}
-    ds.chunk(chunks).to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+    """Write ``ds`` as a Zarr store (`zarr_chunks`), then its file listing (`verify_store`)."""
+    ds.chunk(zarr_chunks(ds)).to_zarr(path, mode="w", zarr_format=2, consolidated=True)
+    listing = {name: list(entry) for name, entry in _store_files(Path(path), digest=True).items()}
+    (Path(path) / STORE_LISTING).write_text(json.dumps(listing, sort_keys=True))
+
+
+def zarr_chunks(ds: xr.Dataset, target_bytes: int = CHUNK_TARGET_BYTES) -> dict[str, int]:
+    """Chunk sizes per dim: a point's own dims (step, layer, sample, rank, ...) whole; the
+    sweep axes and seed whole while a chunk of the largest variable stays under
+    ``target_bytes``, then one value per chunk (a chunk then holds whole points)."""
+    point_dims = {*AXES, SEED_DIM}
+    chunks = {dim: size for dim, size in ds.sizes.items() if dim not in point_dims}
+    per_point = max((math.prod(chunks.get(d, 1) for d in var.dims if d not in point_dims)
+                     * var.dtype.itemsize for var in ds.data_vars.values()), default=1)
+    room = max(1, target_bytes // max(per_point, 1))
+    for dim in [d for d in ds.dims if d in point_dims]:
+        size = ds.sizes[dim]
+        chunks[dim] = size if size <= room else max(1, room)
+        room = max(1, room // size) if size <= room else 1
+    return chunks
+
+
+def verify_store(path: Path, content: bool = False) -> list[str]:
+    """Problems of a Zarr store written by `to_zarr`: files missing, added or resized
+    (with ``content``, also changed bytes). A store without a listing has none to check."""
+    path = Path(path)
+    try:
+        listing = json.loads((path / STORE_LISTING).read_text())
+    except FileNotFoundError:
+        return _missing_arrays(path)
+    except (OSError, ValueError) as err:
+        return [f"{STORE_LISTING} is unreadable ({type(err).__name__})"]
+    found = _store_files(path, digest=content)
+    problems = [f"{name} is missing" for name in sorted(set(listing) - set(found))]
+    problems += [f"{name} is not part of the store as written" for name in sorted(set(found) - set(listing))]
+    for name in sorted(set(listing) & set(found)):
+        size, digest = listing[name]
+        if found[name][0] != size:
+            problems.append(f"{name} has {found[name][0]} bytes, {size} were written")
+        elif content and found[name][1] != digest:
+            problems.append(f"{name} has changed since it was written")
+    return problems
+
+
+def _missing_arrays(path: Path) -> list[str]:
+    """For a store without a listing: arrays its consolidated metadata names whose own
+    metadata file is gone (a removed variable would otherwise read back as all fill value)."""
+    try:
+        names = json.loads((path / ".zmetadata").read_text())["metadata"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [f"{name} is missing" for name in sorted(names)
+            if name.endswith("/.zarray") and not (path / name).is_file()]
+
+
+def _store_files(path: Path, digest: bool) -> dict[str, tuple[int, str]]:
+    """{relative name: (size, sha256 or "")} of every file in a store but ours."""
+    files = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = Path(root) / name
+            rel = full.relative_to(path).as_posix()
+            if rel.startswith(STORE_META_PREFIX):
+                continue
+            sha = hashlib.sha256(full.read_bytes()).hexdigest() if digest else ""
+            files[rel] = (full.stat().st_size, sha)
+    return files

@@ -25,12 +25,13 @@ def plot_command(
 ) -> None:
     """Draw figures of a results dataset; ``all`` draws every kind its variables allow.
 
-    Input errors (unknown kind or format, unreadable RESULTS, missing variables) raise the
-    CLI's ``InputError``: one line, exit code 2.
+    Input errors (unknown kind or format, unreadable RESULTS, missing variables, an --out
+    that cannot be written) raise ``InputError`` before anything is drawn: one line, exit 2.
     """
     from rich.console import Console
 
-    from gradstats.cli import InputError
+    from gradstats import paths
+    from gradstats.errors import InputError
     from gradstats.results import plots
     from gradstats.results.io import load_results
 
@@ -38,12 +39,14 @@ def plot_command(
         raise InputError(f"--kind: unknown kind {kind!r}; choose from {CHOICES_HELP}")
     if format_ not in plots.common.FORMATS:
         raise InputError(f"--format: unknown format {format_!r}; choose png or pdf")
+    out_dir = out or default_out(results)
+    paths.check_output_dir(out_dir)
+    paths.require_writable(out_dir)
     try:
         ds = load_results(results)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
     console = Console()
-    out_dir = out or default_out(results)
     kinds = plots.kinds_available(ds) if kind == "all" else [kind]
     for name in kinds:
         try:

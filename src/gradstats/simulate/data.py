@@ -6,6 +6,9 @@ float64 regression targets for ``mse``, (n,) int64 labels for ``cross_entropy``.
 
 from __future__ import annotations
 
+import functools
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,10 @@ from gradstats.spec import Data, SpecError
 
 SPHERE_CLASSES = 10
 DIGITS_CLASSES = 10
+# scikit-learn's digits: 1797 images of 8x8 pixels (tests check these against load_digits).
+DIGITS_ROWS, DIGITS_FEATURES = 1797, 64
+# More classes than this in an npz file's labels is taken for a mistake (readout width).
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -45,13 +52,23 @@ def output_dim(data: Data, loss: str) -> int:
     return ds.n_classes if loss == "cross_entropy" else ds.y.shape[1]
 
 
+def data_shape(data: Data) -> tuple[int, int] | None:
+    """(rows, features) of a data set read from somewhere (digits, npz); None for sphere.
+
+    An npz file is read and validated here (`SpecError` naming the file and the problem).
+    """
+    if data.name == "digits":
+        return DIGITS_ROWS, DIGITS_FEATURES
+    if data.name == "sphere":
+        return None
+    rows, features = _npz_arrays(data.name)[0].shape
+    return rows, features
+
+
 def data_input_dim(data: Data) -> int:
     """Input dimension the data provides (digits: 64; npz: from the file)."""
-    if data.name == "sphere":
-        return data.input_dim
-    if data.name == "digits":
-        return 64
-    return _npz_arrays(data.name)[0].shape[1]
+    shape = data_shape(data)
+    return data.input_dim if shape is None else shape[1]
 
 
 def sphere_inputs(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
@@ -83,6 +100,7 @@ def _digits(data: Data, loss: str) -> Dataset:
     x = bunch.data.astype(np.float64)
     x = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0)
     labels = bunch.target.astype(np.int64)
+    _check_rows("digits", data.n_train, len(x))
     x, labels = x[: data.n_train], labels[: data.n_train]
     if loss == "cross_entropy":
         return Dataset(x=x, y=labels, n_classes=DIGITS_CLASSES)
@@ -90,23 +108,87 @@ def _digits(data: Data, loss: str) -> Dataset:
 
 
 def _npz_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The validated arrays ``x`` (n, d) float64 and ``y`` (n,) or (n, k) of ``npz:PATH``
+    (read-only; cached while the file is unchanged)."""
     path = Path(name.removeprefix("npz:")).expanduser()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise SpecError("data", f"npz file {str(path)!r} does not exist") from None
+    except OSError as err:
+        raise SpecError("data", f"npz file {str(path)!r}: cannot read ({err.strerror})") from None
     if not path.is_file():
-        raise SpecError("data", f"npz file {str(path)!r} does not exist")
-    with np.load(path) as f:
-        if "x" not in f or "y" not in f:
-            raise SpecError("data", f"npz file {str(path)!r} must hold arrays 'x' and 'y'")
-        x, y = np.asarray(f["x"], dtype=np.float64), np.asarray(f["y"])
-    if x.ndim != 2 or len(y) != len(x):
-        raise SpecError("data", "npz 'x' must be (n, d) and 'y' must have n rows")
+        raise SpecError("data", f"npz file {str(path)!r} is not a file")
+    return _read_npz(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_npz(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_npz_arrays` for one version of the file (``mtime_ns``, ``size`` key the cache)."""
+    def bad(problem: str) -> SpecError:
+        return SpecError("data", f"npz file {path!r}: {problem}")
+
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise bad(f"not an .npz archive of arrays ({type(err).__name__})") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise bad("holds a single array (.npy); save x and y with numpy.savez") from None
+    with f:
+        if "x" not in f.files or "y" not in f.files:
+            found = ", ".join(repr(k) for k in f.files) or "none"
+            raise bad(f"must hold arrays 'x' and 'y' (found {found})")
+        try:
+            x, y = f["x"], f["y"]
+        except ValueError as err:
+            problem = "holds Python objects (dtype object); save numeric arrays" if (
+                "allow_pickle" in str(err)) else f"cannot read its arrays ({err})"
+            raise bad(problem) from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as err:
+            raise bad(f"is damaged ({type(err).__name__}: {err})") from None
+    for key, array in (("x", x), ("y", y)):
+        if not isinstance(array, np.ndarray):  # a member that is no .npy comes back as bytes
+            raise bad(f"'{key}' is not a numpy array")
+        if array.dtype.kind not in "biuf":
+            raise bad(f"'{key}' must be numeric, got dtype {array.dtype}")
+    if x.ndim != 2:
+        raise bad(f"'x' must be 2-D (rows, features), got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise bad(f"'x' has shape {x.shape}; it needs at least one row and one feature")
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
+        raise bad(f"'y' must be (rows,) or (rows, outputs), got shape {y.shape}")
+    if len(y) != len(x):
+        raise bad(f"'y' has {len(y)} rows but 'x' has {len(x)}")
+    for key, array in (("x", x), ("y", y)):
+        finite = np.isfinite(array)
+        if not finite.all():
+            row = int(np.argwhere(~finite)[0][0])
+            raise bad(f"'{key}' holds {int((~finite).sum())} NaN/inf values (first in row {row})")
+    x = x.astype(np.float64)
+    x.setflags(write=False)
+    y.setflags(write=False)
     return x, y
+
+
+def _check_rows(name: str, n_train: int, rows: int) -> None:
+    if n_train > rows:
+        raise SpecError("n_train", f"data {name} has {rows} rows; n_train = {n_train} asks for "
+                                   f"more (set n_train <= {rows})")
 
 
 def _npz(data: Data, loss: str) -> Dataset:
     x, y = _npz_arrays(data.name)
-    x, y = x[: data.n_train], y[: data.n_train]
+    _check_rows(data.name, data.n_train, len(x))
+    x, y = np.array(x[: data.n_train]), np.array(y[: data.n_train])
     if loss == "cross_entropy":
-        labels = y.astype(np.int64).reshape(-1)
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise SpecError("data", f"{data.name}: cross_entropy needs one class label per row "
+                                    f"in 'y', got shape {y.shape}")
+        labels = y.reshape(-1)
+        if (labels < 0).any() or (labels != np.round(labels)).any() or labels.max() >= MAX_CLASSES:
+            raise SpecError("data", f"{data.name}: cross_entropy needs whole-number class labels "
+                                    f"in 0..{MAX_CLASSES - 1} in 'y'")
+        labels = labels.astype(np.int64)
         return Dataset(x=x, y=labels, n_classes=int(labels.max()) + 1)
     y = y.astype(np.float64)
     return Dataset(x=x, y=y.reshape(len(y), -1), n_classes=None)

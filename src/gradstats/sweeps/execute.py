@@ -8,15 +8,18 @@ points in flight), records a point that raised as failed (the sweep goes on), wa
 points another live run holds, and ends by consolidating every point file into one store
 under a lock. Small points are grouped (seeds of one configuration) into one task so that
 scheduling stays a small fraction of compute.
+
+Before anything is written the directory is checked (`resultsdir`): it must be one, belong
+to this sweep, and be writable when there is something to write; a rerun with nothing to
+compute writes nothing. A write that fails partway (disk full) stops the run with
+`RunStopped`; every point written before is complete, and a rerun resumes.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
 import os
-import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,9 +28,11 @@ from pathlib import Path
 
 import xarray as xr
 
+from gradstats import paths
+from gradstats.errors import RunStopped, os_error_line
 from gradstats.results import io
 from gradstats.spec import Point
-from gradstats.sweeps import locks
+from gradstats.sweeps import locks, resultsdir
 from gradstats.sweeps.executors import Executor, InProcessExecutor, make_executor
 
 # Environment variable naming a file to which every computed point appends "KEY PID"
@@ -88,8 +93,9 @@ def compute_point(task: Task) -> Outcome:
         message = f"{type(err).__name__}: {err}"
         detail = traceback.format_exc(limit=5)
         dataset = failure_dataset(task.point, f"{message}\n{detail}")
-        outcome = Outcome(task.point, dataset, ok=False, error=message,
-                          encoded=io.encode(dataset))
+        outcome = Outcome(task.point, dataset, ok=False, error=message)
+        with contextlib.suppress(Exception):  # else the driver tries, then keeps no file
+            outcome.encoded = io.encode(dataset)
     _log_computation(task.point)
     return outcome
 
@@ -170,7 +176,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
               executor: Executor | None = None,
               progress: Callable[[int, int], None] | None = None,
               consolidate_store: bool = True, workers: int = 0, scheduler: str | None = None,
-              task_seconds: float = TARGET_TASK_SECONDS) -> RunSummary:
+              task_seconds: float = TARGET_TASK_SECONDS, command: str = "") -> RunSummary:
     """Compute every pending point of ``points`` into ``out_dir``; see the module docstring.
 
     ``executor``: where tasks run (the caller closes it); by default one from
@@ -178,12 +184,24 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     at the end.
     ``progress(done, total)`` is called after each finished point (skipped ones count as done).
     ``task_seconds``: estimated work per task when grouping seeds for a cluster (0: never).
+    ``command``: the command line, recorded in ``sweep.json`` and the consolidated store.
+    Raises `InputError` (nothing written) for a directory that is not one, holds another
+    sweep or cannot be written; `RunStopped` when writing fails partway.
     """
     started = time.perf_counter()
-    run = _Run(Path(out_dir), progress)
+    out_dir = Path(out_dir)
+    paths.check_output_dir(out_dir)
+    manifest = resultsdir.make_manifest(name, points, measure, command)
+    resultsdir.check_belongs(out_dir, manifest)
+    run = _Run(out_dir, progress)
     tasks, skipped = pending_tasks(points, measure, run.out_dir)
     run.summary = RunSummary(total=skipped + len(tasks), skipped=skipped, computed=0)
-    write_manifest(run.out_dir, name, points, measure)
+    stale_store = consolidate_store and not store_is_current(out_dir)
+    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest):
+        paths.require_writable(out_dir)
+        with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
+            resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
+            resultsdir.write_manifest(out_dir, manifest)
     run.report()
     owned = None
     try:
@@ -195,18 +213,22 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
                     work_seconds=work)
             in_process = isinstance(executor, InProcessExecutor)
             groups = group_tasks(tasks, 0.0 if in_process else task_seconds)
-            for outcomes in executor.map_unordered(compute_tasks, run.claim(groups),
-                                                   on_error=failed_tasks):
-                for outcome in outcomes:
-                    run.finish(outcome)
+            with run.stopping_on_write_errors():
+                for outcomes in executor.map_unordered(compute_tasks, run.claim(groups),
+                                                       on_error=failed_tasks):
+                    for outcome in outcomes:
+                        run.finish(outcome)
             tasks = run.wait_for_others()
     finally:
         run.release_all()
         if owned is not None:
             owned.close()
     if consolidate_store:
-        with locks.locked(locks.lock_path(run.out_dir, "consolidate")):
-            run.summary.store = consolidate(run.out_dir)
+        run.summary.store = out_dir / io.CONSOLIDATED
+        if run.summary.computed or stale_store:  # consolidate checks again under the lock
+            with run.stopping_on_write_errors(), \
+                    locks.locked(locks.lock_path(run.out_dir, "consolidate")):
+                run.summary.store = consolidate(run.out_dir, command=command)
     run.summary.seconds = time.perf_counter() - started
     return run.summary
 
@@ -245,19 +267,35 @@ class _Run:
                 yield tuple(mine)
 
     def finish(self, outcome: Outcome) -> None:
-        """Write a finished point's file, then release its lock."""
+        """Write a finished point's file, then release its lock. A point whose record cannot
+        be encoded at all is reported failed without a file (a rerun retries it)."""
         path = io.point_path(self.out_dir, outcome.point)
-        if outcome.encoded:
-            io.write_bytes_atomic(outcome.encoded, path)
-        else:
-            io.write_atomic(outcome.dataset, path)
+        data, error = outcome.encoded, outcome.error
+        if not data:
+            try:
+                data = io.encode(outcome.dataset)
+            except Exception as err:  # even the failure record cannot be encoded
+                error = f"{error or 'its result'} (not saved: {type(err).__name__}: {err})"
+        if data:
+            io.write_bytes_atomic(data, path)
         lock = self.held.pop(outcome.point.key(), None)
         if lock is not None:
             lock.release()
         self.summary.computed += 1
-        if not outcome.ok:
-            self.summary.failed.append((outcome.point, outcome.error))
+        if not outcome.ok or not data:
+            self.summary.failed.append((outcome.point, error))
         self.report()
+
+    @contextlib.contextmanager
+    def stopping_on_write_errors(self) -> Iterator[None]:
+        """An OSError (disk full, directory gone read-only) becomes `RunStopped`."""
+        try:
+            yield
+        except OSError as err:
+            saved = self.summary.skipped + self.summary.computed
+            raise RunStopped(f"{os_error_line(err)}; the run stopped with {saved} of "
+                             f"{self.summary.total} points saved in {self.out_dir}; fix that "
+                             "and rerun the same command to resume") from err
 
     def wait_for_others(self) -> list[Task]:
         """Wait while other runs hold deferred points; those they finished count as skipped.
@@ -291,47 +329,39 @@ class _Run:
         return locks.lock_path(self.out_dir, point.key())
 
 
-def write_manifest(out_dir: Path, name: str, points: list[Point], measure: Sequence[str]) -> None:
-    """``sweep.json``: the sweep's name, measure list and every point (rewritten atomically)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"name": name, "measure": list(measure),
-                "points": [{"key": p.key(), "point": p.to_dict()} for p in points]}
-    fd, tmp = tempfile.mkstemp(prefix=".sweep.json.", suffix=".tmp", dir=out_dir)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / "sweep.json")
+FINGERPRINT_FILE = io.STORE_META_PREFIX + "points"
 
 
-FINGERPRINT_FILE = ".gradstats-points"
+def store_is_current(out_dir: Path) -> bool:
+    """Whether ``DIR/sweep.zarr`` was built from exactly the current point files and is
+    intact: its files as written, byte for byte (a removed variable or a changed chunk makes
+    it stale; hashing a store costs about 2 ms per MB)."""
+    target = Path(out_dir) / io.CONSOLIDATED
+    return (target.is_dir() and _stored_fingerprint(target) == _files_fingerprint(
+        io.point_files(out_dir)) and not io.verify_store(target, content=True))
 
 
-def consolidate(out_dir: Path) -> Path | None:
-    """Combine every readable point file into ``DIR/sweep.zarr`` (replaced by renames).
+def consolidate(out_dir: Path, command: str = "") -> Path | None:
+    """Combine every good point file into ``DIR/sweep.zarr`` (replaced by renames).
 
     Call it under the ``consolidate`` lock (`run_sweep` does) when runs may finish together.
-    Skipped when the store already holds exactly the current point files (a rerun that
-    computed nothing rewrites nothing).
+    Skipped when the store is current (`store_is_current`: a rerun that computed nothing
+    rewrites nothing); a damaged store is rebuilt.
     """
     target = out_dir / io.CONSOLIDATED
-    files = io.point_files(out_dir)
-    fingerprint = _files_fingerprint(files)
-    if target.exists() and _stored_fingerprint(target) == fingerprint:
+    if store_is_current(out_dir):
         return target
-    datasets = [ds for ds in map(io.load_point, files) if ds is not None]
+    fingerprint = _files_fingerprint(io.point_files(out_dir))
+    datasets = io.load_point_files(out_dir)
     if not datasets:
         return None
-    combined = io.combine(datasets)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{io.CONSOLIDATED}.", suffix=".tmp", dir=out_dir))
-    old = Path(f"{tmp}.old")
-    try:
+    combined = io.combine(datasets, command=command or None)
+
+    def write(tmp: Path) -> None:
         io.to_zarr(combined, tmp)
         (tmp / FINGERPRINT_FILE).write_text(fingerprint)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+
+    io.replace_dir_atomically(target, write)
     return target
 
 

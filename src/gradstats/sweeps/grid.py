@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 
 from gradstats.spec import INIT_SCHEMES, Architecture, Data, Point, SpecError, Training
-from gradstats.sweeps.sweepfile import SweepError, SweepFile, check_axis
+from gradstats.sweeps.limits import DEFAULT_LIMITS, Limits, check_size
+from gradstats.sweeps.sweepfile import AXIS_DEFAULTS, SweepError, SweepFile, check_axis
 
 # Value of every axis not given in the sweep file.
-DEFAULTS: dict[str, Any] = {
-    "width": 256, "depth": 3, "activation": "relu", "sigma_w2": 2.0, "sigma_b2": 0.0,
-    "parameterization": "ntk", "init": "gaussian", "bias": True, "data": "sphere",
-    "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
-    "lr": 0.1, "momentum": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
-    "dtype": "float32",
-}
+DEFAULTS = AXIS_DEFAULTS
 DEFAULT_RECORD_COUNT = 8
 
 
-def expand(sweep: SweepFile) -> list[Point]:
-    """Every point of the sweep, in a stable order (grid axes, then zip groups, then seeds)."""
+def expand(sweep: SweepFile, limits: Limits | None = DEFAULT_LIMITS) -> list[Point]:
+    """Every point of the sweep, in a stable order (grid axes, then zip groups, then seeds).
+
+    The sweep's size is checked against ``limits`` first, without expanding it (None: no
+    limits; see `gradstats.sweeps.limits`).
+    """
+    if limits is not None:
+        check_size(sweep, limits)
     grid_axes = list(sweep.grid)
     blocks: list[list[dict[str, Any]]] = [
         [{axis: value} for value in sweep.grid[axis]] for axis in grid_axes]
     for group in sweep.zip:
         length = len(next(iter(group.values())))
         blocks.append([{axis: values[i] for axis, values in group.items()} for i in range(length)])
+    given = {*sweep.fixed, *sweep.grid, *(axis for group in sweep.zip for axis in group)}
     points = []
     for combo in itertools.product(*blocks):
         axes = {**DEFAULTS, **sweep.fixed}
@@ -37,15 +40,22 @@ def expand(sweep: SweepFile) -> list[Point]:
         if any(all(axes.get(k) == v for k, v in rule.items()) for rule in sweep.exclude):
             continue
         for seed in sweep.seed_list:
-            points.append(make_point(axes, seed, measure=tuple(sweep.measure)))
+            points.append(make_point(axes, seed, measure=tuple(sweep.measure), given=given))
     if not points:
         raise SweepError("exclude: every grid point is excluded; nothing to run")
     return points
 
 
-def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = ()) -> Point:
-    """A `Point` from flat axis values (named init schemes resolved to sigma_w2)."""
-    from gradstats.simulate.data import data_input_dim, output_dim
+def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
+               given: Collection[str] = ()) -> Point:
+    """A `Point` from flat axis values (named init schemes resolved to sigma_w2).
+
+    Data read from somewhere (digits, npz) fixes ``input_dim`` and bounds ``n_train``:
+    an axis named in ``given`` (set by the sweep file) must agree with it, otherwise it is
+    an error; an axis left at its default follows the data (``input_dim`` = the data's
+    features, ``n_train`` = at most its rows). The point records the values used.
+    """
+    from gradstats.simulate.data import output_dim
 
     axes = {name: check_axis(name, name, value) for name, value in axes.items()}
     init = axes["init"]
@@ -54,9 +64,8 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = ()) -
     try:
         data = Data(name=axes["data"], input_dim=axes["input_dim"], n_train=axes["n_train"],
                     teacher=axes["teacher"])
-        input_dim = data_input_dim(data)
-        data = Data(name=data.name, input_dim=input_dim, n_train=data.n_train,
-                    teacher=data.teacher)
+        input_dim, n_train = _data_dims(data, given)
+        data = Data(name=data.name, input_dim=input_dim, n_train=n_train, teacher=data.teacher)
         arch = Architecture(
             width=axes["width"], depth=axes["depth"], activation=axes["activation"],
             sigma_w2=float(axes["sigma_w2"]), sigma_b2=float(axes["sigma_b2"]),
@@ -70,6 +79,23 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = ()) -
                      device=axes["device"], dtype=axes["dtype"], measure=measure)
     except SpecError as err:
         raise SweepError(str(err)) from None
+
+
+def _data_dims(data: Data, given: Collection[str]) -> tuple[int, int]:
+    """(input_dim, n_train) the point uses with ``data`` (see `make_point`)."""
+    from gradstats.simulate.data import data_shape
+
+    shape = data_shape(data)
+    if shape is None:
+        return data.input_dim, data.n_train
+    rows, features = shape
+    if "input_dim" in given and data.input_dim != features:
+        raise SweepError(f"input_dim: data {data.name} has {features} features, input_dim = "
+                         f"{data.input_dim} disagrees (leave input_dim out: it follows the data)")
+    if "n_train" in given and data.n_train > rows:
+        raise SweepError(f"n_train: data {data.name} has {rows} rows; n_train = {data.n_train} "
+                         f"asks for more (set n_train <= {rows})")
+    return features, data.n_train if "n_train" in given else min(data.n_train, rows)
 
 
 def record_steps(record: int | list[int] | None, steps: int) -> tuple[int, ...]:
@@ -90,6 +116,7 @@ def record_steps(record: int | list[int] | None, steps: int) -> tuple[int, ...]:
 def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
     """Apply ``--set AXIS=V1,V2`` overrides: one value fixes the axis, several sweep it."""
     grid, fixed = dict(sweep.grid), dict(sweep.fixed)
+    seeds: Any = sweep.seeds
     for text in overrides:
         if "=" not in text:
             raise SweepError(f"--set: expected AXIS=VALUE[,VALUE...], got {text!r}")
@@ -98,9 +125,8 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
         if any(axis in group for group in sweep.zip):
             raise SweepError(f"--set {axis}: the axis is in a [[zip]] group; edit the sweep file")
         values = [_parse_scalar(v) for v in raw.split(",")]
-        if axis == "seeds":
+        if axis == "seeds":  # validated with the rest by parse_sweep below
             seeds = values[0] if len(values) == 1 else values
-            sweep = sweep.model_copy(update={"seeds": seeds})
             continue
         grid.pop(axis, None)
         fixed.pop(axis, None)
@@ -110,7 +136,7 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
             grid[axis] = values
     from gradstats.sweeps.sweepfile import parse_sweep
 
-    return parse_sweep({**sweep.model_dump(), "grid": grid, "fixed": fixed})
+    return parse_sweep({**sweep.model_dump(), "seeds": seeds, "grid": grid, "fixed": fixed})
 
 
 def _parse_scalar(text: str) -> Any:

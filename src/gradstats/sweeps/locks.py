@@ -15,6 +15,7 @@ after getting the lock, that the path still names the inode it locked, and retri
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -89,8 +90,9 @@ def _acquire(path: Path, blocking: bool) -> FileLock | None:
             os.close(fd)
             raise
         if _same_file(fd, path):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+            with contextlib.suppress(OSError):  # the holder's name is for people; a full disk
+                os.ftruncate(fd, 0)             # must not stop the lock from working
+                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
             return FileLock(path, fd)
         os.close(fd)  # the previous holder unlinked it after we opened it: try again
         time.sleep(POLL_SECONDS / 10)

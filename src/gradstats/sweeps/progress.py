@@ -31,7 +31,7 @@ class RateColumn(ProgressColumn):
 def progress_bar(enabled: bool = True, console: Console | None = None
                  ) -> Iterator[Callable[[int, int], None]]:
     """Yields ``update(done, total)``; draws nothing when disabled or not a terminal."""
-    if not enabled:
+    if not enabled or not (console or Console()).is_terminal:
         yield lambda done, total: None
         return
     progress = Progress(TextColumn("points"), BarColumn(), MofNCompleteColumn(), RateColumn(),

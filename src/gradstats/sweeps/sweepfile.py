@@ -28,12 +28,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from gradstats.errors import InputError
 from gradstats.spec import (
     ACTIVATIONS,
     DEVICES,
     DTYPES,
     INIT_DISTRIBUTIONS,
     INIT_SCHEMES,
+    INT32_MAX,
     LOSSES,
     OPTIMIZERS,
     PARAMETERIZATIONS,
@@ -41,12 +43,19 @@ from gradstats.spec import (
 )
 
 
-class SweepError(ValueError):
+class SweepError(InputError, ValueError):
     """A sweep file or override is invalid. ``str(err)`` is one line: 'field: problem'."""
 
 
-PositiveInt = Annotated[int, Field(strict=True, ge=1)]
-NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+# Integers end up in int32 point files (see spec.INT32_MAX).
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]
+# The name is a directory under results/: it starts with a letter or digit (no "." or ".."),
+# has no path separators, and stays well under file-name limits.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+NAME_MAX_LENGTH = 100
+# How much of an offending value an error line quotes.
+MAX_QUOTED = 60
 # strict: ints are accepted as floats, but booleans and numeric strings are not.
 PositiveFloat = Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
@@ -76,6 +85,14 @@ AXIS_TYPES: dict[str, Any] = {
     "dtype": Literal[DTYPES],
 }
 AXIS_ADAPTERS = {name: TypeAdapter(t) for name, t in AXIS_TYPES.items()}
+# Value of every axis not given in the sweep file.
+AXIS_DEFAULTS: dict[str, Any] = {
+    "width": 256, "depth": 3, "activation": "relu", "sigma_w2": 2.0, "sigma_b2": 0.0,
+    "parameterization": "ntk", "init": "gaussian", "bias": True, "data": "sphere",
+    "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
+    "lr": 0.1, "momentum": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
+    "dtype": "float32",
+}
 # `record` is a per-point setting, not an axis one can sweep (it is a list itself).
 NOT_SWEEPABLE = {"record"}
 
@@ -85,7 +102,7 @@ class SweepFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
     description: str = ""
     seeds: NonNegInt | Annotated[list[NonNegInt], Field(min_length=1)] = 1
     measure: list[str] = []
@@ -99,14 +116,26 @@ class SweepFile(BaseModel):
         """The seed indices: ``seeds = n`` means 0..n-1."""
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
+    @property
+    def n_seeds(self) -> int:
+        """How many seeds, without listing them."""
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
+
 
 def load_sweep(path: Path | str) -> SweepFile:
     """Parse and validate the sweep file at ``path``."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise SweepError(f"sweep file: {path} does not exist") from None
+    except IsADirectoryError:
+        raise SweepError(f"sweep file: {path} is a directory, not a .toml file") from None
+    except OSError as err:
+        raise SweepError(f"sweep file: cannot read {path} ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise SweepError(f"sweep file: {path.name} is not UTF-8 text (byte {err.start}); "
+                         "is it a TOML file?") from None
     except tomllib.TOMLDecodeError as err:
         raise SweepError(f"sweep file: {path.name} is not valid TOML ({err})") from None
     return parse_sweep(raw)
@@ -120,7 +149,18 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
         raise SweepError(_one_line(err)) from None
     if isinstance(sweep.seeds, int) and sweep.seeds == 0:
         raise SweepError("seeds: must be at least 1")
-    _check_measure(sweep.measure)
+    if isinstance(sweep.seeds, list):
+        _check_distinct("seeds", sweep.seeds)
+    _check_distinct("measure", sweep.measure)
+    if sweep.measure:
+        _check_measure(sweep.measure)
+    for i, group in enumerate(sweep.zip):
+        if not group:
+            raise SweepError(f"zip[{i}]: empty group; give two or more axes with equal-length lists")
+    for i, rule in enumerate(sweep.exclude):
+        if not rule:
+            raise SweepError(f"exclude[{i}]: empty rule (it would exclude every point); give "
+                             "the axis values to exclude")
     seen: dict[str, str] = {}
     for section, axes in [("grid", sweep.grid), ("fixed", sweep.fixed)] + [
             (f"zip[{i}]", group) for i, group in enumerate(sweep.zip)]:
@@ -138,10 +178,13 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
                     raise SweepError(f"{section}.{axis}: empty list; give at least one value")
                 for i, item in enumerate(value):
                     check_axis(f"{section}.{axis}[{i}]", axis, item)
+                if section == "grid":
+                    _check_distinct(f"grid.{axis}", value)
     for i, group in enumerate(sweep.zip):
         lengths = {axis: len(values) for axis, values in group.items()}
         if len(set(lengths.values())) > 1:
             raise SweepError(f"zip[{i}]: lists must have equal lengths, got {lengths}")
+        _check_distinct(f"zip[{i}]", list(zip(*group.values(), strict=True)))
     for i, rule in enumerate(sweep.exclude):
         for axis, value in rule.items():
             if axis not in seen:
@@ -164,7 +207,22 @@ def check_axis(field: str, axis: str, value: Any) -> Any:
         return AXIS_ADAPTERS[axis].validate_python(value)
     except ValidationError as err:
         problem = err.errors()[0]["msg"]
-        raise SweepError(f"{field}: {problem} (got {value!r})") from None
+        raise SweepError(f"{field}: {problem} (got {_quote(value)})") from None
+
+
+def _check_distinct(field: str, values: list[Any]) -> None:
+    """Two equal values would be the same point twice (same content key)."""
+    seen: list[Any] = []
+    for i, value in enumerate(values):
+        if value in seen:  # 1 and 1.0 count as equal: they make the same point
+            raise SweepError(f"{field}[{i}]: {_quote(value)} is given twice")
+        seen.append(value)
+
+
+def _quote(value: Any) -> str:
+    """``repr(value)`` cut to `MAX_QUOTED` characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
 
 
 def _check_measure(measure: list[str]) -> None:
@@ -178,12 +236,24 @@ def _check_measure(measure: list[str]) -> None:
 
 
 def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "sweep"
+    errors = err.errors()
+    first = errors[0]
+    if first["loc"][:1] == ("seeds",):  # a union: report the branch the input was meant for
+        as_list = [e for e in errors if len(e["loc"]) > 1 and str(e["loc"][1]).startswith("list")]
+        first = as_list[0] if as_list and isinstance(as_list[0]["input"], int) else first
+    parts = list(first["loc"])
     msg = first["msg"]
+    if parts and parts[0] == "seeds":  # a union (count or list): drop pydantic's branch names
+        parts = ["seeds", *(p for p in parts[2:] if isinstance(p, int))]
+        if len(parts) == 1:
+            msg = f"must be a count in 1..{INT32_MAX} or a list of distinct seeds >= 0"
+    elif parts and parts[0] == "name" and first["type"] == "string_pattern_mismatch":
+        msg = ("must start with a letter or digit and use only letters, digits, '_', '.', '-' "
+               "(it names the results directory)")
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".") or "sweep"
     if first["type"] == "extra_forbidden":
-        msg = "unknown key (allowed: name, description, seeds, measure, grid, fixed, zip, exclude)"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
-    return f"{loc}: {msg} (got {first.get('input')!r})" if first["type"] not in (
-        "extra_forbidden", "missing") else f"{loc}: {msg}"
+        return f"{loc}: unknown key (allowed: name, description, seeds, measure, grid, fixed, " \
+               "zip, exclude)"
+    if first["type"] == "missing":
+        return f"{loc}: required key is missing"
+    return f"{loc}: {msg} (got {_quote(first.get('input'))})"

@@ -21,6 +21,15 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+def _check_numbers(q0: float, sigma_w2_max: float, sigma_b2_max: float) -> None:
+    """Options that must be finite and in range (typer checks only that they are numbers)."""
+    for hint, value, ok, need in (("--q0", q0, q0 > 0, "> 0"),
+                                  ("--sigma-w2-max", sigma_w2_max, sigma_w2_max > 0.1, "> 0.1"),
+                                  ("--sigma-b2-max", sigma_b2_max, sigma_b2_max >= 0, ">= 0")):
+        if not (math.isfinite(value) and ok):
+            raise typer.BadParameter(f"must be finite and {need}, got {value}", param_hint=hint)
+
+
 def theory_command(
     width: Annotated[int, typer.Option("--width", help="hidden width (finite-width rows only)")] = 512,
     depth: Annotated[int, typer.Option("--depth", help="number of hidden layers")] = 3,
@@ -49,6 +58,14 @@ def theory_command(
     from gradstats.spec import Architecture, SpecError
 
     console = Console()
+    _check_numbers(q0=q0, sigma_w2_max=sigma_w2_max, sigma_b2_max=sigma_b2_max)
+    if out is not None:
+        from gradstats import paths
+
+        if not phase_diagram:
+            raise typer.BadParameter("only a phase diagram is written; add --phase-diagram",
+                                     param_hint="--out")
+        paths.check_output_file(out, suffix=".nc")
     if activation not in ACTIVATIONS:
         raise typer.BadParameter(f"choose from {', '.join(ACTIVATIONS)}", param_hint="--activation")
     if parameterization not in PARAMETERIZATIONS:
@@ -65,7 +82,9 @@ def theory_command(
         sb = np.linspace(0.0, sigma_b2_max, grid_points)
         ds = theory.phase_diagram(activation, sw, sb, q0=q0)
         if out is not None:
-            ds.to_netcdf(out)
+            from gradstats.results import io
+
+            io.replace_with(out, ds.to_netcdf)
             console.print(f"wrote phase diagram ({activation}, {grid_points}x{grid_points}) to {out}")
         table = Table(title=f"critical sigma_w2 ({activation})")
         table.add_column("sigma_b2", justify="right")

@@ -1,0 +1,133 @@
+"""The one place that turns a failure into one line on stderr and an exit code.
+
+Exit codes (docs/errors.md):
+
+- 0: done.
+- 1: the command ran but some of its work failed: failed points (each listed), a run that
+  stopped partway (disk full, I/O error) and resumes when rerun, a results check that found
+  problems, an internal error.
+- 2: an input error (a sweep file, an option, a data file, a results directory, an output
+  path): nothing was computed or written.
+- 130: interrupted (Ctrl-C); finished points are kept and a rerun resumes.
+
+`run_guarded` runs a command and maps whatever it raises through `describe`. Warnings of
+gradstats itself (UserWarnings raised from its code) are held back and printed after the
+command, one line each, unless it ended in an error (then the error line is the only
+output on stderr); warnings of other libraries are not printed. ``GRADSTATS_TRACEBACK=1``
+prints the traceback of an internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import TextIO
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130
+TRACEBACK_ENV = "GRADSTATS_TRACEBACK"
+# Warnings raised from code under this directory are gradstats' own (printed after a command).
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+MAX_LINE = 1000
+INTERRUPTED = "interrupted; finished points are kept, rerun to resume"
+
+
+class InputError(Exception):
+    """A command-line, sweep-file, data-file or output-path error: one line, exit code 2."""
+
+
+class RunStopped(Exception):
+    """A run that stopped partway (the disk filled up, a write failed): exit code 1.
+
+    Everything written before is complete and kept; a rerun resumes from there.
+    """
+
+
+def one_line(text: object) -> str:
+    """``text`` as a single line: whitespace runs (newlines included) become one space."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_LINE else line[: MAX_LINE - 3] + "..."
+
+
+def os_error_line(err: OSError) -> str:
+    """'PATH: problem' for an OSError (the path it names, its strerror)."""
+    problem = err.strerror or str(err) or type(err).__name__
+    paths = [p for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(map(str, paths))}: {problem}" if paths else problem
+
+
+def describe(err: BaseException) -> tuple[int, str]:
+    """(exit code, one-line message) for an exception that ended a command."""
+    import typer
+
+    if isinstance(err, InputError):
+        return EXIT_INPUT_ERROR, one_line(err)
+    if isinstance(err, RunStopped):
+        return EXIT_FAILED, one_line(err)
+    if isinstance(err, KeyboardInterrupt | typer.Abort):
+        return EXIT_INTERRUPTED, INTERRUPTED
+    if isinstance(err, typer.TyperException):  # click usage errors: bad option, missing argument
+        message = err.format_message() if hasattr(err, "format_message") else str(err)
+        hint = _help_hint(err)
+        return getattr(err, "exit_code", EXIT_INPUT_ERROR) or EXIT_INPUT_ERROR, one_line(
+            message + hint)
+    if isinstance(err, OSError):
+        return EXIT_INPUT_ERROR, one_line(os_error_line(err))
+    if isinstance(err, MemoryError):
+        return EXIT_FAILED, "out of memory; see docs/errors.md on size limits"
+    return EXIT_FAILED, one_line(f"internal error: {type(err).__name__}: {err} "
+                                 f"(set {TRACEBACK_ENV}=1 to see where)")
+
+
+def run_guarded(command: Callable[[], object], stderr: TextIO | None = None) -> int:
+    """Run ``command``; return its exit code. A failure prints one line ``error: ...``.
+
+    ``command`` may return an exit code (None is 0) or raise ``SystemExit``.
+    """
+    stream = stderr or sys.stderr
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # recorded once per place, none printed now
+        try:
+            result = command()
+        except SystemExit as exit_:
+            code = _exit_code(exit_.code)
+        except BaseException as err:  # the point of this module: nothing escapes unreported
+            code, line = describe(err)
+            if os.environ.get(TRACEBACK_ENV) and code == EXIT_FAILED:
+                traceback.print_exception(err, file=stream)
+            stream.write(f"error: {line}\n")
+            stream.flush()
+            return code
+        else:
+            code = _exit_code(result)
+            if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130)
+                stream.write(f"error: {INTERRUPTED}\n")
+                stream.flush()
+                return code
+    ours = [w for w in caught if issubclass(w.category, UserWarning)
+            and os.path.abspath(w.filename).startswith(PACKAGE_DIR)]
+    for message in dict.fromkeys(one_line(w.message) for w in ours):
+        stream.write(f"warning: {message}\n")
+    stream.flush()
+    return code
+
+
+def _exit_code(value: object) -> int:
+    if value is None:
+        return EXIT_OK
+    if isinstance(value, int):
+        return value
+    sys.stderr.write(f"error: {one_line(value)}\n")  # sys.exit("text") convention
+    return EXIT_FAILED
+
+
+def _help_hint(err: BaseException) -> str:
+    ctx = getattr(err, "ctx", None)
+    command = getattr(getattr(ctx, "command", None), "name", None)
+    return f" (see gradstats {command} --help)" if command and ctx.parent is not None else (
+        " (see gradstats --help)")

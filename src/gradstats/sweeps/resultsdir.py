@@ -1,0 +1,90 @@
+"""A results directory belongs to one sweep: its identity, its manifest, whether it is writable.
+
+Identity is by content: the set of point keys. A run into a directory is accepted when
+every point already there (in ``sweep.json`` or ``points/``) is a point of the new sweep:
+the same sweep resumes, and a sweep that contains it (more seeds, another width) extends
+it. Otherwise the run is refused before anything is written, since the results would mix
+(docs/errors.md). ``sweep.json`` is rewritten only when the sweep it describes changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gradstats.errors import InputError
+from gradstats.results import io
+from gradstats.spec import Point
+
+MANIFEST = "sweep.json"
+# Manifest entries that describe the sweep (the rest, e.g. the command, do not).
+IDENTITY_FIELDS = ("name", "measure", "sweep_id", "points")
+
+
+def sweep_id(keys: Sequence[str]) -> str:
+    """Content identity of a set of points: digest of their sorted distinct keys."""
+    return hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()[:16]
+
+
+def make_manifest(name: str, points: Sequence[Point], measure: Sequence[str],
+                  command: str = "") -> dict[str, Any]:
+    """What ``sweep.json`` holds: name, measure, sweep_id, every point, the command."""
+    keys = [p.key() for p in points]
+    manifest: dict[str, Any] = {
+        "name": name, "measure": list(measure), "sweep_id": sweep_id(keys),
+        "points": [{"key": k, "point": json.loads(p.to_json())}  # as read back (lists)
+                   for k, p in zip(keys, points, strict=True)]}
+    if command:
+        manifest["command"] = command
+    return manifest
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    """``DIR/sweep.json`` parsed; None when absent or unreadable (its point files still count)."""
+    try:
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def manifest_keys(manifest: dict[str, Any] | None) -> set[str]:
+    """The point keys a manifest lists (empty for None or a malformed one)."""
+    try:
+        return {str(entry["key"]) for entry in (manifest or {}).get("points", [])}
+    except (TypeError, KeyError):
+        return set()
+
+
+def check_belongs(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """`InputError` when ``out_dir`` holds points that are not in ``manifest``'s sweep."""
+    out_dir = Path(out_dir)
+    ours = manifest_keys(manifest)
+    there = read_manifest(out_dir)
+    existing = manifest_keys(there) | {path.stem for path in io.point_files(out_dir)}
+    foreign = existing - ours
+    if not foreign:
+        return
+    name = there.get("name") if there else None
+    described = f"another sweep ({name!r}, " if name else "another sweep ("
+    raise InputError(
+        f"--out: {out_dir} holds {described}{len(existing)} points, {len(foreign)} of them not "
+        f"points of this one): results would mix; choose another --out, or delete the "
+        "directory to start over")
+
+
+def manifest_changed(out_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Whether ``sweep.json`` must be (re)written to describe ``manifest``'s sweep."""
+    there = read_manifest(out_dir)
+    return there is None or any(there.get(k) != manifest.get(k) for k in IDENTITY_FIELDS)
+
+
+def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Write ``sweep.json`` atomically if it changed; returns whether it was written."""
+    if not manifest_changed(out_dir, manifest):
+        return False
+    io.write_text_atomic(json.dumps(manifest, indent=1), Path(out_dir) / MANIFEST)
+    return True

@@ -1,0 +1,98 @@
+"""A results directory belongs to one sweep: the same sweep resumes, a sweep containing it
+extends it, any other is refused before anything is written; sweep.json changes only when
+the sweep does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from gradstats.errors import InputError
+from gradstats.results import io
+from gradstats.sweeps import expand, parse_sweep, resultsdir
+from gradstats.sweeps.execute import run_sweep
+
+TINY = {"depth": 1, "input_dim": 4, "n_train": 8, "batch_size": 4, "steps": 1}
+
+
+def points(widths=(4, 8), seeds=1, measure=()):
+    return expand(parse_sweep({"name": "t", "seeds": seeds, "measure": list(measure),
+                               "grid": {"width": list(widths)}, "fixed": TINY}))
+
+
+def tree(root):
+    """Every path under ``root`` with its inode, size and modification time."""
+    return {p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_size,
+                                             p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_a_rerun_with_nothing_to_compute_touches_nothing(tmp_path):
+    run_sweep(points(), [], tmp_path, name="t", command="gradstats run t.toml")
+    before = tree(tmp_path)
+    summary = run_sweep(points(), [], tmp_path, name="t", command="gradstats run t.toml -q")
+    assert (summary.computed, summary.skipped) == (0, 2)
+    assert tree(tmp_path) == before  # sweep.json, points, store, locks: all as they were
+
+
+def test_the_manifest_names_the_sweep_by_content(tmp_path):
+    run_sweep(points(), [], tmp_path, name="t", command="gradstats run t.toml")
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    keys = sorted(p.key() for p in points())
+    assert sorted(e["key"] for e in manifest["points"]) == keys
+    assert manifest["sweep_id"] == resultsdir.sweep_id(keys) == resultsdir.sweep_id(keys[::-1])
+    assert manifest["command"] == "gradstats run t.toml"
+
+
+def test_a_sweep_containing_the_one_there_extends_it(tmp_path):
+    run_sweep(points(seeds=1), [], tmp_path, name="t")
+    first = {f.name: f.stat().st_mtime_ns for f in io.point_files(tmp_path)}
+    summary = run_sweep(points(seeds=2), [], tmp_path, name="t")
+    assert (summary.computed, summary.skipped) == (2, 2)
+    assert {f.name: f.stat().st_mtime_ns for f in io.point_files(tmp_path) if f.name in first} == first
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["sweep_id"] == resultsdir.sweep_id([p.key() for p in points(seeds=2)])
+
+
+@pytest.mark.parametrize("other", [
+    {"widths": (16,)},                  # disjoint
+    {"widths": (4,)},                   # a part of it
+    {"measure": ("per_example",)},      # the same networks measured differently
+])
+def test_another_sweep_is_refused_and_nothing_changes(tmp_path, other):
+    run_sweep(points(), [], tmp_path, name="t")
+    before = tree(tmp_path)
+    with pytest.raises(InputError, match="holds another sweep .'t', 2 points"):
+        run_sweep(points(**other), [], tmp_path, name="t")
+    assert tree(tmp_path) == before
+
+
+def test_point_files_without_a_manifest_still_count(tmp_path):
+    run_sweep(points(), [], tmp_path, name="t")
+    (tmp_path / "sweep.json").unlink()
+    with pytest.raises(InputError, match="holds another sweep \\(2 points, 1 of them"):
+        run_sweep(points(widths=(4,)), [], tmp_path, name="t")
+    summary = run_sweep(points(), [], tmp_path, name="t")  # its own sweep: the manifest returns
+    assert summary.computed == 0 and (tmp_path / "sweep.json").exists()
+
+
+def test_an_empty_or_new_directory_is_accepted(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):
+        assert run_sweep(points(), [], out, name="t").computed == 2
+
+
+def test_files_follow_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        run_sweep(points(), [], tmp_path / "out", name="t")
+    finally:
+        os.umask(old)
+    out = tmp_path / "out"
+    modes = {p.relative_to(out).as_posix(): p.stat().st_mode & 0o777 for p in out.rglob("*")
+             if ".locks" not in p.parts}
+    assert modes["sweep.json"] == 0o640 and modes["sweep.zarr"] == 0o750
+    assert all(mode == 0o640 for name, mode in modes.items()
+               if name.startswith("points/") and name.endswith(".nc"))
+    assert all(mode in (0o640, 0o750) for mode in modes.values())
