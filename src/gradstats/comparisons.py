@@ -72,6 +72,7 @@ class Comparison:
     allowance: str = "finite_width"
     max_detectable: float = MAX_RATIO
     source: str = ""
+    needs: str = ""  # what a sweep must have for this row (printed when it is skipped)
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
@@ -124,23 +125,29 @@ COMPARISONS: tuple[Comparison, ...] = (
                source="gradstats.theory.bounds.relu_masked_bound"),
     Comparison("ln_grad_sq_norm_var", "variance of ln grad_sq_norm over networks",
                "grad_sq_norm", "theory_ln_grad_sq_norm_var", "log_variance", domain="hanin_nica",
-               allowance="none", source="Hanin & Nica 2019 (gradstats.theory.finite_width)"),
+               allowance="none", source="Hanin & Nica 2019 (gradstats.theory.finite_width)",
+               needs="a point in the Hanin-Nica setting (relu, Gaussian, no bias, batch_size 1, "
+                     "teacher zero)"),
     Comparison("full_loss_lazy", "training loss vs the linearized network (lazy regime)",
                "full_loss", "theory_full_loss_lazy", "log_ratio", steps="training",
                domain="lazy", allowance="lazy_loss",
-               source="Lee et al. 2019: wide networks train as their linearization"),
+               source="Lee et al. 2019: wide networks train as their linearization",
+               needs="training steps (steps > 0) and n_train <= 2048"),
     Comparison("batch_noise", "tr Sigma from one minibatch (paired sub-batch slope) vs the "
                "whole training set", "full_noise_trace_unbiased", "full_noise_trace", "log_ratio",
                steps="all", domain="any", allowance="none",
                source="sampling without replacement: E||g_b||^2 = ||G||^2 + "
-                      "(N-b)/(b(N-1)) tr Sigma (docs/noise_scale.md)"),
+                      "(N-b)/(b(N-1)) tr Sigma (docs/noise_scale.md)",
+               needs='measure = ["per_example", "full_batch"]'),
     Comparison("ntk_init_exponent", "width exponent of the empirical-vs-analytic NTK error",
                "theory_ntk_init_rel_err", "", "exponent", allowance="exponent",
-               max_detectable=math.nan, source="NTK fluctuations ~ width^-1/2"),
+               max_detectable=math.nan, source="NTK fluctuations ~ width^-1/2",
+               needs="at least 3 widths"),
     Comparison("ntk_change_exponent", "width exponent of the NTK change during training",
                "ntk_rel_change", "", "exponent", steps="last", domain="lazy",
                allowance="exponent", max_detectable=math.nan,
-               source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)"),
+               source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
+               needs="at least 3 widths and training steps"),
 )
 
 EXPONENTS = {"ntk_init_exponent": -0.5, "ntk_change_exponent": -0.5}

@@ -114,16 +114,19 @@ def _context(ds: xr.Dataset, level: float) -> Context:
 def _variable(ctx: Context, comparison: Comparison, name: str) -> xr.DataArray | None:
     """``name`` restricted to the comparison's steps (step dim kept), or None with a note."""
     if name not in ctx.ds:
-        kind = "prediction" if name.startswith("theory_") else "statistic"
-        ctx.note(f"{comparison.name}: skipped, {kind} {name} not in the results"
-                 + (" (rerun the sweep: predictions are stored by gradstats >= 0.2)"
-                    if kind == "prediction" else ""))
+        if not any(str(v).startswith("theory_") for v in ctx.ds.data_vars):
+            ctx.note("no stored predictions: these results come from gradstats < 0.2; rerun the "
+                     "sweep into a new directory")
+        elif comparison.needs:
+            ctx.note(f"{comparison.name}: needs {comparison.needs}")
+        else:
+            ctx.note(f"{comparison.name}: {name} is not in the results")
         return None
     da = ctx.ds[name]
     if STEP_DIM in da.dims:
         if comparison.steps == "init":
             if 0 not in da[STEP_DIM].values:
-                ctx.note(f"{comparison.name}: skipped, step 0 (init) was not recorded")
+                ctx.note(f"{comparison.name}: needs step 0 (init) recorded")
                 return None
             da = da.sel({STEP_DIM: [0]})
         elif comparison.steps == "last":
@@ -170,8 +173,6 @@ def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataA
             if reason is None and (comparison.domain == "lazy" or comparison.steps == "training"):
                 eps = float(change.sel({**ctx.sel(key), STEP_DIM: step}))
                 reason = validity.lazy_training(int(step), eps)
-            if comparison.domain == "lazy" and step == 0 and comparison.steps == "training":
-                reason = "step 0: the linearized network equals the network"
             reasons.loc[{**ctx.sel(key), STEP_DIM: step}] = reason or ""
     return reasons
 
@@ -266,7 +267,7 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
         "flag_values": [0, 1, 2, 3],
         "flag_meanings": "disagree agree outside undetermined",
         "test": comparison.test, "steps": comparison.steps,
-        "tested_steps": _tested_steps(template, tested),
+        "tested_steps": _tested_steps(template, tested, comparison),
         "domain": decl.domain_text(comparison), "allowance": decl.allowance_text(comparison),
         "max_detectable": float(np.max(np.atleast_1d(max_detectable))),
         "level": ctx.level, "n_tested": n_tested,
@@ -279,9 +280,11 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
     return out
 
 
-def _tested_steps(template: xr.DataArray, tested: np.ndarray) -> str:
-    if STEP_DIM not in template.dims or not tested.any():
+def _tested_steps(template: xr.DataArray, tested: np.ndarray, comparison: Comparison) -> str:
+    if not tested.any():
         return ""
+    if STEP_DIM not in template.dims:
+        return "last" if comparison.steps == "last" else "0"
     axis = template.dims.index(STEP_DIM)
     other = tuple(i for i in range(tested.ndim) if i != axis)
     steps = template[STEP_DIM].values[tested.any(axis=other) if other else tested]
@@ -363,7 +366,7 @@ def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
             rate_m.loc[s] = _rate(layers, m0.sel(s).sel({LAYER_DIM: layers}).values)
             rate_p.loc[s] = _rate(layers, p0.sel(s).sel({LAYER_DIM: layers}).values)
     if bool(rate_m.isnull().all()):
-        ctx.note(f"{comparison.name}: skipped, needs depth >= {first + 1}")
+        ctx.note(f"{comparison.name}: needs depth >= {first + 1}")
         return {}
     steps = np.zeros(1, int)
     reasons = _domain(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
@@ -541,11 +544,11 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
     if values is None:
         return {}
     if "width" not in ctx.axes or ctx.ds.sizes["width"] < 3:
-        ctx.note(f"{comparison.name}: skipped, needs at least 3 widths")
+        ctx.note(f"{comparison.name}: needs {comparison.needs}")
         return {}
     if STEP_DIM in values.dims:
         if comparison.steps == "last" and int(values[STEP_DIM].values[0]) == 0:
-            ctx.note(f"{comparison.name}: skipped, no training steps recorded")
+            ctx.note(f"{comparison.name}: needs {comparison.needs}")
             return {}
         steps = values[STEP_DIM].values
         values = values.isel({STEP_DIM: 0}, drop=True)
@@ -617,6 +620,7 @@ class SummaryRow:
     raw_disagree: int
     expected_false: float
     detectable: float
+    undetermined_detectable: float
     typical: float
     max_abs_z: float
     reasons: tuple[str, ...]
@@ -638,8 +642,10 @@ def summary_rows(cmp: xr.Dataset) -> list[SummaryRow]:
         outside_reasons = tuple(sorted({str(r) for r, c in zip(reasons, codes, strict=False)
                                         if c == stats.OUTSIDE and r}))
         tested = (codes == stats.AGREE) | (codes == stats.DISAGREE) | (codes == stats.UNDETERMINED)
-        det = cmp[f"{name}_detectable"].values.ravel() if f"{name}_detectable" in cmp else []
-        det = np.asarray(det, float)[tested] if len(det) else np.array([])
+        all_det = np.asarray(cmp[f"{name}_detectable"].values.ravel(), float) \
+            if f"{name}_detectable" in cmp else np.full(codes.shape, np.nan)
+        det = all_det[tested]
+        undet = all_det[codes == stats.UNDETERMINED]
         typical = _typical(cmp, name, tested)
         z = cmp.get(f"{name}_z")
         zmax = float(np.nanmax(np.abs(z.values.ravel()[tested]))) if z is not None and \
@@ -652,11 +658,15 @@ def summary_rows(cmp: xr.Dataset) -> list[SummaryRow]:
             undetermined=int((codes == stats.UNDETERMINED).sum()),
             raw_disagree=int(attrs.get("raw_disagree", 0)),
             expected_false=float(attrs.get("expected_false_raw", math.nan)),
-            detectable=float(np.median(det[np.isfinite(det)])) if np.isfinite(det).any()
-            else math.nan,
+            detectable=_median(det), undetermined_detectable=_median(undet),
             typical=typical, max_abs_z=zmax, reasons=outside_reasons,
             domain=str(attrs.get("domain", "")), allowance=str(attrs.get("allowance", ""))))
     return rows
+
+
+def _median(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else math.nan
 
 
 def _typical(cmp: xr.Dataset, name: str, tested: np.ndarray) -> float:

@@ -102,23 +102,29 @@ def print_comparison(cmp, console) -> None:
                       f"{row.raw_disagree} ({_fmt(row.expected_false)})", _detects(row),
                       _fmt(row.typical))
     console.print(table)
+    by_reason: dict[str, list[str]] = {}
     for row in rows:
-        for reason in row.reasons[:3]:
-            console.print(f"[cyan]outside[/cyan] {row.name}: {reason}", highlight=False)
-        if row.undetermined and not (row.agree or row.disagree):
-            console.print(f"[yellow]undetermined[/yellow] {row.name}: with these seeds the test "
-                          f"detects only errors beyond {_detects(row)}; add seeds to decide",
-                          highlight=False)
+        for reason in row.reasons:
+            by_reason.setdefault(reason, []).append(row.name)
+    for reason, names in by_reason.items():
+        console.print(f"[cyan]outside[/cyan] {reason} ({', '.join(names)})", highlight=False)
+    few = [row for row in rows if row.undetermined]
+    if few:
+        console.print("[yellow]warning[/yellow] too few seeds to decide: "
+                      + ", ".join(f"{r.name} ({r.undetermined} cells detect only "
+                                  f"{_detects(r, r.undetermined_detectable)})" for r in few),
+                      highlight=False)
     for note in cmp.attrs.get("notes", []):
         console.print(f"[dim]skipped[/dim] {note}", highlight=False)
 
 
-def _detects(row) -> str:
-    if not math.isfinite(row.detectable):
+def _detects(row, value: float | None = None) -> str:
+    value = row.detectable if value is None else value
+    if not math.isfinite(value):
         return "-"
     if row.test in ("difference",):
-        return f"±{row.detectable:.2g}"
-    return f"{row.detectable:.3g}x"
+        return f"±{value:.2g}"
+    return f"{value:.3g}x"
 
 
 def _fmt(value: float) -> str:
