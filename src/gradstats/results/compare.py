@@ -503,7 +503,9 @@ def run_bound(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     any_finite = finite.any(axis=-1)
     p = np.where(any_finite, np.where(holds.all(axis=-1), 1.0, 0.0), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tight = np.nanmean(np.where(finite & (m.values > 0), b.values / m.values, np.nan), axis=-1)
+        ratio = np.where(finite & (m.values > 0), b.values / m.values, np.nan)
+        n_ok = np.isfinite(ratio).sum(axis=-1)
+        tight = np.where(n_ok > 0, np.nansum(ratio, axis=-1) / n_ok, np.nan)
     reasons = _domain(ctx, comparison, np.zeros(1, int))
     if STEP_DIM not in measured.dims:
         reasons = reasons.isel({STEP_DIM: 0}, drop=True)

@@ -19,7 +19,7 @@ import xarray as xr
 from gradstats import __version__, statistics
 from gradstats.spec import AXES, LAYER_DIM, SEED_DIM, STEP_DIM, Point
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: theory inputs and per-seed predictions stored beside the measurements
 POINT_DIMS = (*AXES, SEED_DIM)
 
 
