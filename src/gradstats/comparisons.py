@@ -34,10 +34,12 @@ import math
 from dataclasses import dataclass
 
 from gradstats.theory.validity import (
+    BETA_COEF,
     BETA_MAX,
     BETA_MAX_OUTPUTS,
-    FINITE_WIDTH_COEF,
     LAZY_NTK_CHANGE_MAX,
+    WIDTH_COEF,
+    WIDTH_MIN,
 )
 
 DEFAULT_LEVEL = 0.01
@@ -54,8 +56,8 @@ class Comparison:
     lazy condition: a statement about any network) or ``"last"``. domain: ``"infinite_width"``,
     ``"outputs"`` (the output distribution, a tighter beta), ``"hanin_nica"``, ``"lazy"`` or
     ``"any"`` (an exact statement) - `gradstats.theory.validity`. layers: ``"all"``,
-    ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (2 beta in
-    ln), ``"rate"`` (the per-layer allowance spread over the fitted layers), ``"resolution"``,
+    ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (3 beta +
+    10/width in ln), ``"rate"`` (the per-layer allowance spread over the fitted layers), ``"resolution"``,
     ``"lazy_loss"``, ``"exponent"`` or ``"none"``; at step > 0 the relative NTK change is
     added for kernel-based rows. max_detectable: a ratio (ratio tests) or an
     absolute difference (``difference``; for ``"decay"`` rows ln 2 / depth per layer).
@@ -165,9 +167,9 @@ def by_name(name: str) -> Comparison:
 def allowance_text(comparison: Comparison) -> str:
     """The allowance of a comparison in words (docs and table)."""
     return {
-        "finite_width": f"{FINITE_WIDTH_COEF:g} beta in ln (<= {FINITE_WIDTH_COEF * BETA_MAX:g})"
+        "finite_width": f"{BETA_COEF:g} beta + {WIDTH_COEF:g}/width in ln"
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
-        "rate": f"2 x {FINITE_WIDTH_COEF:g} beta / (layers spanned - 1) per layer",
+        "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
         "resolution": "1 / (batch x width): one unit-example pair",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
@@ -177,7 +179,7 @@ def allowance_text(comparison: Comparison) -> str:
 
 def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
-    text = {"infinite_width": f"depth/width <= {BETA_MAX:g}",
+    text = {"infinite_width": f"depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
             "hanin_nica": "relu, Gaussian, no bias, batch 1, target 0",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
             "outputs": f"depth/width <= {BETA_MAX_OUTPUTS:g}",
