@@ -42,7 +42,7 @@ def comparisons_table() -> str:
     return "\n".join(rows)
 
 
-def run_preset(name: str, results: Path, run: bool):
+def run_preset(name: str, results: Path, run: bool, workers: int):
     from gradstats.results.io import load_results
     from gradstats.sweeps import expand, resolve_sweep
     from gradstats.sweeps.execute import run_sweep
@@ -51,7 +51,7 @@ def run_preset(name: str, results: Path, run: bool):
     points = expand(sweep)
     out = results / name
     if run:
-        run_sweep(points, sweep.measure, out, name=sweep.name)
+        run_sweep(points, sweep.measure, out, name=sweep.name, workers=workers)
     seeds = len({p.seed for p in points})
     return load_results(out), len(points), seeds
 
@@ -102,12 +102,13 @@ def main() -> None:
     parser.add_argument("presets", nargs="*")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "report")
     parser.add_argument("--no-run", action="store_true", help="compare existing results only")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     names = args.presets or preset_names()
     sections, table = [], ["| preset | points (seeds) | cells agree | disagree | outside | "
                            "undetermined | rows with a disagreement |", "|---|---|---|---|---|---|---|"]
     for name in names:
-        ds, n_points, seeds = run_preset(name, args.results, not args.no_run)
+        ds, n_points, seeds = run_preset(name, args.results, not args.no_run, args.workers)
         cmp = compare(ds)
         text, totals = preset_section(name, cmp, n_points, seeds)
         sections.append(text)

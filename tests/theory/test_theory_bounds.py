@@ -122,3 +122,14 @@ def test_shape_checks():
     with pytest.raises(ValueError):
         bounds.product_bound(w, pre, np.ones((4, 2)), np.ones((4, 2)), "relu")
     assert bounds.product_bound(w, pre, np.ones((4, 1)), np.ones((4, 2)), "relu").shape == (2,)
+
+
+@pytest.mark.parametrize("shape", [(300, 300), (512, 256), (1024, 1024), (8, 300)])
+def test_op_norm_is_the_largest_singular_value(shape):
+    """Lanczos above 256 rows/columns, SVD below: both equal numpy's 2-norm to round-off."""
+    from gradstats.theory.bounds import op_norm
+
+    rng = np.random.default_rng(sum(shape))
+    w = rng.standard_normal(shape) / np.sqrt(shape[1])
+    w[:, 0] *= 3.0  # a dominant direction, as trained weights have
+    assert op_norm(w) == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
