@@ -225,6 +225,11 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
              description: str) -> dict[str, xr.DataArray]:
     """Holm-adjust, decide verdicts, and label every variable of one comparison."""
     p = np.asarray(values["p"], dtype=float)
+    if "mean" in values and comparison.test != "exponent":
+        # a cell whose measurement is missing or exactly 0 (e.g. bias gradients at sigma_b = 0)
+        # is no cell, inside the domain or out
+        mean = np.asarray(values["mean"], dtype=float)
+        outside = outside & np.broadcast_to(np.isfinite(mean) & (mean != 0), outside.shape)
     tested = np.isfinite(p) & ~outside
     p_holm = np.full(p.shape, np.nan)
     if tested.any():
@@ -314,7 +319,7 @@ def run_ratio_or_difference(ctx: Context, comparison: Comparison) -> dict[str, x
     if STEP_DIM not in measured.dims:
         reasons, allowance = reasons.isel({STEP_DIM: 0}, drop=True), \
             allowance.isel({STEP_DIM: 0}, drop=True)
-    m, p, allow = _cells(measured, predicted, allowance)
+    m, p, allow = _cells(measured, predicted, allowance.fillna(0.0))  # NaN: no such config
     template = _cell_template(m)
     allow_cells = allow.isel({SEED_DIM: 0}).values
     if comparison.test == "log_ratio":
@@ -371,7 +376,7 @@ def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
     steps = np.zeros(1, int)
     reasons = _domain(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
     allowance = _allowance(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
-    m, p, allow = _cells(rate_m, rate_p, allowance)
+    m, p, allow = _cells(rate_m, rate_p, allowance.fillna(0.0))
     template = _cell_template(m)
     allow_cells = allow.isel({SEED_DIM: 0}).values
     result = stats.difference_test(m.values - p.values, 0.0, ctx.level, allowance=allow_cells)
