@@ -75,7 +75,7 @@ def compare(results: xr.Dataset, level: float = DEFAULT_LEVEL,
     ``results``: a sweep's dataset (`load_results`) carrying its points in
     ``attrs["points"]``. ``progress(name)`` is called before each comparison.
     """
-    stats.z_critical(level)  # validates level
+    stats._check_probability(level, "level")
     ctx = _context(results, level)
     out: dict[str, xr.DataArray] = {}
     for comparison in COMPARISONS:

@@ -14,15 +14,9 @@ NaN results):
 - ``verdict_codes``: DISAGREE / AGREE / OUTSIDE / UNDETERMINED from adjusted p-values and the
   minimum detectable effect (the effect a test would flag with probability ``power``).
 
-Older helpers, still used by callers:
-
-- seed mean and standard error (SE = sample std / sqrt(n), ddof 1);
-- z-scores and verdicts with a model-error floor: a measurement *agrees* with a prediction at
-  significance ``level`` when ``|mean - pred| <= z_crit(level) * se + rel_tol * |pred|``; the
-  floor ``rel_tol`` is the stated size of the finite-width error of the infinite-width theory;
-- straight-line and power-law fits (OLS with a Student-t confidence interval on the slope);
-- a Kolmogorov-Smirnov test of standardized values against N(0, 1);
-- the standard error of a sample variance (Gaussian data).
+- ``log_variance_test``: the variance over seeds of a statistic vs a predicted variance;
+- straight-line and power-law fits (OLS with a Student-t confidence interval on the slope),
+  used for fitted width exponents.
 """
 
 from __future__ import annotations
@@ -30,63 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import xarray as xr
 from numpy.typing import ArrayLike
 from scipy import stats as sps
-
-SEED = "seed"
-
-
-def seed_mean_se(da: xr.DataArray, dim: str = SEED) -> tuple[xr.DataArray, xr.DataArray]:
-    """Mean over ``dim`` (NaN skipped) and its standard error (NaN with fewer than 2 values)."""
-    n = da.count(dim)
-    mean = da.mean(dim)
-    se = da.std(dim, ddof=1) / np.sqrt(n.where(n > 1))
-    return mean, se
-
-
-def z_critical(level: float) -> float:
-    """Two-sided critical value of N(0, 1): P(|Z| > z) = level."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    return float(sps.norm.isf(level / 2))
-
-
-def z_score(mean, se, pred):
-    """(mean - pred) / se (inf where se = 0 and mean != pred); arrays broadcast."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (mean - pred) / se
-
-
-def t_critical(level: float, dof) -> np.ndarray | float:
-    """Two-sided Student-t critical value with ``dof`` degrees of freedom (NaN if dof < 1)."""
-    dof = np.asarray(dof, float)
-    with np.errstate(invalid="ignore"):
-        out = sps.t.isf(level / 2, np.where(dof >= 1, dof, np.nan))
-    return float(out) if out.ndim == 0 else out
-
-
-def verdict(mean, se, pred, level: float, rel_tol=0.0, abs_tol=0.0, dof=None):
-    """1.0 where ``|mean - pred| <= crit*se + rel_tol*|pred| + abs_tol``, 0.0 where not,
-    NaN where undetermined (mean, se or pred NaN: e.g. a single seed).
-
-    ``crit`` is z_crit(level), or the Student-t critical value when ``dof`` is given (a
-    standard error estimated from n seeds has dof = n - 1; arrays broadcast)."""
-    crit = z_critical(level) if dof is None else t_critical(level, dof)
-    if isinstance(dof, xr.DataArray):
-        crit = xr.DataArray(crit, dims=dof.dims, coords=dof.coords)
-    bound = crit * se + rel_tol * abs(pred) + abs_tol
-    ok = abs(mean - pred) <= bound
-    known = np.isfinite(mean) & np.isfinite(se) & np.isfinite(pred)
-    if isinstance(ok, xr.DataArray):
-        return xr.where(known, ok.astype(float), np.nan)
-    return np.where(known, np.asarray(ok, dtype=float), np.nan)
-
-
-def relative_error(mean, pred):
-    """(mean - pred) / |pred|."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (mean - pred) / abs(pred)
 
 
 @dataclass(frozen=True)
@@ -136,23 +75,6 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> LineFit:
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     return fit_line(np.log(x[ok]), np.log(y[ok]), level)
-
-
-def ks_standard_normal(z: np.ndarray) -> tuple[float, float]:
-    """Kolmogorov-Smirnov statistic and p-value of the finite values of ``z`` vs N(0, 1)."""
-    z = np.asarray(z, float).ravel()
-    z = z[np.isfinite(z)]
-    if len(z) < 2:
-        return np.nan, np.nan
-    res = sps.kstest(z, "norm")
-    return float(res.statistic), float(res.pvalue)
-
-
-def variance_se(var, n):
-    """Standard error of a sample variance of ``n`` Gaussian values: var * sqrt(2 / (n - 1))."""
-    n = np.asarray(n, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return var * np.sqrt(2.0 / np.where(n > 1, n - 1, np.nan))
 
 
 # --- per-cell tests for four-valued verdicts ---------------------------------------------------
@@ -217,11 +139,14 @@ def _t_dof(n: np.ndarray) -> np.ndarray:
 def _interval_t_pvalue(
     estimate: np.ndarray, se: np.ndarray, allowance: np.ndarray, dof: np.ndarray
 ) -> np.ndarray:
-    """Two-sided p-value of H0 |effect| <= allowance: 2 T_dof.sf((|estimate| - allowance) / se)
-    outside the allowance, 1 inside it, NaN where estimate, se or dof is NaN."""
+    """p-value of H0 |effect| <= allowance, evaluated at the boundary effect = +-allowance
+    nearest the estimate: T.sf((|estimate| - a)/se) + T.sf((|estimate| + a)/se) outside the
+    allowance (the two-sided p-value 2 T.sf(|estimate|/se) when a = 0; about one-sided when
+    a >> se), 1 inside it, NaN where estimate, se or dof is NaN."""
     excess = np.abs(estimate) - allowance
     with np.errstate(divide="ignore", invalid="ignore"):
-        outside_p = 2 * sps.t.sf(excess / se, dof)
+        outside_p = np.minimum(1.0, sps.t.sf(excess / se, dof)
+                               + sps.t.sf((np.abs(estimate) + allowance) / se, dof))
     p = np.where(excess > 0, outside_p, 1.0)
     known = np.isfinite(estimate) & np.isfinite(se) & np.isfinite(dof)
     return np.where(known, p, np.nan)
@@ -244,7 +169,7 @@ def log_ratio_test(
 
     Cox's method for the log of a lognormal mean (Zhou & Gao 1997): estimate
     theta = mean(d) + s^2/2 and SE = sqrt(s^2/n + s^4/(2(n-1))), s^2 the sample variance of d;
-    p = 2 T_{n-1}.sf((|theta| - allowance)/SE) outside the allowance, 1 inside it. The
+    p: the interval-null p-value at the nearest boundary (`_interval_t_pvalue`). The
     -s^2/2 Jensen shift is why a t-test on mean(d) rejects a correct prediction ever more often
     as n grows, and the skew of the ratios is why a t-test on raw ratios does too.
     detectable = exp(allowance + (t_{1-level/2} + t_{power}) * SE): the ratio a prediction
@@ -318,8 +243,8 @@ def difference_test(
     values, predicted: arrays broadcasting to (..., seed) by numpy rules (a per-cell prediction
     needs a trailing length-1 seed axis); seeds where either is not finite are dropped.
     allowance: >= 0, broadcastable to the cell shape (...). estimate = mean(values - predicted),
-    SE = s / sqrt(n); p = 2 T_{n-1}.sf((|estimate| - allowance)/SE) outside the allowance, 1
-    inside it; detectable = allowance + (t_{1-level/2} + t_{power}) * SE, an absolute difference
+    SE = s / sqrt(n); p: the interval-null p-value at the nearest boundary;
+    detectable = allowance + (t_{1-level/2} + t_{power}) * SE, an absolute difference
     (large-sample formula: at level 0.01 and power 0.8 the exact power at that effect is 0.73 at
     n = 4, 0.78 at n = 8, 0.79 at n = 16).
     """
