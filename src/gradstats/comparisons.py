@@ -15,6 +15,8 @@ Tests (`gradstats.results.stats`):
   statistic is known from theory (f ~ GP); the seed mean of measured/mean is compared with
   the gamma distribution of that mean and variance (calibrated at any number of seeds).
 - ``difference``: per-seed values minus prediction, Student-t, within the allowance.
+- ``chi2_whitened``: sum z^2 of NNGP-whitened outputs per seed against chi^2 with as many
+  degrees of freedom.
 - ``ks``: pooled whitened outputs vs N(0, 1), Kolmogorov-Smirnov.
 - ``bound``: a deterministic bound; agrees when it holds on every seed (up to round-off).
 - ``log_variance``: the variance over seeds of ln(measured) vs the predicted variance, on the
@@ -24,14 +26,17 @@ Tests (`gradstats.results.stats`):
 
 Verdicts per cell (one configuration x layer x step): ``agree``, ``disagree``, ``outside``
 (the cell lies outside the prediction's validity domain; its reason is recorded) and
-``undetermined`` (the test could not have detected an error of ``max_detectable``: too few
-seeds). Within each comparison (a family) p-values are Holm-adjusted before the verdict.
+``undetermined`` (the test could not have detected an error of ``max_detectable`` with 80%
+power at the Holm level of its row: too few seeds). Within each comparison (a family)
+p-values are Holm-adjusted before the verdict.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from gradstats.theory.validity import (
     BETA_COEF,
@@ -46,21 +51,35 @@ DEFAULT_LEVEL = 0.01
 MAX_RATIO = 2.0  # "agree" requires that a theory off by 2x would have been flagged (80% power)
 
 
+def _ks_factor2_distance() -> float:
+    """sup_x |Phi(x / sqrt 2) - Phi(x)|: the CDF distance of a factor-2 error in the output
+    variance, the error a KS row must be able to see."""
+    from scipy.stats import norm
+
+    x = np.linspace(0.0, 6.0, 60001)
+    return float(np.max(np.abs(norm.cdf(x / np.sqrt(2.0)) - norm.cdf(x))))
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One declared theory-vs-measurement comparison (a row of the table, a test family).
 
     measured / predicted: dataset variable names (predicted may be a tuple: null mean, var).
     test: see the module docstring. steps: ``"init"`` (step 0 only), ``"training"`` (every
-    recorded step; step > 0 inside the lazy domain), ``"all"`` (every recorded step, no
-    lazy condition: a statement about any network) or ``"last"``. domain: ``"infinite_width"``,
-    ``"outputs"`` (the output distribution, a tighter beta), ``"hanin_nica"``, ``"lazy"`` or
-    ``"any"`` (an exact statement) - `gradstats.theory.validity`. layers: ``"all"``,
-    ``"hidden"`` (readout excluded) or ``"decay"``. allowance: ``"finite_width"`` (3 beta +
-    10/width in ln), ``"rate"`` (the per-layer allowance spread over the fitted layers), ``"resolution"``,
-    ``"lazy_loss"``, ``"exponent"`` or ``"none"``; at step > 0 the relative NTK change is
-    added for kernel-based rows. max_detectable: a ratio (ratio tests) or an
-    absolute difference (``difference``; for ``"decay"`` rows ln 2 / depth per layer).
+    recorded step; step > 0 inside the lazy domain), ``"trained"`` (recorded steps > 0 only)
+    or ``"last"`` (each configuration's last finite step). domain: a key of
+    `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement). layers: ``"all"``,
+    ``"hidden"`` (readout excluded) or ``"decay"`` (rates over layers ``first_layer..depth``).
+    allowance: ``"finite_width"`` (3 beta + 10/width in ln), ``"rate"`` (the per-layer
+    allowance spread over the fitted layers), ``"resolution"``, ``"lazy_loss"``, ``"exponent"``
+    or ``"none"``; at step > 0 the relative NTK change is added for kernel-based rows.
+    max_detectable: the error the test must be able to see (80% power at the Holm level of its
+    row) for "agree": a ratio (ratio tests), an absolute difference (difference tests; for
+    ``"decay"`` rows ln 2 / depth per layer), an exponent difference, or a KS distance.
+    null_inflation: add the finite-width scatter around the conditional prediction to the
+    theory's null variance (`gradstats.theory.validity.conditional_log_variance`).
+    kurtosis: the prediction variable holding the per-seed law's excess kurtosis.
+    exponent: the predicted width exponent of ``exponent`` rows.
     """
 
     name: str
@@ -75,9 +94,18 @@ class Comparison:
     max_detectable: float = MAX_RATIO
     source: str = ""
     needs: str = ""  # what a sweep must have for this row (printed when it is skipped)
+    first_layer: int = 1
+    null_inflation: bool = False
+    kurtosis: str = ""
+    exponent: float = math.nan
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
+KS_MAX_DISTANCE = _ks_factor2_distance()
+EXPONENT_ALLOWANCE = 0.1  # fitted exponents agree within +-0.1 of the prediction
+# an exponent row must be able to tell -1/2 from the neighbouring laws 0 (no decay) and -1
+# (the 1/width of Dyer & Gur-Ari): an error of 0.4 must be visible
+EXPONENT_MAX_DETECTABLE = 0.4
 
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
@@ -99,25 +127,28 @@ COMPARISONS: tuple[Comparison, ...] = (
                max_detectable=0.05, source="P(|phi'(h)| > 1e-6), h ~ N(0, q_l)"),
     Comparison("grad_sq_norm_marginal", "weight-gradient norm over outputs f ~ GP (unconditional)",
                "grad_sq_norm", ("theory_grad_sq_norm_null_mean", "theory_grad_sq_norm_null_var"),
-               "quadratic_form", domain="outputs", source=INFINITE_WIDTH),
+               "quadratic_form", domain="outputs", allowance="none", null_inflation=True,
+               source=INFINITE_WIDTH),
     Comparison("output_mean_sq", "mean squared output over f ~ GP", "output_mean_sq",
                ("theory_output_mean_sq_null_mean", "theory_output_mean_sq_null_var"),
-               "quadratic_form", domain="outputs", source="NNGP"),
+               "quadratic_form", domain="outputs", allowance="none", source="NNGP"),
     Comparison("batch_loss", "minibatch loss over f ~ GP", "batch_loss",
                ("theory_batch_loss_null_mean", "theory_batch_loss_null_var"), "quadratic_form",
-               domain="outputs", source="NNGP"),
+               domain="outputs", allowance="none", source="NNGP"),
     Comparison("nngp_output_var", "step-0 outputs whitened by the NNGP: mean z^2 = 1",
                "theory_nngp_whitened_output", "", "chi2_whitened", domain="outputs",
-               source="NNGP"),
+               allowance="none", source="NNGP"),
     Comparison("nngp_ks", "step-0 outputs whitened by the NNGP: Gaussian (KS)",
-               "theory_nngp_whitened_output", "", "ks", domain="outputs", max_detectable=math.nan,
-               source="NNGP"),
+               "theory_nngp_whitened_output", "", "ks", domain="outputs", allowance="none",
+               max_detectable=KS_MAX_DISTANCE, source="NNGP"),
     Comparison("backward_q_decay", "decay rate of backward_q per layer (hidden layers)",
                "backward_q", "theory_backward_q", "difference", layers="decay",
-               allowance="rate", source="signal propagation: ln chi_1 at the fixed point"),
+               allowance="rate", source="signal propagation: the predicted per-layer curve "
+                                        "(its rate tends to ln chi_1 as q_l reaches q*)"),
     Comparison("grad_sq_norm_decay", "decay rate of grad_sq_norm per layer (layers 2..depth)",
                "grad_sq_norm", "theory_grad_sq_norm", "difference", layers="decay",
-               allowance="rate", source="signal propagation"),
+               allowance="rate", first_layer=2,
+               source="signal propagation: the predicted per-layer curve"),
     Comparison("product_bound", "product bound >= gradient norm on every seed", "grad_sq_norm",
                "theory_product_bound", "bound", domain="any", allowance="none",
                max_detectable=math.nan, source="gradstats.theory.bounds.product_bound"),
@@ -127,33 +158,32 @@ COMPARISONS: tuple[Comparison, ...] = (
                source="gradstats.theory.bounds.relu_masked_bound"),
     Comparison("ln_grad_sq_norm_var", "variance of ln grad_sq_norm over networks",
                "grad_sq_norm", "theory_ln_grad_sq_norm_var", "log_variance", domain="hanin_nica",
-               allowance="none", source="Hanin & Nica 2019 (gradstats.theory.finite_width)",
+               allowance="none", kurtosis="theory_ln_grad_sq_norm_kurtosis",
+               source="Hanin & Nica 2019 (gradstats.theory.finite_width)",
                needs="a point in the Hanin-Nica setting (relu, Gaussian, no bias, batch_size 1, "
-                     "teacher zero)"),
+                     "teacher zero, sphere data)"),
     Comparison("full_loss_lazy", "training loss vs the linearized network (lazy regime)",
-               "full_loss", "theory_full_loss_lazy", "log_ratio", steps="training",
+               "full_loss", "theory_full_loss_lazy", "log_ratio", steps="trained",
                domain="lazy", allowance="lazy_loss",
                source="Lee et al. 2019: wide networks train as their linearization",
                needs="training steps (steps > 0) and n_train <= 2048"),
     Comparison("batch_noise", "tr Sigma from one minibatch (paired sub-batch slope) vs the "
                "whole training set", "full_noise_trace_unbiased", "full_noise_trace", "log_ratio",
-               steps="all", domain="any", allowance="none",
+               domain="any", allowance="none",
                source="sampling without replacement: E||g_b||^2 = ||G||^2 + "
-                      "(N-b)/(b(N-1)) tr Sigma (docs/noise_scale.md)",
+                      "(N-b)/(b(N-1)) tr Sigma (docs/noise_scale.md); at step 0 the minibatch "
+                      "is a uniform subset (later ones depend on the epoch so far)",
                needs='measure = ["per_example", "full_batch"]'),
     Comparison("ntk_init_exponent", "width exponent of the empirical-vs-analytic NTK error",
                "theory_ntk_init_rel_err", "", "exponent", allowance="exponent",
-               max_detectable=math.nan, source="NTK fluctuations ~ width^-1/2",
-               needs="at least 3 widths"),
+               max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
+               source="NTK fluctuations ~ width^-1/2", needs="at least 3 widths"),
     Comparison("ntk_change_exponent", "width exponent of the NTK change during training",
                "ntk_rel_change", "", "exponent", steps="last", domain="lazy",
-               allowance="exponent", max_detectable=math.nan,
+               allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
                source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
                needs="at least 3 widths and training steps"),
 )
-
-EXPONENTS = {"ntk_init_exponent": -0.5, "ntk_change_exponent": -0.5}
-EXPONENT_ALLOWANCE = 0.1  # fitted exponents agree within +-0.1 of the prediction
 
 
 def by_name(name: str) -> Comparison:
@@ -171,7 +201,7 @@ def allowance_text(comparison: Comparison) -> str:
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
         "resolution": "1 / (batch x width): one unit-example pair",
-        "lazy_loss": "NTK change x |ln(L_0 / L_t)|",
+        "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "none": "none",
     }[comparison.allowance]

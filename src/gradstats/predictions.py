@@ -88,12 +88,13 @@ def conditional(record, theory) -> dict[str, np.ndarray]:
     index = record.values["batch_index"]
     grad_output = record.values["batch_grad_output"]
     change = record.values.get("ntk_rel_change", np.zeros(n_steps))
+    steps = _steps(record)
     for i in range(n_steps):
         g = grad_output[i]
         if not np.all(np.isfinite(g)) or not np.all(np.isfinite(index[i])):
             continue
-        if i > 0 and not change[i] <= LAZY_NTK_CHANGE_MAX:  # outside the lazy domain: untested
-            continue
+        if steps[i] > 0 and not change[i] <= LAZY_NTK_CHANGE_MAX:  # outside the lazy domain:
+            continue  # untested (compare marks the cell outside from the same NTK change)
         x = inputs.x_train[index[i].astype(np.int64)]
         pred = theory.conditional_statistics(point.arch, x, g, quadrature=_quadrature())
         for n in names:
@@ -102,19 +103,27 @@ def conditional(record, theory) -> dict[str, np.ndarray]:
 
 
 def at_init(record, theory) -> dict[str, np.ndarray]:
-    """Unconditional predictions on the step-0 minibatch: forward_q, weight norms, active
-    fraction, and the mean and variance over f ~ GP(0, K) of the chi^2-like statistics."""
+    """Unconditional predictions on the step-0 minibatch: forward_q, weight norms and the
+    active fraction they imply."""
     point: Point = record.point
     inputs = record.inputs
-    arch, loss = point.arch, point.training.loss
-    quad = _quadrature()
-    pred = theory.predict_statistics(arch, inputs.x0, inputs.y0, loss=loss, quadrature=quad)
-    moments = theory.unconditional_moments(arch, inputs.x0, inputs.y0, loss=loss, quadrature=quad)
+    arch = point.arch
+    pred = theory.predict_statistics(arch, inputs.x0, inputs.y0, loss=point.training.loss,
+                                     quadrature=_quadrature())
     forward_q = np.asarray(pred["forward_q"], dtype=float)
-    out = {"theory_forward_q": forward_q,
-           "theory_weight_sq_norm": np.asarray(pred["weight_sq_norm"], dtype=float),
-           "theory_active_fraction": np.array(
-               [active_fraction(theory, arch.activation, q) for q in forward_q[:-1]] + [1.0])}
+    return {"theory_forward_q": forward_q,
+            "theory_weight_sq_norm": np.asarray(pred["weight_sq_norm"], dtype=float),
+            "theory_active_fraction": np.array(
+                [active_fraction(theory, arch.activation, q) for q in forward_q[:-1]] + [1.0])}
+
+
+def null_moments(record, theory) -> dict[str, np.ndarray]:
+    """Mean and variance over f ~ GP(0, K) of the chi^2-like statistics at init."""
+    point: Point = record.point
+    inputs = record.inputs
+    moments = theory.unconditional_moments(point.arch, inputs.x0, inputs.y0,
+                                           loss=point.training.loss, quadrature=_quadrature())
+    out = {}
     for name in ("grad_sq_norm", "output_mean_sq", "batch_loss"):
         mean, var = moments[name]
         out[f"theory_{name}_null_mean"] = np.asarray(mean, dtype=float)
@@ -210,13 +219,16 @@ def lazy(record, theory) -> dict[str, np.ndarray]:
     reachable = steps[steps <= len(batches)]  # a diverged run stops early
     if len(reachable) == 0:
         return {}
+    record_steps = np.union1d([0], reachable)
     pred = theory.lazy.linearized_sgd(inputs.train_ntk0, inputs.train_output0, inputs.y_train,
-                                      batches, t.lr, reachable, momentum=t.momentum, loss=t.loss)
+                                      batches, t.lr, record_steps, momentum=t.momentum, loss=t.loss)
+    loss = np.asarray(pred["full_loss"], dtype=float)
     out = np.full(len(steps), np.nan)
-    out[: len(reachable)] = np.asarray(pred["full_loss"], dtype=float)
-    return {"theory_full_loss_lazy": out}
+    out[: len(reachable)] = loss[np.searchsorted(record_steps, reachable)]
+    return {"theory_full_loss_lazy": out, "theory_full_loss_lazy_init": np.asarray(loss[0])}
 
 
-PARTS = (("conditional", conditional), ("at init", at_init), ("NNGP outputs", nngp_outputs),
+PARTS = (("conditional", conditional), ("at init", at_init), ("null moments", null_moments),
+         ("NNGP outputs", nngp_outputs),
          ("signal propagation", signal), ("NTK at init", ntk_at_init), ("bounds", bounds),
          ("finite width", finite_width), ("lazy training", lazy))

@@ -337,6 +337,9 @@ for _s in (
               "4th cumulant / variance^2 of ln grad_sq_norm in the Hanin-Nica setting "
               "(pi^4 from the readout's ln chi^2_1 plus the hidden layers' terms)",
               kind="prediction"),
+    Statistic("theory_full_loss_lazy_init", (), "theory: full-batch loss at init", "1",
+              "training loss of the network at init (L_0 of the lazy-loss allowance)",
+              kind="prediction"),
     Statistic("theory_full_loss_lazy", ("step",), "theory: full-batch loss of the linearized net",
               "1", "training loss of the network's linearization around init trained with the "
               "same minibatches, lr and momentum (empirical NTK of the measured network at init "

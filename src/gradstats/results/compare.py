@@ -9,14 +9,20 @@ A cell is one configuration (the sweep axes that vary) x layer x recorded step. 
 comparison (a family of cells) compare computes per cell: the seed means of the measurement
 and the prediction, the test estimate (a ln ratio for ratio tests), its standard error, the
 raw p-value of "the prediction is right within its allowance", the Holm-adjusted p-value over
-the family's tested cells, the minimum detectable error at the seeds given, the allowance,
-the validity reason (empty inside the domain) and the verdict:
-``agree`` 1, ``disagree`` 0, ``outside`` 2, ``undetermined`` 3 (NaN: no data). Variables are
-named ``<comparison>_<suffix>``; ``<comparison>_agrees`` keeps the old 1/0/NaN form.
+the family's tested cells, the minimum detectable error at the seeds given and the Holm level
+of the row (the error the test would flag with 80% probability), the allowance, the validity
+reason (empty inside the domain) and the verdict: ``agree`` 1, ``disagree`` 0, ``outside`` 2,
+``undetermined`` 3 (NaN: no such cell). Variables are named ``<comparison>_<suffix>``;
+``<comparison>_agrees`` keeps the old 1/0/NaN form.
+
+A cell whose measurement is exactly 0 on some seed where the prediction is positive
+disagrees (a dead layer is the failure, not a seed to drop). A cell lies outside the lazy
+domain when the NTK change of any of its seeds exceeds the limit.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +40,7 @@ from gradstats.theory import validity
 
 BOUND_RTOL = {"float32": 1e-4, "float64": 1e-9}  # round-off of the float32/64 measurement
 Key = tuple
+PowerFn = Callable[[float], np.ndarray]
 
 
 @dataclass
@@ -54,7 +61,8 @@ class Context:
             self.notes.append(text)
 
     def per_config(self, fn: Callable[[Point], Any], dtype=float) -> xr.DataArray:
-        """``fn(point)`` of each configuration's first seed, over the varying axes."""
+        """``fn(point)`` of each configuration's first seed, over the varying axes (NaN, or ""
+        for ``dtype=object``, where a combination of axis values is not in the sweep)."""
         coords = {a: self.ds[a].values for a in self.axes}
         shape = tuple(len(v) for v in coords.values())
         fill = "" if dtype is object else np.nan
@@ -75,14 +83,13 @@ def compare(results: xr.Dataset, level: float = DEFAULT_LEVEL,
     ``results``: a sweep's dataset (`load_results`) carrying its points in
     ``attrs["points"]``. ``progress(name)`` is called before each comparison.
     """
-    stats._check_probability(level, "level")
+    stats.check_probability(level, "level")
     ctx = _context(results, level)
     out: dict[str, xr.DataArray] = {}
     for comparison in COMPARISONS:
         if progress is not None:
             progress(comparison.name)
-        runner = RUNNERS[comparison.test]
-        out.update(runner(ctx, comparison))
+        out.update(RUNNERS[comparison.test](ctx, comparison))
     cmp = xr.Dataset(out)
     cmp.attrs = {"level": level, "adjustment": "Holm within each comparison",
                  "power": stats.DEFAULT_POWER, "notes": list(ctx.notes)}
@@ -106,7 +113,12 @@ def _context(ds: xr.Dataset, level: float) -> Context:
         configs.setdefault(tuple(values[a] for a in axes), []).append(point)
     for pts in configs.values():
         pts.sort(key=lambda p: p.seed)
-    return Context(ds=ds, axes=axes, configs=configs, level=level)
+    ctx = Context(ds=ds, axes=axes, configs=configs, level=level)
+    theory_notes = ds.attrs.get("theory_notes")
+    if theory_notes is not None and len(theory_notes):
+        notes = [theory_notes] if isinstance(theory_notes, str) else list(theory_notes)
+        ctx.note(f"predictions incomplete for {len(notes)} point(s), e.g. {notes[0]}")
+    return ctx
 
 
 # --- selecting cells -------------------------------------------------------------------------
@@ -123,14 +135,17 @@ def _variable(ctx: Context, comparison: Comparison, name: str) -> xr.DataArray |
             ctx.note(f"{comparison.name}: {name} is not in the results")
         return None
     da = ctx.ds[name]
-    if STEP_DIM in da.dims:
-        if comparison.steps == "init":
-            if 0 not in da[STEP_DIM].values:
-                ctx.note(f"{comparison.name}: needs step 0 (init) recorded")
-                return None
-            da = da.sel({STEP_DIM: [0]})
-        elif comparison.steps == "last":
-            da = da.isel({STEP_DIM: [-1]})
+    if STEP_DIM not in da.dims:
+        return da
+    steps = da[STEP_DIM].values
+    keep = {"init": steps == 0, "trained": steps > 0}.get(comparison.steps)
+    if keep is not None:
+        if not keep.any():
+            ctx.note(f"{comparison.name}: needs "
+                     + ("step 0 (init) recorded" if comparison.steps == "init"
+                        else comparison.needs or "training steps"))
+            return None
+        da = da.isel({STEP_DIM: np.flatnonzero(keep)})
     return da
 
 
@@ -142,135 +157,139 @@ def _layer_mask(ctx: Context, kind: str) -> xr.DataArray | None:
     """Over (axes, layer): which layers a comparison tests (None: all)."""
     if kind == "all" or LAYER_DIM not in ctx.ds.dims:
         return None
-    layer = ctx.ds[LAYER_DIM]
-    return layer <= _depth(ctx)  # "hidden": the readout (layer depth+1) excluded
+    return ctx.ds[LAYER_DIM] <= _depth(ctx)  # "hidden": the readout (layer depth+1) excluded
 
 
-def _ntk_change(ctx: Context) -> xr.DataArray:
-    """Seed mean of the relative NTK change per (axes, step); NaN when not measured."""
+def _ntk_change(ctx: Context, steps: np.ndarray) -> xr.DataArray:
+    """Largest relative NTK change over the seeds per (axes, step); NaN when not measured."""
     if "ntk_rel_change" in ctx.ds and STEP_DIM in ctx.ds["ntk_rel_change"].dims:
-        return ctx.ds["ntk_rel_change"].mean(SEED_DIM)
-    coords = {a: ctx.ds[a].values for a in ctx.axes}
-    coords[STEP_DIM] = ctx.steps
-    return xr.DataArray(np.full(tuple(len(v) for v in coords.values()), np.nan),
-                        dims=list(coords), coords=coords)
+        return ctx.ds["ntk_rel_change"].max(SEED_DIM).reindex({STEP_DIM: steps})
+    return ctx.per_config(lambda p: math.nan).expand_dims({STEP_DIM: steps}).copy()
+
+
+def _lazy_condition(comparison: Comparison) -> bool:
+    return comparison.domain == "lazy" or comparison.steps in ("training", "trained")
 
 
 def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataArray:
     """Reason each (config, step) lies outside the comparison's domain ("" inside)."""
-    change = _ntk_change(ctx).reindex({STEP_DIM: steps})
+    change = _ntk_change(ctx, steps)
+    in_domain = validity.DOMAINS[comparison.domain]
     reasons = ctx.per_config(lambda p: "", dtype=object).expand_dims({STEP_DIM: steps}).copy()
     for key, points in ctx.configs.items():
-        point = points[0]
+        base = in_domain(points[0])
         for step in steps:
-            reason = None
-            if comparison.domain == "infinite_width":
-                reason = validity.infinite_width(point)
-            elif comparison.domain == "outputs":
-                reason = validity.output_distribution(point)
-            elif comparison.domain == "hanin_nica":
-                reason = validity.hanin_nica(point)
-            if reason is None and (comparison.domain == "lazy" or comparison.steps == "training"):
-                eps = float(change.sel({**ctx.sel(key), STEP_DIM: step}))
-                reason = validity.lazy_training(int(step), eps)
+            reason = base
+            if reason is None and _lazy_condition(comparison):
+                reason = validity.lazy_training(
+                    int(step), float(change.sel({**ctx.sel(key), STEP_DIM: step})))
             reasons.loc[{**ctx.sel(key), STEP_DIM: step}] = reason or ""
     return reasons
 
 
 def _allowance(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataArray:
-    """Model-error allowance per (config, step), in the test's units."""
-    base = {"finite_width": lambda p: validity.finite_width_allowance(p),
+    """Model-error allowance per (config, step), in the test's units (0 for absent configs)."""
+    base = {"finite_width": validity.finite_width_allowance,
             "rate": lambda p: 2 * validity.finite_width_allowance(p) / _decay_span(comparison, p),
             "resolution": lambda p: 1.0 / (p.training.batch_size * p.arch.width),
-            "none": lambda p: 0.0, "lazy_loss": lambda p: 0.0,
-            "exponent": lambda p: decl.EXPONENT_ALLOWANCE}[comparison.allowance]
+            "none": lambda p: 0.0, "exponent": lambda p: decl.EXPONENT_ALLOWANCE,
+            "lazy_loss": lambda p: 0.0}[comparison.allowance]
     allow = ctx.per_config(base).expand_dims({STEP_DIM: steps}).copy()
     if comparison.steps == "training" and comparison.allowance == "finite_width":
-        change = _ntk_change(ctx).reindex({STEP_DIM: steps}).fillna(0.0)
+        change = _ntk_change(ctx, steps).fillna(0.0)
         allow = allow + xr.where(allow[STEP_DIM] > 0, change, 0.0)
-    return allow
+    if comparison.allowance == "lazy_loss":
+        allow = allow + _lazy_loss_allowance(ctx, steps)
+    return allow.fillna(0.0)
 
 
-def _first_decay_layer(comparison: Comparison) -> int:
-    """Decay fits use hidden layers 1..depth for backward_q, 2..depth for grad_sq_norm (the
-    first layer's gradient carries the input norm, not a backward factor)."""
-    return 2 if comparison.measured == "grad_sq_norm" else 1
+def _lazy_loss_allowance(ctx: Context, steps: np.ndarray) -> xr.DataArray:
+    """eps_t |ln(L_0 / L_t)| of the linearized prediction (seed means; eps_t the largest NTK
+    change over seeds), at most `validity.LAZY_LOSS_ALLOWANCE_MAX`."""
+    if "theory_full_loss_lazy_init" not in ctx.ds:
+        return xr.zeros_like(_ntk_change(ctx, steps))
+    loss_0 = ctx.ds["theory_full_loss_lazy_init"].mean(SEED_DIM)
+    loss_t = ctx.ds["theory_full_loss_lazy"].mean(SEED_DIM).reindex({STEP_DIM: steps})
+    allow = (_ntk_change(ctx, steps) * abs(np.log(loss_0 / loss_t))).fillna(0.0)
+    return np.minimum(allow, validity.LAZY_LOSS_ALLOWANCE_MAX)
 
 
 def _decay_span(comparison: Comparison, point: Point) -> int:
-    """Layers between the first and last fitted layer (>= 1)."""
-    return max(point.arch.depth - _first_decay_layer(comparison), 1)
+    """Layers between the first and last fitted layer of a decay rate (>= 1)."""
+    return max(point.arch.depth - comparison.first_layer, 1)
 
 
 def _cells(measured: xr.DataArray, *others: xr.DataArray) -> list[xr.DataArray]:
     """Broadcast ``others`` against ``measured`` and put ``seed`` last everywhere."""
     arrays = xr.broadcast(measured, *others)
     dims = [d for d in arrays[0].dims if d != SEED_DIM] + [SEED_DIM]
-    out = []
-    for a in arrays:
-        order = [d for d in dims if d in a.dims]
-        out.append(a.transpose(*order))
-    return out
+    return [a.transpose(*[d for d in dims if d in a.dims]) for a in arrays]
 
 
 def _cell_template(da: xr.DataArray) -> xr.DataArray:
-    """An empty array over ``da``'s cell dims (``da`` without seed)."""
-    return da.isel({SEED_DIM: 0}, drop=True) * np.nan if SEED_DIM in da.dims else da * np.nan
+    """An empty float array over ``da``'s cell dims (``da`` without seed)."""
+    cells = da.isel({SEED_DIM: 0}, drop=True) if SEED_DIM in da.dims else da
+    return xr.full_like(cells, np.nan, dtype=float)
+
+
+def _flags(reasons: xr.DataArray, template: xr.DataArray) -> np.ndarray:
+    """Boolean ``outside`` over the template's cells from reason strings."""
+    r = reasons.broadcast_like(template).transpose(*template.dims).values
+    return np.vectorize(bool, otypes=[bool])(r) if r.size else np.zeros(r.shape, bool)
 
 
 # --- packaging -------------------------------------------------------------------------------
 
 def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
-             values: dict[str, np.ndarray], reasons: xr.DataArray, outside: np.ndarray,
-             description: str) -> dict[str, xr.DataArray]:
-    """Holm-adjust, decide verdicts, and label every variable of one comparison."""
+             values: dict[str, np.ndarray], reasons: xr.DataArray, description: str,
+             power: PowerFn | None = None) -> dict[str, xr.DataArray]:
+    """Holm-adjust, compute the detectable error at the Holm level, decide the verdicts and
+    label every variable of one comparison.
+
+    ``power(level)`` returns the minimum detectable error per cell at ``level``; it is
+    evaluated at level / m, m the number of tested cells of the row (Holm's first step), so
+    "agree" means the row could have seen an error of ``max_detectable`` in that cell.
+    """
     p = np.asarray(values["p"], dtype=float)
+    outside = _flags(reasons, template)
     if "mean" in values and comparison.test != "exponent":
-        # a cell whose measurement is missing or exactly 0 (e.g. bias gradients at sigma_b = 0)
-        # is no cell, inside the domain or out
-        mean = np.asarray(values["mean"], dtype=float)
-        outside = outside & np.broadcast_to(np.isfinite(mean) & (mean != 0), outside.shape)
+        # no cell where nothing was measured or both sides are exactly 0 (e.g. bias gradients
+        # at sigma_b = 0), inside the domain or out
+        mean = np.broadcast_to(np.asarray(values["mean"], dtype=float), p.shape)
+        pred = np.broadcast_to(np.asarray(values.get("pred", np.nan), dtype=float), p.shape)
+        empty = ~np.isfinite(mean) | ((mean == 0) & ~(np.nan_to_num(pred) > 0))
+        outside = outside & ~empty
     tested = np.isfinite(p) & ~outside
+    n_tested = int(tested.sum())
     p_holm = np.full(p.shape, np.nan)
-    if tested.any():
+    if n_tested:
         p_holm[tested] = stats.holm(p[tested])
-    detectable = np.asarray(values.get("detectable", np.full(p.shape, np.nan)), dtype=float)
+    detectable = np.full(p.shape, np.nan)
+    if power is not None and n_tested:
+        detectable = np.broadcast_to(np.asarray(power(ctx.level / n_tested), dtype=float),
+                                     p.shape).copy()
     max_detectable = comparison.max_detectable
     if comparison.layers == "decay":  # ln 2 over the whole network, per layer
         max_detectable = math.log(decl.MAX_RATIO) / np.maximum(
-            _depth(ctx).broadcast_like(template).values, 1)
+            _depth(ctx).broadcast_like(template).transpose(*template.dims).values, 1)
     powered = detectable
-    if not np.isfinite(np.atleast_1d(max_detectable)).any():  # no notion of power (KS, bound)
+    if not np.isfinite(np.atleast_1d(max_detectable)).any():  # a deterministic bound
         powered, max_detectable = np.zeros(p.shape), math.inf
     codes = stats.verdict_codes(np.where(tested, p_holm, p), powered, ctx.level,
                                 max_detectable, outside=outside)
     codes = np.where(outside | np.isfinite(p), codes, np.nan)
-    n_tested = int(tested.sum())
     agrees = np.where(codes == stats.AGREE, 1.0, np.where(codes == stats.DISAGREE, 0.0, np.nan))
-    labelled = {"p": p, "p_holm": p_holm, "detectable": detectable, "verdict": codes,
-                "agrees": agrees, **{k: v for k, v in values.items() if k not in
-                                     ("p", "detectable")}}
-    meaning = {
-        "mean": "measured: seed mean", "pred": "prediction: seed mean",
-        "ratio": "exp(estimate): measured / predicted", "estimate": "test estimate",
-        "se": "standard error of the estimate", "p": "raw p-value",
-        "p_holm": "Holm-adjusted p-value within the comparison",
-        "detectable": "minimum detectable error (ratio, or absolute for difference tests)",
-        "allowance": "model-error allowance", "verdict": "verdict",
-        "agrees": "agrees with theory (1 / 0 / NaN)", "rel_err": "measured / predicted - 1",
-        "z": "estimate / standard error", "tightness": "bound / measured norm: seed mean",
-        "ks_stat": "KS statistic"}
+    labelled = {**{k: v for k, v in values.items() if k != "p"}, "p": p, "p_holm": p_holm,
+                "detectable": detectable, "verdict": codes, "agrees": agrees}
     out = {}
     for suffix, value in labelled.items():
         da = template.copy(data=np.broadcast_to(np.asarray(value, dtype=float),
                                                 template.shape).copy())
-        da.attrs = {"long_name": f"{comparison.title}: {meaning.get(suffix, suffix)}",
+        da.attrs = {"long_name": f"{comparison.title}: {MEANING.get(suffix, suffix)}",
                     "units": "1"}
         out[f"{comparison.name}_{suffix}"] = da
-    verdict = out[f"{comparison.name}_verdict"]
-    verdict.attrs.update({
-        "flag_values": [0, 1, 2, 3],
-        "flag_meanings": "disagree agree outside undetermined",
+    out[f"{comparison.name}_verdict"].attrs.update({
+        "flag_values": [0, 1, 2, 3], "flag_meanings": "disagree agree outside undetermined",
         "test": comparison.test, "steps": comparison.steps,
         "tested_steps": _tested_steps(template, tested, comparison),
         "domain": decl.domain_text(comparison), "allowance": decl.allowance_text(comparison),
@@ -280,9 +299,22 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
         "expected_false_raw": stats.expected_false_disagreements(n_tested, ctx.level),
         "description": description, "source": comparison.source})
     reason = reasons.broadcast_like(template).transpose(*template.dims)
-    out[f"{comparison.name}_reason"] = reason.astype(str).assign_attrs(
+    out[f"{comparison.name}_reason"] = reason.where(outside, "").astype(str).assign_attrs(
         long_name=f"{comparison.title}: why outside the validity domain ('' inside)")
     return out
+
+
+MEANING = {
+    "mean": "measured: seed mean", "pred": "prediction: seed mean",
+    "ratio": "exp(estimate): measured / predicted", "estimate": "test estimate",
+    "se": "standard error of the estimate", "p": "raw p-value",
+    "p_holm": "Holm-adjusted p-value within the comparison",
+    "detectable": "minimum detectable error at the row's Holm level (80% power)",
+    "allowance": "model-error allowance", "verdict": "verdict",
+    "agrees": "agrees with theory (1 / 0 / NaN)", "rel_err": "measured / predicted - 1",
+    "z": "estimate / standard error", "tightness": "bound / measured norm: seed mean",
+    "ks_stat": "KS statistic", "n_values": "pooled values", "zero_seeds": "seeds measured 0",
+    "n_widths": "widths in the fit", "ln_chi1": "ln chi_1 (fixed-point rate)"}
 
 
 def _tested_steps(template: xr.DataArray, tested: np.ndarray, comparison: Comparison) -> str:
@@ -309,94 +341,85 @@ def run_ratio_or_difference(ctx: Context, comparison: Comparison) -> dict[str, x
     mask = _layer_mask(ctx, comparison.layers)
     if mask is not None:
         predicted = predicted.where(mask)
-    if comparison.name == "full_loss_lazy":
-        predicted = predicted.where(predicted[STEP_DIM] > 0)
     steps = measured[STEP_DIM].values if STEP_DIM in measured.dims else np.zeros(1, int)
-    reasons = _domain(ctx, comparison, steps)
-    allowance = _allowance(ctx, comparison, steps)
-    if comparison.allowance == "lazy_loss":
-        allowance = _lazy_loss_allowance(ctx, predicted, steps)
+    reasons, allowance = _domain(ctx, comparison, steps), _allowance(ctx, comparison, steps)
     if STEP_DIM not in measured.dims:
-        reasons, allowance = reasons.isel({STEP_DIM: 0}, drop=True), \
-            allowance.isel({STEP_DIM: 0}, drop=True)
-    m, p, allow = _cells(measured, predicted, allowance.fillna(0.0))  # NaN: no such config
+        reasons, allowance = (a.isel({STEP_DIM: 0}, drop=True) for a in (reasons, allowance))
+    m, p, allow = _cells(measured, predicted, allowance)
     template = _cell_template(m)
     allow_cells = allow.isel({SEED_DIM: 0}).values
+    mv, pv = m.values, p.values
     if comparison.test == "log_ratio":
-        result = stats.log_ratio_test(m.values, p.values, ctx.level, allowance=allow_cells)
-        values = {"ratio": np.exp(result.estimate)}
+        def test(level: float) -> stats.TestResult:
+            return stats.log_ratio_test(mv, pv, level, allowance=allow_cells)
     else:
-        result = stats.difference_test(m.values - p.values, 0.0, ctx.level,
-                                       allowance=allow_cells)
-        values = {}
+        def test(level: float) -> stats.TestResult:
+            return stats.difference_test(mv - pv, 0.0, level, allowance=allow_cells)
+    result = test(ctx.level)
+    pvalue = result.pvalue
+    values: dict[str, np.ndarray] = {}
+    if comparison.test == "log_ratio":
+        zero_seeds = ((mv == 0) & (pv > 0)).sum(axis=-1)  # dead where theory says alive
+        pvalue = np.where(zero_seeds > 0, 0.0, pvalue)
+        values = {"ratio": np.exp(result.estimate), "zero_seeds": zero_seeds}
     mean, pred = m.mean(SEED_DIM).values, p.mean(SEED_DIM).values
     with np.errstate(divide="ignore", invalid="ignore"):
-        values.update({"mean": mean, "pred": pred, "estimate": result.estimate, "se": result.se,
-                       "p": result.pvalue, "detectable": result.detectable,
-                       "allowance": allow_cells, "rel_err": mean / pred - 1,
-                       "z": result.estimate / result.se})
-    outside = _outside(reasons, template)
-    return _package(ctx, comparison, template, values, reasons, outside,
-                    f"{comparison.test} test per seed; {comparison.title}")
-
-
-def _outside(reasons: xr.DataArray, template: xr.DataArray) -> np.ndarray:
-    r = reasons.broadcast_like(template).transpose(*template.dims).values
-    return np.vectorize(lambda s: bool(s))(r).astype(bool) if r.size else np.zeros(r.shape, bool)
-
-
-def _lazy_loss_allowance(ctx: Context, predicted: xr.DataArray, steps: np.ndarray) -> xr.DataArray:
-    """eps_t * |ln(L_0 / L_t)| of the linearized prediction (seed means), eps_t the NTK change."""
-    change = _ntk_change(ctx).reindex({STEP_DIM: steps}).fillna(0.0)
-    full = ctx.ds["theory_full_loss_lazy"].mean(SEED_DIM)
-    ln_drop = abs(np.log(full.sel({STEP_DIM: 0}) / full)).reindex({STEP_DIM: steps})
-    return (change * ln_drop).fillna(0.0)
+        values.update({"mean": mean, "pred": pred, "estimate": result.estimate,
+                       "se": result.se, "p": pvalue, "allowance": allow_cells,
+                       "rel_err": mean / pred - 1, "z": result.estimate / result.se})
+    return _package(ctx, comparison, template, values, reasons,
+                    f"{comparison.test} test per seed; {comparison.title}",
+                    power=lambda level: test(level).detectable)
 
 
 def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
            predicted: xr.DataArray) -> dict[str, xr.DataArray]:
-    """Per-seed mean ln(q_l / q_{l+1}) over the layers of the comparison vs the predicted
-    curve's (same seed): a difference test per configuration at step 0."""
-    first = _first_decay_layer(comparison)
-    m0, p0 = measured.isel({STEP_DIM: 0}), predicted.isel({STEP_DIM: 0})
-    rate_m = _empty_rates(ctx, measured)
+    """Per-seed mean ln(q_l / q_{l+1}) over layers first_layer..depth of the measurement vs
+    the predicted curve's (same seed): a difference test per configuration at step 0."""
+    if STEP_DIM in measured.dims:
+        if 0 not in measured[STEP_DIM].values:
+            ctx.note(f"{comparison.name}: needs step 0 (init) recorded")
+            return {}
+        measured, predicted = (a.sel({STEP_DIM: 0}) for a in (measured, predicted))
+    first = comparison.first_layer
+    coords = {a: ctx.ds[a].values for a in ctx.axes}
+    coords[SEED_DIM] = measured[SEED_DIM].values
+    rate_m = xr.DataArray(np.full(tuple(len(v) for v in coords.values()), np.nan),
+                          dims=list(coords), coords=coords)
     rate_p = rate_m.copy()
     for key, points in ctx.configs.items():
         layers = np.arange(first, points[0].arch.depth + 1)
         if len(layers) < 2:
             continue
-        sel = ctx.sel(key)
         for seed in rate_m[SEED_DIM].values:
-            s = {**sel, SEED_DIM: seed}
-            rate_m.loc[s] = _rate(layers, m0.sel(s).sel({LAYER_DIM: layers}).values)
-            rate_p.loc[s] = _rate(layers, p0.sel(s).sel({LAYER_DIM: layers}).values)
+            s = {**ctx.sel(key), SEED_DIM: seed}
+            rate_m.loc[s] = _rate(layers, measured.sel(s).sel({LAYER_DIM: layers}).values)
+            rate_p.loc[s] = _rate(layers, predicted.sel(s).sel({LAYER_DIM: layers}).values)
     if bool(rate_m.isnull().all()):
         ctx.note(f"{comparison.name}: needs depth >= {first + 1}")
         return {}
     steps = np.zeros(1, int)
     reasons = _domain(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
     allowance = _allowance(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
-    m, p, allow = _cells(rate_m, rate_p, allowance.fillna(0.0))
+    m, p, allow = _cells(rate_m, rate_p, allowance)
     template = _cell_template(m)
     allow_cells = allow.isel({SEED_DIM: 0}).values
-    result = stats.difference_test(m.values - p.values, 0.0, ctx.level, allowance=allow_cells)
-    ln_chi1 = ctx.ds["theory_ln_chi1"].mean(SEED_DIM) if "theory_ln_chi1" in ctx.ds else None
+    diff = m.values - p.values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.difference_test(diff, 0.0, level, allowance=allow_cells)
+
+    result = test(ctx.level)
     with np.errstate(divide="ignore", invalid="ignore"):
         values = {"mean": m.mean(SEED_DIM).values, "pred": p.mean(SEED_DIM).values,
                   "estimate": result.estimate, "se": result.se, "p": result.pvalue,
-                  "detectable": result.detectable, "allowance": allow_cells,
-                  "z": result.estimate / result.se}
-    if ln_chi1 is not None:
+                  "allowance": allow_cells, "z": result.estimate / result.se}
+    if "theory_ln_chi1" in ctx.ds:
+        ln_chi1 = ctx.ds["theory_ln_chi1"].mean(SEED_DIM)
         values["ln_chi1"] = ln_chi1.broadcast_like(template).transpose(*template.dims).values
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
-                    "mean ln(q_l/q_{l+1}) over layers per seed vs the predicted curve's, at init")
-
-
-def _empty_rates(ctx: Context, measured: xr.DataArray) -> xr.DataArray:
-    coords = {a: ctx.ds[a].values for a in ctx.axes}
-    coords[SEED_DIM] = measured[SEED_DIM].values
-    return xr.DataArray(np.full(tuple(len(v) for v in coords.values()), np.nan),
-                        dims=list(coords), coords=coords)
+    return _package(ctx, comparison, template, values, reasons,
+                    "mean ln(q_l/q_{l+1}) over layers per seed vs the predicted curve's, at init",
+                    power=lambda level: test(level).detectable)
 
 
 def _rate(layers: np.ndarray, values: np.ndarray) -> float:
@@ -415,39 +438,30 @@ def run_quadratic_form(ctx: Context, comparison: Comparison) -> dict[str, xr.Dat
     null_var = _variable(ctx, comparison, var_name)
     if measured is None or null_mean is None or null_var is None:
         return {}
-    if comparison.name == "grad_sq_norm_marginal":
-        null_var = null_var + _finite_width_variance(ctx, null_mean, null_var)
+    if comparison.null_inflation:
+        # Var(m) = Var_f(E[m|f]) + E_f[Var(m|f)], Var(m|f) = E[m|f]^2 (e^{s^2} - 1) with the
+        # theory's envelope s^2 = 4 beta (`validity.conditional_log_variance`), not estimated
+        s2 = ctx.per_config(validity.conditional_log_variance).fillna(0.0)
+        null_var = null_var + (null_mean**2 + null_var) * np.expm1(s2)
     reasons = _domain(ctx, comparison, np.zeros(1, int))
     if STEP_DIM not in measured.dims:
         reasons = reasons.isel({STEP_DIM: 0}, drop=True)
     m, mu, var = _cells(measured, null_mean, null_var)
     template = _cell_template(m)
-    result = stats.quadratic_form_test(m.values, mu.values, var.values, ctx.level)
+    mv, muv, vv = m.values, mu.values, var.values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.quadratic_form_test(mv, muv, vv, level)
+
+    result = test(ctx.level)
     mean, pred = m.mean(SEED_DIM).values, mu.mean(SEED_DIM).values
     with np.errstate(divide="ignore", invalid="ignore"):
         values = {"mean": mean, "pred": pred, "ratio": np.exp(result.estimate),
                   "estimate": result.estimate, "se": result.se, "p": result.pvalue,
-                  "detectable": result.detectable, "rel_err": mean / pred - 1,
-                  "z": (np.exp(result.estimate) - 1) / result.se}
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
+                  "rel_err": mean / pred - 1, "z": (np.exp(result.estimate) - 1) / result.se}
+    return _package(ctx, comparison, template, values, reasons,
                     "seed mean of measured / null mean vs the gamma law of the theory's null "
-                    "mean and variance (f ~ GP at init)")
-
-
-def _finite_width_variance(ctx: Context, null_mean: xr.DataArray,
-                           null_var: xr.DataArray) -> xr.DataArray:
-    """Var(m) = Var_f(E[m|f]) + E_f[Var(m|f)]: the second term from the measured per-seed
-    spread s^2 of ln(measured / conditional prediction) at step 0 (lognormal:
-    Var(m|f) = E[m|f]^2 (e^{s^2} - 1)), so finite-width scatter does not read as a failure."""
-    if "theory_grad_sq_norm" not in ctx.ds or STEP_DIM not in ctx.ds["grad_sq_norm"].dims \
-            or 0 not in ctx.ds[STEP_DIM].values:
-        return xr.zeros_like(null_var)
-    m = ctx.ds["grad_sq_norm"].sel({STEP_DIM: 0})
-    p = ctx.ds["theory_grad_sq_norm"].sel({STEP_DIM: 0})
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = np.log(m / p).where((m > 0) & (p > 0))
-    s2 = log_ratio.var(SEED_DIM, ddof=1).fillna(0.0)
-    return (null_mean**2 + null_var) * np.expm1(s2)
+                    "mean and variance (f ~ GP at init)", power=lambda level: test(level).detectable)
 
 
 def run_chi2_whitened(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
@@ -461,36 +475,51 @@ def run_chi2_whitened(ctx: Context, comparison: Comparison) -> dict[str, xr.Data
     reasons = _domain(ctx, comparison, np.zeros(1, int)).isel({STEP_DIM: 0}, drop=True)
     m, mu = _cells(sq, dof)
     template = _cell_template(m)
-    result = stats.quadratic_form_test(m.values, mu.values, 2 * mu.values, ctx.level)
-    values = {"mean": (m / mu).mean(SEED_DIM).values, "pred": np.ones(template.shape),
-              "ratio": np.exp(result.estimate), "estimate": result.estimate, "se": result.se,
-              "p": result.pvalue, "detectable": result.detectable}
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
-                    "mean z^2 of NNGP-whitened step-0 outputs; chi^2 null")
+    mv, muv = m.values, mu.values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.quadratic_form_test(mv, muv, 2 * muv, level)
+
+    result = test(ctx.level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = {"mean": (m / mu).mean(SEED_DIM).values, "pred": np.ones(template.shape),
+                  "ratio": np.exp(result.estimate), "estimate": result.estimate,
+                  "se": result.se, "p": result.pvalue}
+    return _package(ctx, comparison, template, values, reasons,
+                    "mean z^2 of NNGP-whitened step-0 outputs; chi^2 null",
+                    power=lambda level: test(level).detectable)
 
 
 def run_ks(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
-    """Pooled NNGP-whitened step-0 outputs (all seeds) vs N(0, 1), per configuration."""
+    """Pooled NNGP-whitened step-0 outputs (all seeds) vs N(0, 1), per configuration. The
+    detectable error is a CDF distance: the KS critical value at the row's Holm level plus
+    0.84 x 0.5/sqrt(N) (80% power; 0.5/sqrt(N) bounds the statistic's sd), to be compared with
+    the distance of a factor-2 variance error (`comparisons.KS_MAX_DISTANCE`)."""
     z = _variable(ctx, comparison, comparison.measured)
     if z is None:
         return {}
     reasons = _domain(ctx, comparison, np.zeros(1, int)).isel({STEP_DIM: 0}, drop=True)
-    template = _cell_template(z.isel({d: 0 for d in z.dims if d not in (*ctx.axes, SEED_DIM)},
-                                     drop=True))
-    p = np.full(template.shape, np.nan)
-    ks = np.full(template.shape, np.nan)
+    cells = z.isel({d: 0 for d in z.dims if d not in (*ctx.axes, SEED_DIM)}, drop=True)
+    template = _cell_template(cells)
+    p, ks, n = (np.full(template.shape, np.nan) for _ in range(3))
     for key in ctx.configs:
         sel = ctx.sel(key)
-        values = z.sel(sel).values.ravel() if sel else z.values.ravel()
-        values = values[np.isfinite(values)]
-        if len(values) < 8:
+        pooled = (z.sel(sel) if sel else z).values.ravel()
+        pooled = pooled[np.isfinite(pooled)]
+        if len(pooled) < 8:
             continue
-        res = sps.kstest(values, "norm")
+        res = sps.kstest(pooled, "norm")
         index = tuple(list(template[a].values).index(sel[a]) for a in template.dims)
-        ks[index], p[index] = res.statistic, res.pvalue
-    values = {"ks_stat": ks, "p": p}
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
-                    "Kolmogorov-Smirnov of pooled whitened outputs vs N(0, 1)")
+        ks[index], p[index], n[index] = res.statistic, res.pvalue, len(pooled)
+
+    def power(level: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            critical = sps.kstwo.isf(level, np.where(n > 0, n, 1).astype(int))
+        return np.where(n > 0, critical + 0.84 * 0.5 / np.sqrt(np.where(n > 0, n, 1)), np.nan)
+
+    return _package(ctx, comparison, template, {"ks_stat": ks, "p": p, "n_values": n},
+                    reasons, "Kolmogorov-Smirnov of pooled whitened outputs vs N(0, 1)",
+                    power=power)
 
 
 def run_bound(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
@@ -499,49 +528,52 @@ def run_bound(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     bound = _variable(ctx, comparison, comparison.predicted)
     if measured is None or bound is None:
         return {}
-    norm = np.sqrt(measured)
-    rtol = ctx.per_config(lambda p: BOUND_RTOL.get(p.dtype, 1e-4))
-    m, b, r = _cells(norm, bound, rtol)
+    rtol = ctx.per_config(lambda p: BOUND_RTOL.get(p.dtype, 1e-4)).fillna(1e-4)
+    m, b, r = _cells(np.sqrt(measured), bound, rtol)
     template = _cell_template(m)
     finite = np.isfinite(m.values) & np.isfinite(b.values)
     holds = np.where(finite, b.values >= m.values * (1 - r.values), True)
-    any_finite = finite.any(axis=-1)
-    p = np.where(any_finite, np.where(holds.all(axis=-1), 1.0, 0.0), np.nan)
+    p = np.where(finite.any(axis=-1), np.where(holds.all(axis=-1), 1.0, 0.0), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(finite & (m.values > 0), b.values / m.values, np.nan)
         n_ok = np.isfinite(ratio).sum(axis=-1)
-        tight = np.where(n_ok > 0, np.nansum(ratio, axis=-1) / n_ok, np.nan)
+        tight = np.where(n_ok > 0, np.nansum(ratio, axis=-1) / np.maximum(n_ok, 1), np.nan)
     reasons = _domain(ctx, comparison, np.zeros(1, int))
     if STEP_DIM not in measured.dims:
         reasons = reasons.isel({STEP_DIM: 0}, drop=True)
     values = {"mean": m.mean(SEED_DIM).values, "pred": b.mean(SEED_DIM).values, "p": p,
               "tightness": tight}
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
+    return _package(ctx, comparison, template, values, reasons,
                     "deterministic bound on every seed's step-0 gradient norm")
 
 
 def run_log_variance(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     """Variance over seeds of ln(measured) vs the prediction, as ln(s^2 / v) with SE
-    sqrt(2/(n-1) + excess_kurtosis/n) (large-n variance of a log sample variance)."""
+    sqrt(2/(n-1) + kappa/n), kappa the excess kurtosis the theory predicts."""
     measured = _variable(ctx, comparison, comparison.measured)
     predicted = _variable(ctx, comparison, comparison.predicted)
     if measured is None or predicted is None:
         return {}
     reasons = _domain(ctx, comparison, np.zeros(1, int))
-    log_m = np.log(measured.where(measured > 0))
-    m, p = _cells(log_m, predicted)
+    m, p = _cells(np.log(measured.where(measured > 0)), predicted)
     template = _cell_template(m)
     kurt = None
-    if "theory_ln_grad_sq_norm_kurtosis" in ctx.ds:
-        k = ctx.ds["theory_ln_grad_sq_norm_kurtosis"].mean(SEED_DIM)
+    if comparison.kurtosis and comparison.kurtosis in ctx.ds:
+        k = ctx.ds[comparison.kurtosis].mean(SEED_DIM)
         kurt = k.broadcast_like(template).transpose(*template.dims).values
-    result = stats.log_variance_test(m.values, p.mean(SEED_DIM).values, ctx.level,
-                                     excess_kurtosis=kurt)
-    values = {"mean": np.nanvar(m.values, axis=-1, ddof=1), "pred": p.mean(SEED_DIM).values,
-              "ratio": np.exp(result.estimate), "estimate": result.estimate, "se": result.se,
-              "p": result.pvalue, "detectable": result.detectable}
-    return _package(ctx, comparison, template, values, reasons, _outside(reasons, template),
-                    "variance over seeds of ln grad_sq_norm at init vs Hanin-Nica")
+    mv, pred = m.values, p.mean(SEED_DIM).values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.log_variance_test(mv, pred, level, excess_kurtosis=kurt)
+
+    result = test(ctx.level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = {"mean": np.exp(result.estimate) * pred, "pred": pred,
+                  "ratio": np.exp(result.estimate), "estimate": result.estimate,
+                  "se": result.se, "p": result.pvalue}
+    return _package(ctx, comparison, template, values, reasons,
+                    "variance over seeds of ln grad_sq_norm at init vs Hanin-Nica",
+                    power=lambda level: test(level).detectable)
 
 
 def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
@@ -554,51 +586,81 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
         ctx.note(f"{comparison.name}: needs {comparison.needs}")
         return {}
     if STEP_DIM in values.dims:
-        if comparison.steps == "last" and int(values[STEP_DIM].values[0]) == 0:
+        values, last = _last_finite_step(values)
+        if not np.any(last > 0):
             ctx.note(f"{comparison.name}: needs {comparison.needs}")
             return {}
-        steps = values[STEP_DIM].values
-        values = values.isel({STEP_DIM: 0}, drop=True)
+        reasons_full = _last_step_domain(ctx, comparison, last)
     else:
-        steps = np.zeros(1, int)
-    reasons_full = _domain(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
-    inside = reasons_full == ""
-    values = values.where(inside)
-    pred = decl.EXPONENTS[comparison.name]
+        reasons_full = _domain(ctx, comparison, np.zeros(1, int)).isel({STEP_DIM: 0}, drop=True)
+    values = values.where(reasons_full == "")
+    pred = comparison.exponent
     others = [a for a in ctx.axes if a != "width"]
     template = xr.full_like(reasons_full.isel(width=0, drop=True), np.nan, dtype=float)
-    slope, se, p, n_widths = (template.copy() for _ in range(4))
+    slope, se, p, n_widths, dof = (template.copy() for _ in range(5))
     reasons = template.astype(object).copy(data=np.full(template.shape, "", dtype=object))
-    level = ctx.level
     for combo in _combos(ctx, others):
+        present = [k for k in ctx.configs if all(ctx.sel(k)[a] == v for a, v in combo.items())]
+        if not present:
+            continue  # an absent combination is no cell
         part = values.sel(combo) if combo else values
-        ok_widths = [w for w in part["width"].values if bool(part.sel(width=w).notnull().any())]
-        if len(ok_widths) < 3:
+        ok = [w for w in part["width"].values if bool(part.sel(width=w).notnull().any())]
+        if len(ok) < 3:
             reasons.loc[combo] = "fewer than 3 widths inside the validity domain"
             continue
-        part = part.sel(width=ok_widths).transpose("width", ...)
+        part = part.sel(width=ok).transpose("width", ...)
         widths = np.broadcast_to(part["width"].values.astype(float).reshape(
             -1, *([1] * (part.ndim - 1))), part.shape)
         try:
-            fit = stats.fit_power_law(widths, part.values, level)
+            fit = stats.fit_power_law(widths, part.values, ctx.level)
         except ValueError:
             continue
-        slope.loc[combo], se.loc[combo], n_widths.loc[combo] = fit.slope, fit.slope_se, len(ok_widths)
-        excess = abs(fit.slope - pred) - decl.EXPONENT_ALLOWANCE
-        p.loc[combo] = 1.0 if excess <= 0 else float(2 * sps.t.sf(excess / fit.slope_se, fit.dof))
+        slope.loc[combo], se.loc[combo], dof.loc[combo] = fit.slope, fit.slope_se, fit.dof
+        n_widths.loc[combo] = len(ok)
+    estimate = slope.values - pred
+    excess = np.abs(estimate) - decl.EXPONENT_ALLOWANCE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tail = sps.t.sf(excess / se.values, dof.values) + sps.t.sf(
+            (np.abs(estimate) + decl.EXPONENT_ALLOWANCE) / se.values, dof.values)
+    pvalue = np.where(np.isfinite(estimate), np.where(excess <= 0, 1.0, np.minimum(tail, 1.0)),
+                      np.nan)
+
+    def power(level: float) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            margin = sps.t.isf(level / 2, dof.values) + sps.t.ppf(stats.DEFAULT_POWER, dof.values)
+        return decl.EXPONENT_ALLOWANCE + margin * se.values
+
     values_out = {"mean": slope.values, "pred": np.full(template.shape, pred),
-                  "estimate": slope.values - pred, "se": se.values, "p": p.values,
+                  "estimate": estimate, "se": se.values, "p": pvalue,
                   "n_widths": n_widths.values}
-    outside = np.vectorize(bool)(reasons.values).astype(bool) if reasons.size else \
-        np.zeros(reasons.shape, bool)
-    return _package(ctx, comparison, template, values_out, reasons, outside,
+    return _package(ctx, comparison, template, values_out, reasons,
                     f"OLS ln y ~ ln width over widths and seeds; exponent {pred} "
-                    f"+- {decl.EXPONENT_ALLOWANCE}")
+                    f"+- {decl.EXPONENT_ALLOWANCE}", power=power)
+
+
+def _last_finite_step(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Per configuration and seed, the value at the last step where it is finite, and that
+    step per configuration (max over seeds; -1 where none)."""
+    steps = da[STEP_DIM]
+    finite = da.notnull()
+    last = steps.where(finite).max(STEP_DIM)  # per (axes, seed)
+    picked = da.where(steps == last).max(STEP_DIM)
+    return picked, last.max(SEED_DIM).fillna(-1)
+
+
+def _last_step_domain(ctx: Context, comparison: Comparison, last: xr.DataArray) -> xr.DataArray:
+    """Reasons over the varying axes at each configuration's own last step."""
+    reasons = ctx.per_config(lambda p: "", dtype=object)
+    for key in ctx.configs:
+        step = int(last.sel(ctx.sel(key))) if ctx.axes else int(last)
+        if step < 0:
+            continue
+        reason = _domain(ctx, comparison, np.array([step])).sel(ctx.sel(key)).isel({STEP_DIM: 0})
+        reasons.loc[ctx.sel(key)] = str(reason.item())
+    return reasons
 
 
 def _combos(ctx: Context, axes: list[str]) -> list[dict[str, Any]]:
-    import itertools
-
     values = [ctx.ds[a].values for a in axes]
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*values)]
 
@@ -629,7 +691,6 @@ class SummaryRow:
     detectable: float
     undetermined_detectable: float
     typical: float
-    max_abs_z: float
     reasons: tuple[str, ...]
     domain: str
     allowance: str
@@ -654,9 +715,6 @@ def summary_rows(cmp: xr.Dataset) -> list[SummaryRow]:
         det = all_det[tested]
         undet = all_det[codes == stats.UNDETERMINED]
         typical = _typical(cmp, name, tested)
-        z = cmp.get(f"{name}_z")
-        zmax = float(np.nanmax(np.abs(z.values.ravel()[tested]))) if z is not None and \
-            np.isfinite(z.values.ravel()[tested]).any() else math.nan
         rows.append(SummaryRow(
             name=name, title=comparison.title, test=comparison.test,
             steps=str(attrs.get("tested_steps", "")),
@@ -666,7 +724,7 @@ def summary_rows(cmp: xr.Dataset) -> list[SummaryRow]:
             raw_disagree=int(attrs.get("raw_disagree", 0)),
             expected_false=float(attrs.get("expected_false_raw", math.nan)),
             detectable=_median(det), undetermined_detectable=_median(undet),
-            typical=typical, max_abs_z=zmax, reasons=outside_reasons,
+            typical=typical, reasons=outside_reasons,
             domain=str(attrs.get("domain", "")), allowance=str(attrs.get("allowance", ""))))
     return rows
 

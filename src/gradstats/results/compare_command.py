@@ -74,9 +74,12 @@ def write_comparison(cmp, path: Path) -> None:
 
 HEADER = ("Each cell (configuration x layer x step) is tested at level {level:g}; p-values are "
           "Holm-adjusted within each row, so a row reports a false disagreement with probability "
-          "<= {level:g}. agree: consistent within the allowance AND a theory off by the "
-          "'detects' factor would have been flagged with 80% probability; undetermined: too few "
-          "seeds for that; outside: the prediction's validity domain does not contain the cell.")
+          "<= {level:g}. agree: consistent with the prediction within its allowance, and an "
+          "error of the row's size (a factor 2 for ratios) would have been flagged with 80% "
+          "probability at the row's Holm level ('detects' is the error the cells could see); "
+          "undetermined: too few seeds for that; outside: the prediction's validity domain (column "
+          "'domain') does not contain the cell. Raw disagreements are shown beside their number "
+          "expected if the theory were exactly right (an upper bound where an allowance applies).")
 
 
 def print_comparison(cmp, console) -> None:
@@ -87,8 +90,8 @@ def print_comparison(cmp, console) -> None:
     from gradstats.results.compare import summary_rows
 
     level = cmp.attrs["level"]
-    table = Table("comparison", "steps", "test", "agree", "disagree", "outside", "undet.",
-                  "raw disagree (expected)", "detects", "typical",
+    table = Table("comparison", "steps", "test", "domain", "agree", "disagree", "outside",
+                  "undet.", "raw disagree (expected)", "detects", "typical",
                   title="theory vs measurement", caption=HEADER.format(level=level),
                   caption_justify="left")
     table.columns[0].no_wrap = True
@@ -97,7 +100,7 @@ def print_comparison(cmp, console) -> None:
         tested = row.agree + row.disagree + row.undetermined
         style = ("red" if row.disagree else "green" if row.agree and row.agree == tested
                  else "yellow")
-        table.add_row(f"[{style}]{row.name}[/{style}]", row.steps or "-", row.test,
+        table.add_row(f"[{style}]{row.name}[/{style}]", row.steps or "-", row.test, row.domain,
                       str(row.agree), str(row.disagree), str(row.outside), str(row.undetermined),
                       f"{row.raw_disagree} ({_fmt(row.expected_false)})", _detects(row),
                       _fmt(row.typical))

@@ -282,6 +282,10 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | Non
     combined.attrs["device_used"] = ", ".join(used) or "none"
     if errors:
         combined.attrs["errors"] = errors
+    theory_notes = [f"{ds.attrs.get('point_key')}: {ds.attrs['theory_notes']}"
+                    for ds in datasets if ds.attrs.get("theory_notes")]
+    if theory_notes:  # predictions that failed on the worker (compare reports them)
+        combined.attrs["theory_notes"] = theory_notes
     return squeeze_axes(combined) if squeeze else combined
 
 

@@ -104,7 +104,7 @@ class TestResult:
     n: np.ndarray
 
 
-def _check_probability(value: float, name: str) -> None:
+def check_probability(value: float, name: str) -> None:
     if not 0 < value < 1:
         raise ValueError(f"{name} must lie in (0, 1), got {value}")
 
@@ -177,8 +177,8 @@ def log_ratio_test(
     formula: for Gaussian log-ratios at level 0.01 and power 0.8 the exact power at that effect
     is 0.73 at n = 4, 0.78 at n = 8, 0.79 at n = 16 (noncentral t).
     """
-    _check_probability(level, "level")
-    _check_probability(power, "power")
+    check_probability(level, "level")
+    check_probability(power, "power")
     m, p = np.broadcast_arrays(np.asarray(measured, float), np.asarray(predicted, float))
     valid = np.isfinite(m) & np.isfinite(p) & (m > 0) & (p > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -213,8 +213,8 @@ def quadratic_form_test(
     c_down = q(level/2) / q(power), q the gamma null quantiles: a measurement distributed as
     c_up (or c_down) times its null is flagged with probability ``power``.
     """
-    _check_probability(level, "level")
-    _check_probability(power, "power")
+    check_probability(level, "level")
+    check_probability(power, "power")
     m, mu, v = np.broadcast_arrays(*(np.asarray(a, float) for a in (measured, null_mean, null_var)))
     valid = np.isfinite(m) & np.isfinite(mu) & np.isfinite(v) & (mu > 0) & (v > 0)
     n = valid.sum(-1)
@@ -248,8 +248,8 @@ def difference_test(
     (large-sample formula: at level 0.01 and power 0.8 the exact power at that effect is 0.73 at
     n = 4, 0.78 at n = 8, 0.79 at n = 16).
     """
-    _check_probability(level, "level")
-    _check_probability(power, "power")
+    check_probability(level, "level")
+    check_probability(power, "power")
     x, p = np.broadcast_arrays(np.asarray(values, float), np.asarray(predicted, float))
     valid = np.isfinite(x) & np.isfinite(p)
     n, mean, var = _seed_moments(x - p, valid)
@@ -278,8 +278,8 @@ def log_variance_test(
     detectable = exp((t_{1-level/2} + t_{power}) * SE), a ratio of variances. Cells with < 4
     seeds: NaN.
     """
-    _check_probability(level, "level")
-    _check_probability(power, "power")
+    check_probability(level, "level")
+    check_probability(power, "power")
     x = np.asarray(values, float)
     valid = np.isfinite(x)
     n, mean, var = _seed_moments(x, valid)
@@ -340,7 +340,7 @@ def verdict_codes(
     where detectable > max_detectable or is NaN (the test could not have seen a prediction off
     by max_detectable); else AGREE. detectable and max_detectable are on the same scale (a
     ratio for ratio tests, an absolute difference otherwise)."""
-    _check_probability(level, "level")
+    check_probability(level, "level")
     p = np.asarray(pvalue_adjusted, float)
     detectable = np.asarray(detectable, float)
     powered = detectable <= max_detectable
@@ -355,5 +355,5 @@ def expected_false_disagreements(n_tested: int, level: float) -> float:
     """Expected number of false disagreements among ``n_tested`` cells where the prediction is
     right, each tested alone at ``level``: n_tested * level. Holm-adjusted verdicts instead bound
     the probability of even one false disagreement in the family by ``level``."""
-    _check_probability(level, "level")
+    check_probability(level, "level")
     return float(n_tested) * level
