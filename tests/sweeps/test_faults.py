@@ -280,11 +280,12 @@ def test_disk_full_stops_the_run_with_one_line_and_a_rerun_resumes_identically(
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 1 MiB tmpfs nearly filled by ``filler`` (skipped where mounting is not allowed)."""
+    """A 4 MiB tmpfs nearly filled by ``filler`` (skipped where mounting is not allowed): room
+    for the whole sweep and its store once the filler is removed."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
             capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
@@ -296,7 +297,7 @@ def small_disk(tmp_path):
 def test_a_really_full_disk_stops_the_run_and_a_rerun_resumes_identically(
         tmp_path, small_disk, capsys):
     out = small_disk / "out"
-    # Room for sweep.json (about 6 kB) and a few point files (7.6 kB each), not for eight.
+    # Room for sweep.json (about 6 kB) and a few point files (16 kB each), not for eight.
     filler = small_disk / "filler"
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     filler.write_bytes(b"\0" * (free - 36 * 1024))
