@@ -35,7 +35,7 @@ def comparisons_table() -> str:
     rows = ["| comparison | what | test | steps | validity domain | allowance | source |",
             "|---|---|---|---|---|---|---|"]
     for c in COMPARISONS:
-        steps = {"init": "0", "training": "all recorded", "all": "all recorded",
+        steps = {"init": "0", "training": "all recorded", "trained": "recorded > 0",
                  "last": "last recorded"}[c.steps]
         rows.append(f"| `{c.name}` | {c.title} | {c.test} | {steps} | {domain_text(c)} | "
                     f"{allowance_text(c)} | {c.source} |")
