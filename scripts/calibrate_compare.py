@@ -1,6 +1,7 @@
 """Calibration of `gradstats compare` in valid regimes, from independent groups of seeds.
 
     python scripts/calibrate_compare.py [--seeds 192] [--group 8] [--level 0.05] [--out FILE.md]
+                                        [--doc]   # also rewrite docs/compare.md's calibration section
 
 For each configuration (relu and tanh MLPs inside the infinite-width domain), simulates
 ``--seeds`` networks at init, splits them into independent groups of ``--group`` seeds, runs
@@ -10,7 +11,8 @@ with their binomial standard errors; and (c) on all seeds at once, the estimate 
 ln E[measured / predicted] (Cox) per layer against beta = depth/width: the finite-width bias
 that the allowance 3 beta + 10/width of `gradstats.theory.validity` must cover.
 
-The numbers in docs/compare.md ("Calibration") come from this script with the defaults.
+The numbers in docs/compare.md ("Calibration and power") come from this script with the
+defaults and ``--doc``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "results"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_helpers import make_points, simulate, to_results  # noqa: E402
 
 from gradstats.comparisons import COMPARISONS  # noqa: E402
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8)
     parser.add_argument("--level", type=float, default=0.05)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--doc", action="store_true", help="rewrite docs/compare.md's section")
     args = parser.parse_args()
     torch.set_num_threads(1)
     lines = [f"Independent groups of {args.group} seeds ({args.seeds} per configuration), "
@@ -98,6 +102,10 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+    if args.doc:
+        from compare_report import COMPARE_DOC, replace_between
+
+        replace_between(COMPARE_DOC, "calibration", text.rstrip("\n"))
 
 
 if __name__ == "__main__":

@@ -106,14 +106,18 @@ def main() -> None:
     args = parser.parse_args()
     names = args.presets or preset_names()
     sections, table = [], ["| preset | points (seeds) | cells agree | disagree | outside | "
-                           "undetermined | rows with a disagreement |", "|---|---|---|---|---|---|---|"]
+                           "undetermined | agree / tested | rows with a disagreement |",
+                           "|---|---|---|---|---|---|---|---|"]
     for name in names:
         ds, n_points, seeds = run_preset(name, args.results, not args.no_run, args.workers)
         cmp = compare(ds)
         text, totals = preset_section(name, cmp, n_points, seeds)
         sections.append(text)
+        tested = totals["agree"] + totals["disagree"] + totals["undetermined"]
+        share = f"{100 * totals['agree'] / tested:.0f}%" if tested else "-"
         table.append(f"| `{name}` | {n_points} ({seeds}) | {totals['agree']} | {totals['disagree']} | "
-                     f"{totals['outside']} | {totals['undetermined']} | {totals['disagreeing']} |")
+                     f"{totals['outside']} | {totals['undetermined']} | {share} | "
+                     f"{totals['disagreeing']} |")
         print(text, "\n", flush=True)
     replace_between(COMPARE_DOC, "comparisons", comparisons_table())
     replace_between(COMPARE_DOC, "presets", "\n\n".join(sections))

@@ -71,7 +71,7 @@ class Comparison:
     `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement). layers: ``"all"``,
     ``"hidden"`` (readout excluded) or ``"decay"`` (rates over layers ``first_layer..depth``).
     allowance: ``"finite_width"`` (3 beta + 10/width in ln), ``"rate"`` (the per-layer
-    allowance spread over the fitted layers), ``"resolution"``, ``"lazy_loss"``, ``"exponent"``
+    allowance spread over the fitted layers), ``"lazy_loss"``, ``"exponent"``
     or ``"none"``; at step > 0 the relative NTK change is added for kernel-based rows.
     max_detectable: the error the test must be able to see (80% power at the Holm level of its
     row) for "agree": a ratio (ratio tests), an absolute difference (difference tests; for
@@ -122,9 +122,6 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("weight_sq_norm", "squared norm of the effective weights", "weight_sq_norm",
                "theory_weight_sq_norm", "log_ratio", domain="any", allowance="none",
                source="exact expectation at init"),
-    Comparison("active_fraction", "fraction of active units", "active_fraction",
-               "theory_active_fraction", "difference", layers="hidden", allowance="resolution",
-               max_detectable=0.05, source="P(|phi'(h)| > 1e-6), h ~ N(0, q_l)"),
     Comparison("grad_sq_norm_marginal", "weight-gradient norm over outputs f ~ GP (unconditional)",
                "grad_sq_norm", ("theory_grad_sq_norm_null_mean", "theory_grad_sq_norm_null_var"),
                "quadratic_form", domain="outputs", allowance="none", null_inflation=True,
@@ -200,7 +197,6 @@ def allowance_text(comparison: Comparison) -> str:
         "finite_width": f"{BETA_COEF:g} beta + {WIDTH_COEF:g}/width in ln"
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
-        "resolution": "1 / (batch x width): one unit-example pair",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "none": "none",

@@ -22,8 +22,6 @@ import numpy as np
 
 from gradstats.spec import Point
 
-ACTIVE_THRESHOLD = 1e-6  # as the simulator's active_fraction
-
 
 def _quadrature():
     """Kernels here use a 32-point rule: within 1e-6 relative of the 64-point default for
@@ -103,18 +101,14 @@ def conditional(record, theory) -> dict[str, np.ndarray]:
 
 
 def at_init(record, theory) -> dict[str, np.ndarray]:
-    """Unconditional predictions on the step-0 minibatch: forward_q, weight norms and the
-    active fraction they imply."""
+    """Unconditional predictions on the step-0 minibatch: forward_q and weight norms."""
     point: Point = record.point
     inputs = record.inputs
     arch = point.arch
     pred = theory.predict_statistics(arch, inputs.x0, inputs.y0, loss=point.training.loss,
                                      quadrature=_quadrature())
-    forward_q = np.asarray(pred["forward_q"], dtype=float)
-    return {"theory_forward_q": forward_q,
-            "theory_weight_sq_norm": np.asarray(pred["weight_sq_norm"], dtype=float),
-            "theory_active_fraction": np.array(
-                [active_fraction(theory, arch.activation, q) for q in forward_q[:-1]] + [1.0])}
+    return {"theory_forward_q": np.asarray(pred["forward_q"], dtype=float),
+            "theory_weight_sq_norm": np.asarray(pred["weight_sq_norm"], dtype=float)}
 
 
 def null_moments(record, theory) -> dict[str, np.ndarray]:
@@ -129,16 +123,6 @@ def null_moments(record, theory) -> dict[str, np.ndarray]:
         out[f"theory_{name}_null_mean"] = np.asarray(mean, dtype=float)
         out[f"theory_{name}_null_var"] = np.asarray(var, dtype=float)
     return out
-
-
-def active_fraction(theory, activation: str, q: float, n_grid: int = 20000) -> float:
-    """P(|phi'(h)| > 1e-6) for h ~ N(0, q): Riemann sum over +-12 standard deviations on an
-    even grid (no point at 0, so relu gives exactly 1/2 by symmetry)."""
-    dphi = theory.activations.dphi_numpy(activation)
-    z = np.linspace(-12, 12, n_grid)
-    w = np.exp(-0.5 * z * z)
-    active = np.abs(dphi(np.sqrt(q) * z)) > ACTIVE_THRESHOLD
-    return float((w * active).sum() / w.sum())
 
 
 def nngp_outputs(record, theory) -> dict[str, np.ndarray]:

@@ -34,7 +34,7 @@ from gradstats.results import stats
 from gradstats.results.compare import compare, summary_rows
 
 PER_LAYER = ("grad_sq_norm", "bias_grad_sq_norm", "backward_q", "forward_q")
-ALL_PER_LAYER = (*PER_LAYER, "weight_sq_norm", "active_fraction")
+ALL_PER_LAYER = (*PER_LAYER, "weight_sq_norm")
 
 # Comparisons each test below covers, checked against the declarations at the end: every
 # declared comparison has a wrong-prediction test and a false-alarm test.
@@ -65,7 +65,7 @@ def wide_many_seeds():
 
 # --- power: a prediction off by 2x either way is detected ---------------------------------------
 
-@covers(WRONG_PREDICTION_TESTS, *ALL_PER_LAYER[:-1])
+@covers(WRONG_PREDICTION_TESTS, *ALL_PER_LAYER)
 @pytest.mark.parametrize("factor", [0.5, 2.0])
 def test_a_theory_off_by_two_is_detected_in_95_percent_of_cells(wide, factor):
     for records in wide.values():
@@ -100,14 +100,13 @@ def test_ntk_theory_on_a_standard_parameterization_run_is_detected():
     assert fraction(compared(records), "grad_sq_norm", AGREE) >= 0.9
 
 
-@covers(WRONG_PREDICTION_TESTS, "backward_q_decay", "grad_sq_norm_decay", "active_fraction")
+@covers(WRONG_PREDICTION_TESTS, "backward_q_decay", "grad_sq_norm_decay")
 def test_a_wrong_sigma_w2_is_detected_by_the_decay_rates(wide):
     """Theory for sigma_w2 x 1.5: relu backward rates off by ln 1.5 = 0.41 (chi_1 =
     sigma_w2 / 2), tanh's by less (E[phi'^2] falls as sigma_w2 grows). For relu the weight
     gradient norm is flat across layers at any sigma_w2 (the forward growth cancels the
     backward decay), so grad_sq_norm_decay is fed a prediction with a wrong rate directly:
-    the stored curve times 1.5^-layer. The relu active fraction is 1/2 for any sigma_w2, so
-    it is tested with a shifted prediction."""
+    the stored curve times 1.5^-layer."""
     wrong = ArchTheory(lambda arch: dataclasses.replace(arch, sigma_w2=1.5 * arch.sigma_w2))
     for act, records in wide.items():
         cmp = compared(records, wrong)
@@ -116,8 +115,6 @@ def test_a_wrong_sigma_w2_is_detected_by_the_decay_rates(wide):
         ds["theory_grad_sq_norm"] = ds["theory_grad_sq_norm"] * 1.5 ** -ds["layer"]
         assert fraction(compare(ds), "grad_sq_norm_decay", DISAGREE) == 1.0, act
     ds = to_results(wide["relu"])
-    ds["theory_active_fraction"] = ds["theory_active_fraction"] + 0.1
-    assert fraction(compare(ds), "active_fraction", DISAGREE) == 1.0
 
 
 @covers(WRONG_PREDICTION_TESTS, "product_bound", "relu_masked_bound")
@@ -172,7 +169,7 @@ def test_must_fail_regimes_never_agree(regime):
     records = [r for cfg in MUST_FAIL[regime] for r in simulate(make_points(8, **cfg))]
     for theory in (None, ScaledTheory(0.1), ScaledTheory(10.0)):
         cmp = compared(records, theory)
-        for name in (*PER_LAYER, "active_fraction", "backward_q_decay", "grad_sq_norm_decay",
+        for name in (*PER_LAYER, "backward_q_decay", "grad_sq_norm_decay",
                      "grad_sq_norm_marginal", "output_mean_sq", "nngp_ks"):
             if f"{name}_verdict" in cmp:
                 assert count(cmp, name, AGREE) == 0, (regime, name)

@@ -191,7 +191,6 @@ def _allowance(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.Da
     """Model-error allowance per (config, step), in the test's units (0 for absent configs)."""
     base = {"finite_width": validity.finite_width_allowance,
             "rate": lambda p: 2 * validity.finite_width_allowance(p) / _decay_span(comparison, p),
-            "resolution": lambda p: 1.0 / (p.training.batch_size * p.arch.width),
             "none": lambda p: 0.0, "exponent": lambda p: decl.EXPONENT_ALLOWANCE,
             "lazy_loss": lambda p: 0.0}[comparison.allowance]
     allow = ctx.per_config(base).expand_dims({STEP_DIM: steps}).copy()
