@@ -429,6 +429,13 @@ def _rate(layers: np.ndarray, values: np.ndarray) -> float:
     return -stats.fit_line(layers, np.log(values)).slope
 
 
+def _ratio_values(result: stats.TestResult, mean, pred) -> dict[str, np.ndarray]:
+    """The per-cell variables of a ratio test: seed means, ratio, estimate, SE, raw p."""
+    return {"mean": np.asarray(mean, dtype=float), "pred": np.asarray(pred, dtype=float),
+            "ratio": np.exp(result.estimate), "estimate": result.estimate, "se": result.se,
+            "p": result.pvalue}
+
+
 def run_quadratic_form(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     """chi^2-like statistics against their per-seed null distribution over f ~ GP."""
     mean_name, var_name = comparison.predicted
@@ -455,9 +462,8 @@ def run_quadratic_form(ctx: Context, comparison: Comparison) -> dict[str, xr.Dat
     result = test(ctx.level)
     mean, pred = m.mean(SEED_DIM).values, mu.mean(SEED_DIM).values
     with np.errstate(divide="ignore", invalid="ignore"):
-        values = {"mean": mean, "pred": pred, "ratio": np.exp(result.estimate),
-                  "estimate": result.estimate, "se": result.se, "p": result.pvalue,
-                  "rel_err": mean / pred - 1, "z": (np.exp(result.estimate) - 1) / result.se}
+        values = {**_ratio_values(result, mean, pred), "rel_err": mean / pred - 1,
+                  "z": (np.exp(result.estimate) - 1) / result.se}
     return _package(ctx, comparison, template, values, reasons,
                     "seed mean of measured / null mean vs the gamma law of the theory's null "
                     "mean and variance (f ~ GP at init)", power=lambda level: test(level).detectable)
@@ -481,9 +487,7 @@ def run_chi2_whitened(ctx: Context, comparison: Comparison) -> dict[str, xr.Data
 
     result = test(ctx.level)
     with np.errstate(divide="ignore", invalid="ignore"):
-        values = {"mean": (m / mu).mean(SEED_DIM).values, "pred": np.ones(template.shape),
-                  "ratio": np.exp(result.estimate), "estimate": result.estimate,
-                  "se": result.se, "p": result.pvalue}
+        values = _ratio_values(result, (m / mu).mean(SEED_DIM).values, np.ones(template.shape))
     return _package(ctx, comparison, template, values, reasons,
                     "mean z^2 of NNGP-whitened step-0 outputs; chi^2 null",
                     power=lambda level: test(level).detectable)
@@ -567,9 +571,7 @@ def run_log_variance(ctx: Context, comparison: Comparison) -> dict[str, xr.DataA
 
     result = test(ctx.level)
     with np.errstate(invalid="ignore", divide="ignore"):
-        values = {"mean": np.exp(result.estimate) * pred, "pred": pred,
-                  "ratio": np.exp(result.estimate), "estimate": result.estimate,
-                  "se": result.se, "p": result.pvalue}
+        values = _ratio_values(result, np.exp(result.estimate) * pred, pred)
     return _package(ctx, comparison, template, values, reasons,
                     "variance over seeds of ln grad_sq_norm at init vs Hanin-Nica",
                     power=lambda level: test(level).detectable)
