@@ -20,12 +20,13 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradstats.activations import NAMES as ACTIVATIONS
 from gradstats.errors import InputError
+from gradstats.parameterization import NAMES as PARAMETERIZATIONS
 
-ACTIVATIONS = (
-    "relu", "tanh", "erf", "sigmoid", "gelu", "linear", "softplus", "abs", "leaky_relu",
-)
-PARAMETERIZATIONS = ("ntk", "standard")
+NORMS = ("none", "layer", "batch")
+# residual_scale: a float alpha, or this string for alpha = 1/sqrt(depth)
+DEPTH_SCALED = "1/sqrt(depth)"
 INIT_DISTRIBUTIONS = ("gaussian", "orthogonal")
 # Named initialization schemes map to a weight variance (for the given activation family).
 INIT_SCHEMES = {"he": 2.0, "xavier": 1.0, "lecun": 1.0}
@@ -39,8 +40,8 @@ BUILTIN_DATA = ("sphere", "digits")
 # Order of the sweep axes as dataset dims (then seed, step, layer, ...).
 AXES = (
     "width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
-    "bias", "data", "input_dim", "n_train", "teacher", "loss", "optimizer", "lr", "momentum",
-    "batch_size", "steps", "dtype", "device",
+    "bias", "residual", "residual_scale", "norm", "data", "input_dim", "n_train", "teacher",
+    "loss", "optimizer", "lr", "momentum", "batch_size", "steps", "dtype", "device",
 )
 # Point files store integers as int32 (io.POINT_FORMAT): larger sizes and seeds cannot be saved.
 INT32_MAX = 2**31 - 1
@@ -55,6 +56,10 @@ class Architecture:
 
     ``output_dim`` is the readout width (1 for scalar regression, classes for cross-entropy).
     ``init`` is the weight distribution (``gaussian`` or ``orthogonal``, same variance).
+    ``residual``: hidden layers 2..depth add their output to the stream with scale
+    ``residual_scale`` (alpha, or ``"1/sqrt(depth)"``); ``norm``: ``"layer"`` or ``"batch"``
+    normalization (no affine parameters) before every activation. The network these fields
+    describe is `gradstats.layers.network_spec` (conventions in docs/schema.md).
     """
 
     width: int
@@ -67,6 +72,9 @@ class Architecture:
     bias: bool = True
     input_dim: int = 64
     output_dim: int = 1
+    residual: bool = False
+    residual_scale: float | str = 1.0
+    norm: str = "none"
 
     def __post_init__(self) -> None:
         _check_int(self.width, "width", low=1)
@@ -83,6 +91,26 @@ class Architecture:
                f"unknown init {self.init!r}; choose from {', '.join(INIT_DISTRIBUTIONS)}")
         _check_int(self.input_dim, "input_dim", low=1)
         _check_int(self.output_dim, "output_dim", low=1)
+        _check(isinstance(self.residual, bool), "residual", f"must be true or false, got {self.residual!r}")
+        _check(self.residual_scale == DEPTH_SCALED or (
+            isinstance(self.residual_scale, numbers.Real) and not isinstance(self.residual_scale, bool)
+            and math.isfinite(self.residual_scale) and self.residual_scale > 0), "residual_scale",
+            f"must be a finite number > 0 or {DEPTH_SCALED!r}, got {self.residual_scale!r}")
+        _check(self.norm in NORMS, "norm", f"unknown norm {self.norm!r}; choose from {', '.join(NORMS)}")
+
+    @property
+    def alpha(self) -> float:
+        """The residual branch scale (1/sqrt(depth) resolved; 1 without residual blocks)."""
+        if not self.residual:
+            return 1.0
+        if self.residual_scale == DEPTH_SCALED:
+            return 1.0 / math.sqrt(max(self.depth, 1))
+        return float(self.residual_scale)
+
+    @property
+    def is_mlp(self) -> bool:
+        """A plain fully connected network (no residual blocks, no normalization)."""
+        return not self.residual and self.norm == "none"
 
     @property
     def n_layers(self) -> int:
@@ -171,8 +199,13 @@ class Point:
                "input_dim", "architecture and data disagree on input_dim")
 
     def to_dict(self) -> dict[str, Any]:
-        """Nested plain dict (JSON-ready)."""
-        return dataclasses.asdict(self)
+        """Nested plain dict (JSON-ready). Architecture fields added in 0.3 (residual,
+        residual_scale, norm) are left out at their defaults, so points of 0.2 keep their keys."""
+        d = dataclasses.asdict(self)
+        for name, default in _ARCH_DEFAULTS_0_3.items():
+            if d["arch"][name] == default:
+                del d["arch"][name]
+        return d
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no whitespace; the basis of :meth:`key`."""
@@ -207,11 +240,20 @@ class Point:
             "width": a.width, "depth": a.depth, "activation": a.activation,
             "sigma_w2": float(a.sigma_w2), "sigma_b2": float(a.sigma_b2),
             "parameterization": a.parameterization, "init": a.init, "bias": int(a.bias),
-            "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
+            "residual": int(a.residual), "residual_scale": scale_label(a.residual_scale),
+            "norm": a.norm, "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
             "teacher": d.teacher, "loss": t.loss, "optimizer": t.optimizer,
             "lr": float(t.lr), "momentum": float(t.momentum), "batch_size": t.batch_size,
             "steps": t.steps, "dtype": self.dtype, "device": self.device,
         }
+
+
+_ARCH_DEFAULTS_0_3 = {"residual": False, "residual_scale": 1.0, "norm": "none"}
+
+
+def scale_label(scale: float | str) -> str:
+    """The ``residual_scale`` coordinate: ``"1/sqrt(depth)"`` or the float written by repr."""
+    return scale if isinstance(scale, str) else repr(float(scale))
 
 
 class SpecError(InputError, ValueError):

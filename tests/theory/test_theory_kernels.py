@@ -273,7 +273,7 @@ def test_diag_recursion_matches_kernel_diagonal(x):
         np.testing.assert_allclose(rec["q"][-1], np.diag(theory.nngp(arch, x, x64=True)),
                                    rtol=1e-10)
         assert rec["q"].shape == (arch.n_layers, len(x))
-        assert np.all(rec["dphi2"][-1] == 1.0)
+        assert np.all(rec["chi"][-1] == 1.0) and np.all(rec["backward"][-1] == 1.0)
 
 
 # --------------------------------------------------------------------------- Monte Carlo

@@ -1,10 +1,11 @@
-"""The torch realization of an `Architecture`: an MLP with exact parameterizations.
+"""The torch realization of an `Architecture`: its composition of blocks, exactly parameterized.
 
-Layer l (1..depth+1) computes h_l = w_mult_l * a_{l-1} @ W_l^T + b_mult_l * b_l with
-``W_l`` of shape (fan_out, fan_in) and
+The network is `gradstats.layers.network_spec(arch)`: block l (1..depth+1) holds dense
+layer l, h = w_mult_l * a @ W_l^T + b_mult_l * b_l with ``W_l`` of shape (fan_out, fan_in),
+its multiplier and init scale from the abc table (`gradstats.parameterization`):
 - ntk:      W, b ~ N(0, 1),                 w_mult = sigma_w / sqrt(fan_in), b_mult = sigma_b
 - standard: W ~ N(0, sigma_w^2 / fan_in),   b ~ N(0, sigma_b^2), w_mult = b_mult = 1.
-Hidden layers apply phi; the readout (layer depth+1) is linear.
+For a plain MLP, hidden blocks apply phi and then their dense layer; the readout is linear.
 """
 
 from __future__ import annotations
@@ -15,117 +16,140 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gradstats import activations
+from gradstats import parameterization as pz
+from gradstats.activations import LEAKY_RELU_SLOPE
+from gradstats.layers import network_spec
+from gradstats.layers.base import BlockTrace
 from gradstats.spec import Architecture
 
-LEAKY_RELU_SLOPE = 0.01
+__all__ = ["LEAKY_RELU_SLOPE", "MLP", "Forward", "Network", "activation_derivative",
+           "activation_fn", "build_model", "resolve_device"]
 
 
 def activation_fn(name: str):
-    """phi as a torch function of a tensor."""
-    fns = {
-        "relu": torch.relu,
-        "tanh": torch.tanh,
-        "erf": torch.erf,
-        "sigmoid": torch.sigmoid,
-        "gelu": lambda h: torch.nn.functional.gelu(h),  # exact (erf) gelu, as neural-tangents
-        "linear": lambda h: h,
-        "softplus": torch.nn.functional.softplus,
-        "abs": torch.abs,
-        "leaky_relu": lambda h: torch.nn.functional.leaky_relu(h, LEAKY_RELU_SLOPE),
-    }
-    return fns[name]
+    """phi as a torch function of a tensor (from the activation table)."""
+    return activations.functions(name, "torch")[0]
 
 
 def activation_derivative(name: str):
     """phi' as a torch function of a tensor (subgradient 0 at the kinks of relu/abs)."""
-    inv_sqrt_pi = 1.0 / math.sqrt(math.pi)
-    inv_sqrt_2pi = 1.0 / math.sqrt(2 * math.pi)
-    fns = {
-        "relu": lambda h: (h > 0).to(h.dtype),
-        "tanh": lambda h: 1 - torch.tanh(h) ** 2,
-        "erf": lambda h: 2 * inv_sqrt_pi * torch.exp(-h * h),
-        "sigmoid": lambda h: torch.sigmoid(h) * (1 - torch.sigmoid(h)),
-        "gelu": lambda h: 0.5 * (1 + torch.erf(h / math.sqrt(2)))
-        + h * inv_sqrt_2pi * torch.exp(-0.5 * h * h),
-        "linear": torch.ones_like,
-        "softplus": torch.sigmoid,
-        "abs": torch.sign,
-        "leaky_relu": lambda h: torch.where(h > 0, 1.0, LEAKY_RELU_SLOPE).to(h.dtype),
-    }
-    return fns[name]
+    return activations.functions(name, "torch")[1]
 
 
 @dataclass
 class Forward:
     """Everything one forward pass exposes, per layer l = 1..L (lists indexed l-1).
 
-    inputs[l-1]: a_{l-1}, (batch, fan_in); preacts[l-1]: h_l, (batch, fan_out);
+    inputs[l-1]: a_{l-1}, the input of dense layer l, (batch, fan_in);
+    preacts[l-1]: z_l, the output of dense layer l, (batch, fan_out) (the per-example
+    engine's signals are gradients with respect to these);
+    streams[l-1]: h_l, the output of block l (z_l itself in a plain MLP; h_{l-1} + alpha z_l
+    in a residual block) -- what ``forward_q`` and ``backward_q`` measure;
+    phi_inputs[l-1]: the tensor the activation of block l+1 was applied to (l = 1..L-1);
     output: h_L, (batch, output_dim).
     """
 
     inputs: list[torch.Tensor]
     preacts: list[torch.Tensor]
     output: torch.Tensor
+    streams: list[torch.Tensor] | None = None
+    phi_inputs: list[torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.streams is None:
+            self.streams = self.preacts
 
 
-class MLP(nn.Module):
-    """Fully connected network of an `Architecture`. ``weights[l-1]`` is W_l, (fan_out, fan_in)."""
+class Network(nn.Module):
+    """The network of an `Architecture`. ``weights[l-1]`` is W_l, (fan_out, fan_in)."""
 
     def __init__(self, arch: Architecture, generator: torch.Generator | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
         super().__init__()
         self.arch = arch
-        self.phi = activation_fn(arch.activation)
-        self.dphi = activation_derivative(arch.activation)
+        self.spec = network_spec(arch)
+        self.blocks = self.spec.blocks()
+        self.phi, self.dphi = activations.functions(arch.activation, "torch")
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList() if arch.bias else None
         self.w_mult: list[float] = []
         self.b_mult: list[float] = []
-        ntk = arch.parameterization == "ntk"
+        row = pz.get(arch.parameterization)
         sigma_w, sigma_b = math.sqrt(arch.sigma_w2), math.sqrt(arch.sigma_b2)
         for l in range(1, arch.n_layers + 1):
             fan_in, fan_out = arch.fan_in(l), arch.fan_out(l)
+            role = pz.role(l, arch.n_layers)
             w = _unit_weight(fan_out, fan_in, arch.init, generator, dtype)
-            w_scale = 1.0 if ntk else sigma_w / math.sqrt(fan_in)
-            self.weights.append(nn.Parameter((w * w_scale).to(device)))
-            self.w_mult.append(sigma_w / math.sqrt(fan_in) if ntk else 1.0)
+            std = _scaled(1.0 if row.sigma_in_multiplier else sigma_w, fan_in, row.b.of(role))
+            self.weights.append(nn.Parameter((w * std).to(device)))
+            self.w_mult.append(_scaled(sigma_w if row.sigma_in_multiplier else 1.0, fan_in,
+                                       row.a.of(role)))
             if self.biases is not None:
                 b = torch.randn(fan_out, generator=generator, dtype=dtype)
-                self.biases.append(nn.Parameter((b * (1.0 if ntk else sigma_b)).to(device)))
-            self.b_mult.append(sigma_b if ntk else 1.0)
+                self.biases.append(nn.Parameter((b * row.bias_init_std(sigma_b)).to(device)))
+            self.b_mult.append(row.bias_multiplier(sigma_b))
 
-    def layer_preact(self, l: int, a: torch.Tensor) -> torch.Tensor:
-        """h_l from a_{l-1}: (batch, fan_in) -> (batch, fan_out)."""
-        h = self.w_mult[l - 1] * (a @ self.weights[l - 1].T)
-        if self.biases is not None:
-            h = h + self.b_mult[l - 1] * self.biases[l - 1]
-        return h
+    @property
+    def per_example(self) -> bool:
+        """Whether per-example gradients are defined (False with batch normalization)."""
+        return self.spec.per_example
+
+    def _trace(self, l: int, retain_grad: bool) -> BlockTrace:
+        bias = None if self.biases is None else self.biases[l - 1]
+        return BlockTrace(self.weights[l - 1], bias, self.w_mult[l - 1], self.b_mult[l - 1],
+                          alpha=self.arch.alpha, retain_grad=retain_grad)
 
     def forward_all(self, x: torch.Tensor, retain_preact_grad: bool = False) -> Forward:
-        """Forward pass keeping every layer's input and pre-activation.
+        """Forward pass keeping every dense layer's input and output and every stream.
 
-        With ``retain_preact_grad`` the pre-activations keep their ``.grad`` after backward
-        (used for backward signals dL/dh_l).
+        With ``retain_preact_grad`` the dense outputs and the streams keep their ``.grad``
+        after backward (used for backward signals).
         """
-        inputs, preacts = [], []
-        a = x
-        n = self.arch.n_layers
-        for l in range(1, n + 1):
-            inputs.append(a)
-            h = self.layer_preact(l, a)
-            if retain_preact_grad and h.requires_grad:
+        inputs, preacts, streams, phi_inputs = [], [], [], []
+        h = x
+        for l, block in enumerate(self.blocks, start=1):
+            trace = self._trace(l, retain_preact_grad)
+            h = block.torch_apply(h, trace)
+            if retain_preact_grad and h.requires_grad and h is not trace.dense_output:
                 h.retain_grad()
-            preacts.append(h)
-            a = self.phi(h) if l < n else h
-        return Forward(inputs=inputs, preacts=preacts, output=a)
+            inputs.append(trace.dense_input)
+            preacts.append(trace.dense_output)
+            streams.append(h)
+            if l > 1:
+                phi_inputs.append(trace.phi_input)
+        return Forward(inputs=inputs, preacts=preacts, output=h, streams=streams,
+                       phi_inputs=phi_inputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """f(x): (batch, input_dim) -> (batch, output_dim)."""
         return self.forward_all(x).output
 
+    def layer_preact(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        """z_l from a_{l-1}, dense layer l alone: (batch, fan_in) -> (batch, fan_out)."""
+        h = self.w_mult[l - 1] * (a @ self.weights[l - 1].T)
+        if self.biases is not None:
+            h = h + self.b_mult[l - 1] * self.biases[l - 1]
+        return h
+
     def effective_weight(self, l: int) -> torch.Tensor:
         """w_mult_l * W_l: the matrix that multiplies a_{l-1}, (fan_out, fan_in)."""
         return self.w_mult[l - 1] * self.weights[l - 1]
+
+
+MLP = Network  # the name of 0.2; a plain MLP is one composition among others
+
+
+def _scaled(sigma: float, fan_in: int, exponent: float) -> float:
+    """sigma * fan_in^(-exponent), written as 0.2 did for the exponents 0, 1/2 and 1 so that
+    initial weights stay bit-identical."""
+    if exponent == 0:
+        return sigma
+    if exponent == 0.5:
+        return sigma / math.sqrt(fan_in)
+    if exponent == 1:
+        return sigma / fan_in
+    return sigma * fan_in ** (-exponent)
 
 
 def _unit_weight(fan_out: int, fan_in: int, init: str, generator: torch.Generator | None,
@@ -139,14 +163,14 @@ def _unit_weight(fan_out: int, fan_in: int, init: str, generator: torch.Generato
 
 
 def build_model(arch: Architecture, seed: int, dtype: torch.dtype = torch.float32,
-                device: torch.device | str = "cpu") -> MLP:
+                device: torch.device | str = "cpu") -> Network:
     """The network of ``arch`` at initialization, reproducible from ``seed`` on any device.
 
     Weights are drawn on the CPU with a seeded generator and then moved, so the same seed
     gives the same initial weights on CPU and CUDA.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return MLP(arch, generator=gen, dtype=dtype, device=device)
+    return Network(arch, generator=gen, dtype=dtype, device=device)
 
 
 def resolve_device(name: str) -> torch.device:

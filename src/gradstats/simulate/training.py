@@ -169,12 +169,13 @@ def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:
     with torch.no_grad():
         grad_sq = [_sq(g) for g in snap.weight_grads]
         bias_sq = [_sq(g) for g in snap.bias_grads] if snap.bias_grads else [math.nan] * n
-        forward_q = [float((h.detach().double() ** 2).mean()) for h in snap.forward.preacts]
+        streams = snap.forward.streams
+        forward_q = [float((h.detach().double() ** 2).mean()) for h in streams]
         backward_q = [
             float(((batch * h.grad.double()) ** 2).mean()) if h.grad is not None else math.nan
-            for h in snap.forward.preacts]
+            for h in streams]
         active = [float((model.dphi(h.detach()).abs() > ACTIVE_THRESHOLD).double().mean())
-                  for h in snap.forward.preacts[:-1]] + [1.0]
+                  for h in snap.forward.phi_inputs] + [1.0]
         weight_sq = [_sq(model.effective_weight(l)) for l in range(1, n + 1)]
         out = snap.forward.output.detach()
         accuracy = math.nan

@@ -46,6 +46,10 @@ def expand(sweep: SweepFile, limits: Limits | None = DEFAULT_LIMITS) -> list[Poi
     return points
 
 
+def _scale(value: float | str) -> float | str:
+    return value if isinstance(value, str) else float(value)
+
+
 def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
                given: Collection[str] = ()) -> Point:
     """A `Point` from flat axis values (named init schemes resolved to sigma_w2).
@@ -70,7 +74,8 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
             width=axes["width"], depth=axes["depth"], activation=axes["activation"],
             sigma_w2=float(axes["sigma_w2"]), sigma_b2=float(axes["sigma_b2"]),
             parameterization=axes["parameterization"], init=axes["init"], bias=axes["bias"],
-            input_dim=input_dim, output_dim=output_dim(data, axes["loss"]))
+            residual=axes["residual"], residual_scale=_scale(axes["residual_scale"]),
+            norm=axes["norm"], input_dim=input_dim, output_dim=output_dim(data, axes["loss"]))
         training = Training(
             batch_size=axes["batch_size"], loss=axes["loss"], optimizer=axes["optimizer"],
             lr=float(axes["lr"]), momentum=float(axes["momentum"]), steps=axes["steps"],

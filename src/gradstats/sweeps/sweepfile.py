@@ -31,12 +31,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from gradstats.errors import InputError
 from gradstats.spec import (
     ACTIVATIONS,
+    DEPTH_SCALED,
     DEVICES,
     DTYPES,
     INIT_DISTRIBUTIONS,
     INIT_SCHEMES,
     INT32_MAX,
     LOSSES,
+    NORMS,
     OPTIMIZERS,
     PARAMETERIZATIONS,
     TEACHERS,
@@ -70,6 +72,9 @@ AXIS_TYPES: dict[str, Any] = {
     "parameterization": Literal[PARAMETERIZATIONS],
     "init": Literal[(*INIT_DISTRIBUTIONS, *INIT_SCHEMES)],
     "bias": Annotated[bool, Field(strict=True)],
+    "residual": Annotated[bool, Field(strict=True)],
+    "residual_scale": PositiveFloat | Literal[DEPTH_SCALED],
+    "norm": Literal[NORMS],
     "data": Annotated[str, Field(pattern=r"^(sphere|digits|npz:.+)$")],
     "input_dim": PositiveInt,
     "n_train": PositiveInt,
@@ -88,7 +93,8 @@ AXIS_ADAPTERS = {name: TypeAdapter(t) for name, t in AXIS_TYPES.items()}
 # Value of every axis not given in the sweep file.
 AXIS_DEFAULTS: dict[str, Any] = {
     "width": 256, "depth": 3, "activation": "relu", "sigma_w2": 2.0, "sigma_b2": 0.0,
-    "parameterization": "ntk", "init": "gaussian", "bias": True, "data": "sphere",
+    "parameterization": "ntk", "init": "gaussian", "bias": True, "residual": False,
+    "residual_scale": 1.0, "norm": "none", "data": "sphere",
     "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
     "lr": 0.1, "momentum": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
     "dtype": "float32",

@@ -33,32 +33,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-LEAKY_RELU_SLOPE = 0.01  # must equal gradstats.simulate.model.LEAKY_RELU_SLOPE (tested)
+from gradstats.activations import ACTIVATIONS as _TABLE
+from gradstats.activations import array_ops
 
 # (a, b): phi(x) = a*min(x, 0) + b*max(x, 0)
-PIECEWISE_LINEAR = {
-    "relu": (0.0, 1.0),
-    "leaky_relu": (LEAKY_RELU_SLOPE, 1.0),
-    "abs": (-1.0, 1.0),
-    "linear": (1.0, 1.0),
-}
-CLOSED_FORM = (*PIECEWISE_LINEAR, "erf")
-QUADRATURE = ("tanh", "sigmoid", "gelu", "softplus")
+PIECEWISE_LINEAR = {name: e.piecewise for name, e in _TABLE.items() if e.kernel == "arccos"}
+CLOSED_FORM = tuple(name for name, e in _TABLE.items() if e.kernel != "quadrature")
+QUADRATURE = tuple(name for name, e in _TABLE.items() if e.kernel == "quadrature")
 ALL = CLOSED_FORM + QUADRATURE
 
 # sup_x |phi'(x)| of each activation (used by the gradient bounds).
-DERIVATIVE_SUP = {
-    "relu": 1.0,
-    "leaky_relu": 1.0,
-    "abs": 1.0,
-    "linear": 1.0,
-    "erf": 2.0 / math.sqrt(math.pi),
-    "tanh": 1.0,
-    "sigmoid": 0.25,
-    # gelu'(x) = Phi(x) + x phi(x) is largest at x = sqrt(2): Phi(sqrt 2) + sqrt(2) phi(sqrt 2)
-    "gelu": 0.5 * (1 + math.erf(1.0)) + math.sqrt(2) * math.exp(-1.0) / math.sqrt(2 * math.pi),
-    "softplus": 1.0,
-}
+DERIVATIVE_SUP = {name: e.derivative_sup for name, e in _TABLE.items()}
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2 * math.pi)
 _Z_MAX = 9.0  # Gaussian tail beyond 9 sd: 2e-19
@@ -97,67 +82,24 @@ def check_activation(name: str) -> None:
 
 # ----------------------------------------------------------------------------- phi, phi'
 def phi_and_dphi(name: str) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
-    """x -> (phi(x), phi'(x)) in jax (subgradient 0 at kinks, as the torch model)."""
-    if name in PIECEWISE_LINEAR:
-        a, b = PIECEWISE_LINEAR[name]
-        return lambda x: (jnp.where(x > 0, b * x, a * x), jnp.where(x > 0, b, a) * jnp.ones_like(x))
-    if name == "erf":
-        return lambda x: (jax.scipy.special.erf(x), 2.0 / math.sqrt(math.pi) * jnp.exp(-x * x))
-    if name == "tanh":
-        def f(x):
-            t = jnp.tanh(x)
-            return t, 1.0 - t * t
-        return f
-    if name == "sigmoid":
-        def f(x):
-            s = jax.nn.sigmoid(x)
-            return s, s * (1.0 - s)
-        return f
-    if name == "softplus":
-        return lambda x: (jax.nn.softplus(x), jax.nn.sigmoid(x))
-    if name == "gelu":
-        def f(x):
-            cdf = 0.5 * (1.0 + jax.scipy.special.erf(x / math.sqrt(2.0)))
-            return x * cdf, cdf + x * _INV_SQRT_2PI * jnp.exp(-0.5 * x * x)
-        return f
-    raise ValueError(f"unknown activation {name!r}")
+    """x -> (phi(x), phi'(x)) in jax, from the activation table."""
+    check_activation(name)
+    entry, ops = _TABLE[name], array_ops("jax")
+    return lambda x: (entry.phi(ops, x), entry.dphi(ops, x))
 
 
 def phi_numpy(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """phi as a numpy function (used by the numpy-side bounds)."""
-    from scipy import special
-
-    fns = {
-        "relu": lambda h: np.maximum(h, 0.0),
-        "leaky_relu": lambda h: np.where(h > 0, h, LEAKY_RELU_SLOPE * h),
-        "abs": np.abs,
-        "linear": lambda h: h,
-        "erf": special.erf,
-        "tanh": np.tanh,
-        "sigmoid": special.expit,
-        "softplus": lambda h: np.logaddexp(0.0, h),
-        "gelu": lambda h: 0.5 * h * (1 + special.erf(h / math.sqrt(2))),
-    }
-    return fns[name]
+    check_activation(name)
+    entry, ops = _TABLE[name], array_ops("numpy")
+    return lambda h: entry.phi(ops, np.asarray(h, dtype=float))
 
 
 def dphi_numpy(name: str) -> Callable[[np.ndarray], np.ndarray]:
     """phi' as a numpy function (subgradient 0 at the kinks of relu/abs, as the torch model)."""
-    from scipy import special
-
-    fns = {
-        "relu": lambda h: (h > 0).astype(float),
-        "leaky_relu": lambda h: np.where(h > 0, 1.0, LEAKY_RELU_SLOPE),
-        "abs": np.sign,
-        "linear": np.ones_like,
-        "erf": lambda h: 2 / math.sqrt(math.pi) * np.exp(-h * h),
-        "tanh": lambda h: 1 - np.tanh(h) ** 2,
-        "sigmoid": lambda h: special.expit(h) * (1 - special.expit(h)),
-        "softplus": special.expit,
-        "gelu": lambda h: 0.5 * (1 + special.erf(h / math.sqrt(2)))
-        + h * _INV_SQRT_2PI * np.exp(-0.5 * h * h),
-    }
-    return fns[name]
+    check_activation(name)
+    entry, ops = _TABLE[name], array_ops("numpy")
+    return lambda h: entry.dphi(ops, np.asarray(h, dtype=float))
 
 
 # ----------------------------------------------------------------------------- closed forms

@@ -34,12 +34,16 @@ version-independent context manager).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gradstats.layers import NetworkSpec, hyper, network_spec
+from gradstats.layers.base import KernelState
 from gradstats.spec import Architecture
 from gradstats.theory import activations as act
 from gradstats.theory._compat import x64_enabled, x64_scope
@@ -48,72 +52,63 @@ PARTS = ("both", "weight", "bias")
 BACKENDS = ("gradstats", "neural-tangents")
 
 
-def _layer1(x1, x2, same, sw2, sb2, *, standard: bool, bias: bool):
+def _initial_state(x1, x2, same: bool, hp: dict, need_ntk: bool, quad) -> KernelState:
+    """The input kernel K_0 = x x'^T / d with its diagonals; NTK 0."""
     d = x1.shape[-1]
     k0 = x1 @ x2.T / d
     q1 = jnp.sum(x1 * x1, axis=-1) / d
     q2 = q1 if same else jnp.sum(x2 * x2, axis=-1) / d
-    b = sb2 if bias else 0.0
-    t_w = d * k0 if standard else sw2 * k0
-    t_b = (1.0 if standard else sb2) if bias else 0.0
-    return sw2 * k0 + b, sw2 * q1 + b, sw2 * q2 + b, t_w, t_b
+    return KernelState(k=k0, q1=q1, q2=q2, theta=jnp.zeros_like(k0) if need_ntk else None,
+                       f=jnp.ones_like(k0), hp=hp, same=same, quad=quad)
 
 
-@partial(jax.jit, static_argnames=("activation", "depth", "standard", "bias", "same", "mode",
-                                   "quad"))
-def _recursion(x1, x2, sw2, sb2, width, *, activation: str, depth: int, standard: bool,
-               bias: bool, same: bool, mode: str, quad: act.Quadrature):
+def _run_blocks(state: KernelState, net: NetworkSpec, keep: Callable[[KernelState], Any]):
+    """Apply every block of ``net`` in order; ``keep(state)`` after each block is stacked
+    over blocks (scanned over runs of identical blocks). Returns (final state, stacked)."""
+    kept = []
+    for block, count in net.runs:
+        def body(carry, _, block=block, template=state):
+            k, q1, q2, theta = carry
+            s = template.replace(k=k, q1=q1, q2=q2, theta=theta, f=jnp.ones_like(template.f),
+                                 t_w=None, t_b=None)
+            s = block.kernel_apply(s)
+            return (s.k, s.q1, s.q2, s.theta), keep(s)
+
+        carry = (state.k, state.q1, state.q2, state.theta)
+        if count == 1:
+            carry, ys = body(carry, None)
+            ys = jax.tree_util.tree_map(lambda a: a[None], ys)
+        else:
+            carry, ys = jax.lax.scan(body, carry, None, length=count)
+        state = state.replace(k=carry[0], q1=carry[1], q2=carry[2], theta=carry[3])
+        kept.append(ys)
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0), *kept)
+    return state, stacked
+
+
+def _suffix_products(factors):
+    """P_l = prod_{m=l+1}^{L} factor_m (P_L = 1) from factors (L, ...): (L, ...)."""
+    tail = factors[1:]
+    rev = jnp.cumprod(tail[::-1], axis=0)[::-1]
+    return jnp.concatenate([rev, jnp.ones_like(factors[:1])], axis=0)
+
+
+@partial(jax.jit, static_argnames=("net", "same", "mode", "quad"))
+def _recursion(x1, x2, hp, *, net: NetworkSpec, same: bool, mode: str, quad: act.Quadrature):
     """mode: 'nngp' -> K; 'ntk' -> (K, Theta); 'layers' -> (K, Theta, T^W (L,n1,n2), T^b (L,n1,n2))."""
     dtype = x1.dtype
-    sw2 = jnp.asarray(sw2, dtype)
-    sb2 = jnp.asarray(sb2, dtype)
-    width = jnp.asarray(width, dtype)
-    k, d1, d2, t_w, t_b = _layer1(x1, x2, same, sw2, sb2, standard=standard, bias=bias)
-    t_b = jnp.full_like(k, t_b)
-    need_ntk = mode != "nngp"
-    b = sb2 if bias else jnp.zeros((), dtype)
-
-    def step(carry, _):
-        k, d1, d2, theta = carry
-        a, dot = act.pair(activation, d1[:, None], d2[None, :], k, quad, need_dot=need_ntk)
-        v1, dd1 = act.diag(activation, d1, quad, need_dot=need_ntk)
-        v2 = v1 if same else act.diag(activation, d2, quad, need_dot=False)[0]
-        if same:  # the diagonal (correlation exactly 1) from the 1-D maps: no arccos(1 - eps)
-            idx = jnp.arange(k.shape[0])
-            a = a.at[idx, idx].set(v1)
-            if need_ntk:
-                dot = dot.at[idx, idx].set(dd1)
-        new_k = sw2 * a + b
-        if not need_ntk:
-            return (new_k, sw2 * v1 + b, sw2 * v2 + b, theta), None
-        tw = width * a if standard else sw2 * a
-        tb = jnp.full_like(a, 1.0 if standard else sb2) if bias else jnp.zeros_like(a)
-        factor = sw2 * dot
-        new_theta = tw + tb + factor * theta
-        ys = (tw, tb, factor) if mode == "layers" else None
-        return (new_k, sw2 * v1 + b, sw2 * v2 + b, new_theta), ys
-
-    theta0 = t_w + t_b if need_ntk else jnp.zeros_like(k)
-    carry = (k, d1, d2, theta0)
-    ys = None
-    if depth > 0:
-        carry, ys = jax.lax.scan(step, carry, None, length=depth)
-    k, _, _, theta = carry
+    hp = {name: jnp.asarray(value, dtype) for name, value in hp.items()}
+    state = _initial_state(x1, x2, same, hp, mode != "nngp", quad)
+    keep = (lambda s: (s.t_w, s.t_b, s.f)) if mode == "layers" else (lambda s: ())
+    state, kept = _run_blocks(state, net, keep)
     if mode == "nngp":
-        return k
+        return state.k
     if mode == "ntk":
-        return k, theta
-    # per-layer split: contribution of layer l = T_l * prod_{m=l}^{L-1} factor_m
-    if depth > 0:
-        tws = jnp.concatenate([t_w[None], ys[0]], axis=0)
-        tbs = jnp.concatenate([t_b[None], ys[1]], axis=0)
-        factors = ys[2]  # (depth, n1, n2): factor between layer m and m+1, m = 1..depth
-        # suffix products: P_l = prod_{m=l}^{depth} factor_m, P_{depth+1} = 1
-        rev = jnp.cumprod(factors[::-1], axis=0)[::-1]
-        prods = jnp.concatenate([rev, jnp.ones_like(k)[None]], axis=0)
-    else:
-        tws, tbs, prods = t_w[None], t_b[None], jnp.ones_like(k)[None]
-    return k, theta, tws * prods, tbs * prods
+        return state.k, state.theta
+    tws, tbs, factors = kept
+    # layer l's contribution to the readout NTK: its own term carried through the blocks after it
+    prods = _suffix_products(factors)
+    return state.k, state.theta, tws * prods, tbs * prods
 
 
 def _prepare(arch: Architecture, x1, x2):
@@ -133,11 +128,8 @@ def _prepare(arch: Architecture, x1, x2):
 
 def _run(arch: Architecture, x1, x2, mode: str, quad: act.Quadrature | None):
     x1, x2, same = _prepare(arch, x1, x2)
-    return _recursion(
-        x1, x2, float(arch.sigma_w2), float(arch.sigma_b2) if arch.bias else 0.0,
-        float(arch.width), activation=arch.activation, depth=arch.depth,
-        standard=arch.parameterization == "standard", bias=arch.bias, same=same, mode=mode,
-        quad=quad or act.DEFAULT_QUADRATURE)
+    return _recursion(x1, x2, hyper(arch), net=network_spec(arch), same=same, mode=mode,
+                      quad=quad or act.DEFAULT_QUADRATURE)
 
 
 def _sym(a: np.ndarray, same: bool) -> np.ndarray:
@@ -258,27 +250,25 @@ def diag_recursion(arch: Architecture, q0, *, x64: bool | None = None,
                    quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
     """Per-example diagonal recursion from input mean squares q0 = |x|^2/input_dim, shape (n,).
 
-    Returns ``q`` (L, n): K_l(x, x) for layers 1..L; ``dphi2`` (L, n): E[phi'(h_l)^2] for
-    hidden layers (the readout row is 1: it is linear).
+    Returns, each (L, n) over layers l = 1..L:
+    ``q``: K_l(x, x), the mean square of the stream h_l;
+    ``chi``: the factor from layer l to l+1 of the backward kernel, d||df/dh_{l+1}||^2 ->
+    d||df/dh_l||^2 per unit of the readout (sigma_w^2 E[phi'(h_l)^2] in an MLP; 1 for l = L);
+    ``backward``: sum over units of (df/dh_l)^2 for one readout unit, prod_{m>=l} chi_m
+    (1 at the readout).
     """
     with x64_scope(x64):
-        out = _diag_jit(jnp.asarray(np.asarray(q0, dtype=float)), float(arch.sigma_w2),
-                        float(arch.sigma_b2) if arch.bias else 0.0,
-                        activation=arch.activation, n_layers=arch.n_layers,
-                        quad=quadrature or act.DEFAULT_QUADRATURE)
+        out = _diag_jit(jnp.asarray(np.asarray(q0, dtype=float)), hyper(arch),
+                        net=network_spec(arch), quad=quadrature or act.DEFAULT_QUADRATURE)
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-@partial(jax.jit, static_argnames=("activation", "n_layers", "quad"))
-def _diag_jit(q0, sw2, sb2, *, activation, n_layers, quad):
-    qs, ds = [], []
-    q = sw2 * q0 + sb2
-    for l in range(1, n_layers + 1):
-        qs.append(q)
-        if l == n_layers:
-            ds.append(jnp.ones_like(q))
-            break
-        v, d = act.diag(activation, q, quad)
-        ds.append(d)
-        q = sw2 * v + sb2
-    return {"q": jnp.stack(qs), "dphi2": jnp.stack(ds)}
+@partial(jax.jit, static_argnames=("net", "quad"))
+def _diag_jit(q0, hp, *, net: NetworkSpec, quad):
+    hp = {name: jnp.asarray(value, q0.dtype) for name, value in hp.items()}
+    state = KernelState(k=None, q1=q0, q2=q0, theta=None, f=jnp.ones_like(q0), hp=hp, same=True,
+                        quad=quad)
+    _, (qs, factors) = _run_blocks(state, net, lambda s: (s.q1, s.f))
+    backward = _suffix_products(factors)
+    chi = jnp.concatenate([factors[1:], jnp.ones_like(factors[:1])], axis=0)
+    return {"q": qs, "chi": chi, "backward": backward}

@@ -122,20 +122,16 @@ def _check_targets(arch: Architecture, y, loss: str, b: int) -> np.ndarray:
     return y
 
 
-def _backward_chain(arch: Architecture, dphi2: np.ndarray, readout_bq: np.ndarray) -> np.ndarray:
-    """Per-example backward signal of every layer, (L, B), from the readout's, (B,).
+def _backward_chain(arch: Architecture, backward: np.ndarray, readout_bq: np.ndarray
+                    ) -> np.ndarray:
+    """Per-example backward signal of every layer's stream, (L, B), from the readout's, (B,).
 
-    E[delta_l^2] = sigma_w^2 E[phi'(h_l)^2] (n_{l+1}/n_l) E[delta_{l+1}^2] with dphi2 (L, B)
-    from `diag_recursion`, n_{depth+1} = output_dim and n_l = width.
+    E[delta_l^2] (mean over the n_l units) = backward_l (n_L / n_l) E[delta_L^2], with
+    ``backward`` (L, B) from `diag_recursion` (sum over units of (df/dh_l)^2 per readout
+    unit; sigma_w^2 E[phi'(h_l)^2] per layer in an MLP), n_L = output_dim, n_l = width.
     """
-    n_layers = arch.n_layers
-    sw2 = float(arch.sigma_w2)
-    bq = np.empty((n_layers, readout_bq.shape[0]))
-    bq[-1] = readout_bq
-    for l in range(n_layers - 1, 0, -1):  # 1-based layer l = n_layers-1 .. 1
-        fan_ratio = arch.fan_out(l + 1) / arch.fan_out(l)
-        bq[l - 1] = sw2 * dphi2[l - 1] * fan_ratio * bq[l]
-    return bq
+    fan = np.array([arch.fan_out(l) for l in range(1, arch.n_layers + 1)], dtype=float)
+    return backward * (arch.output_dim / fan)[:, None] * readout_bq[None, :]
 
 
 def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
@@ -158,7 +154,7 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
         rec = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim, quadrature=quadrature)
     k = kern["nngp"]  # (B, B)
     tw, tb = kern["ntk_weight"], kern["ntk_bias"]  # (L, B, B)
-    q, dphi2 = rec["q"], rec["dphi2"]  # (L, B)
+    q, backward = rec["q"], rec["backward"]  # (L, B)
     kdiag = q[-1]
 
     if loss == "mse":
@@ -172,7 +168,7 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
     grad = np.einsum("lij,ij->l", tw, gg) / b**2
     bias_grad = np.einsum("lij,ij->l", tb, gg) / b**2 if arch.bias else np.full(arch.n_layers, np.nan)
 
-    bq = _backward_chain(arch, dphi2, readout_bq)
+    bq = _backward_chain(arch, backward, readout_bq)
     n_layers = arch.n_layers
     sw2 = float(arch.sigma_w2)
 
@@ -214,15 +210,15 @@ def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | No
         raise ValueError(f"grad_output must be (B, output_dim) = {(b, n_out)}, got {g.shape}")
     with x64_scope(x64):
         kern = layer_kernels(arch, x, quadrature=quadrature)
-        dphi2 = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim,
-                               quadrature=quadrature)["dphi2"]  # (L, B)
+        backward = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim,
+                                  quadrature=quadrature)["backward"]  # (L, B)
     gg = g @ g.T  # sum_k g_ik g_jk, (B, B)
     grad = np.einsum("lij,ij->l", kern["ntk_weight"], gg)
     bias_grad = (np.einsum("lij,ij->l", kern["ntk_bias"], gg) if arch.bias
                  else np.full(arch.n_layers, np.nan))
     readout_bq = np.mean((b * g) ** 2, axis=1)  # (B,)
     return {"grad_sq_norm": grad, "bias_grad_sq_norm": bias_grad,
-            "backward_q": _backward_chain(arch, dphi2, readout_bq).mean(axis=1)}
+            "backward_q": _backward_chain(arch, backward, readout_bq).mean(axis=1)}
 
 
 def _quadratic_moments(a: np.ndarray, k: np.ndarray, shift: np.ndarray

@@ -245,9 +245,8 @@ def signal_propagation(arch: Architecture, q0: float = 1.0, *, tol: float = 1e-3
 
         rec = diag_recursion(arch, np.array([float(q0)]), quadrature=quad)
     sw2 = float(arch.sigma_w2)
-    chi_l = sw2 * rec["dphi2"][:, 0]
-    chi_l[-1] = 1.0
-    ratio = np.cumprod(chi_l[::-1])[::-1]
+    chi_l = rec["chi"][:, 0]
+    ratio = rec["backward"][:, 0]
     return SignalPropagation(
         activation=arch.activation, sigma_w2=sw2, sigma_b2=sb2,
         q_star=float(g["q_star"]), c_star=float(g["c_star"]), chi_1=float(g["chi_1"]),

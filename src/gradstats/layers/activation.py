@@ -1,0 +1,39 @@
+"""Elementwise activation phi (the activation table, `gradstats.activations`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradstats import activations
+from gradstats.layers.base import BlockTrace, KernelState, Layer
+
+
+@dataclass(frozen=True)
+class Activation(Layer):
+    """phi applied elementwise; its kernel maps are E[phi(u)phi(v)] and E[phi'(u)phi'(v)]."""
+
+    name: str
+
+    def torch_apply(self, x, trace: BlockTrace):
+        trace.phi_input = x
+        return activations.get(self.name).phi(activations.array_ops("torch"), x)
+
+    def kernel_apply(self, s: KernelState) -> KernelState:
+        from gradstats.theory import activations as act
+
+        need_dot = s.need_ntk or s.diagonal_only
+        v1, d1 = act.diag(self.name, s.q1, s.quad, need_dot=need_dot)
+        if s.diagonal_only:
+            return s.replace(q1=v1, q2=v1, f=s.f * d1)
+        v2 = v1 if s.same else act.diag(self.name, s.q2, s.quad, need_dot=False)[0]
+        a, dot = act.pair(self.name, s.q1[:, None], s.q2[None, :], s.k, s.quad,
+                          need_dot=s.need_ntk)
+        if s.same:  # the diagonal (correlation exactly 1) from the 1-D maps: no arccos(1 - eps)
+            import jax.numpy as jnp
+
+            idx = jnp.arange(s.k.shape[0])
+            a = a.at[idx, idx].set(v1)
+            if s.need_ntk:
+                dot = dot.at[idx, idx].set(d1)
+        out = s.replace(k=a, q1=v1, q2=v2)
+        return out.scale_ntk(dot) if s.need_ntk else out
