@@ -32,7 +32,7 @@ def make_ctx(width: int = 64, depth: int = 2, n_train: int = 40, record=(0,), se
     model = build_model(arch, seed, dtype=torch.float64)
     return RunContext(point=point, model=model, device=torch.device("cpu"), dtype=torch.float64,
                       x_train=x, y_train=y, loss_fn=per_example_loss_fn("mse"),
-                      rng=np.random.default_rng(seed))
+                      seed=seed)
 
 
 def make_snap(ctx: RunContext, step: int = 0, grads: list[torch.Tensor] | None = None,

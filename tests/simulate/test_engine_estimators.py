@@ -33,7 +33,7 @@ def make_ctx(bias: bool = True, n_train: int = 10, out_dim: int = 2) -> RunConte
     y = torch.randn(n_train, out_dim, generator=gen, dtype=torch.float64)
     model = build_model(arch, 0, dtype=torch.float64)
     return RunContext(point=point, model=model, device=torch.device("cpu"), dtype=torch.float64,
-                      x_train=x, y_train=y, loss_fn=mse, rng=np.random.default_rng(0))
+                      x_train=x, y_train=y, loss_fn=mse, seed=0)
 
 
 def make_snapshot(ctx: RunContext, model=None, retain: bool = True) -> StepSnapshot:
@@ -183,7 +183,7 @@ def float32_ctx(arch: Architecture, n_train: int = 64) -> RunContext:
     y = torch.randn(n_train, arch.output_dim, generator=gen)
     return RunContext(point=point, model=build_model(arch, 0), device=torch.device("cpu"),
                       dtype=torch.float32, x_train=x, y_train=y, loss_fn=mse,
-                      rng=np.random.default_rng(0))
+                      seed=0)
 
 
 def test_ntk_trace_does_not_overflow_where_float32_does():

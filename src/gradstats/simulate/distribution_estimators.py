@@ -8,31 +8,43 @@
   in chunks at the same parameters); its entries are a dimension-wise sample of the noise;
   a layer whose noise is within float round-off of 0 (`noise_resolved`; e.g. identical
   examples) has NaN noise statistics: they would describe round-off;
-- iteration-wise: ``ITER_COORDS`` weight coordinates per layer, drawn in ``init`` with
-  ``ctx.rng``, tracked over the recorded steps; their statistics (over steps, per coordinate,
-  then summarized over coordinates) are written at the last recorded step (NaN before).
+- iteration-wise: ``ITER_COORDS`` weight coordinates per layer, drawn in ``init`` from the
+  estimator's own stream, tracked over the recorded steps; their statistics (over steps, per
+  coordinate, then summarized over coordinates) are written at the last recorded step (NaN
+  before).
 
 Shape statistics use every entry; power-law fits use a uniform subsample of at most
 ``MAX_SAMPLE`` nonzero |entries| with ``N_BOOTSTRAP`` bootstrap reps and ``MAX_CANDIDATES``
-xmin candidates (see `gradstats.simulate.distributions.fit_power_law`).
+xmin candidates (see `gradstats.simulate.distributions.fit_power_law`). Random draws come
+from the estimator's own streams, one per (step, sample, layer) (`RunContext.stream`), so a
+value depends neither on other estimators nor on whether another layer's fit ran.
 
 ``directions`` (Lee, Cho & Kang 2018) fits a von Mises-Fisher distribution to the B
-per-example gradient directions (all parameters, from the per-example Gram) and to
-``MINIBATCHES`` minibatch gradient directions drawn at the current parameters, each beside
-the uniform-direction baseline, and records norm stochasticity (CV of gradient norms),
-gradient stochasticity and the decay exponent of the minibatch noise covariance spectrum.
+per-example gradient directions (all parameters, from the step's shared per-example Gram)
+and to ``MINIBATCHES`` minibatch gradient directions drawn at the current parameters (from
+its own stream), each beside the uniform-direction baseline, and records norm stochasticity
+(CV of gradient norms), gradient stochasticity and the decay exponent of the minibatch noise
+covariance spectrum.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from gradstats.simulate import distributions as dist
-from gradstats.simulate.estimators import RunContext, StepSnapshot, Values, register_estimator
+from gradstats.simulate.estimators import (
+    Estimator,
+    RunContext,
+    StepSnapshot,
+    Values,
+    example_gram64,
+    register_estimator,
+    stateless,
+)
 from gradstats.simulate.model import MLP
 
 MAX_SAMPLE = 2000
@@ -127,66 +139,80 @@ def noise_resolved(grad: np.ndarray, noise: np.ndarray, batch: int, n_train: int
     return float(np.max(np.abs(noise), initial=0.0)) > 2 * (batch + n_train) * u * scale
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistributionState:
-    """coords[l-1]: tracked flat indices of W_l; history[l-1]: their values per recorded step."""
+    """coords[l-1]: tracked flat indices of W_l (read-only); history[l-1]: their values at each
+    recorded step so far, a tuple of read-only arrays. `distribution_update` returns a new
+    state; an old one is never modified."""
 
-    coords: list[np.ndarray]
-    history: list[list[np.ndarray]] = field(default_factory=list)
+    coords: tuple[np.ndarray, ...]
+    history: tuple[tuple[np.ndarray, ...], ...]
 
 
-class DistributionEstimator:
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+DISTRIBUTION_STATISTICS = (
+    tuple(f"{p}_{f}" for p in ("dimwise", "noise") for f in _LAYER_FIELDS)
+    + tuple(f"dimwise_net_{f}" for f in _NET_FIELDS)
+    + tuple(f"iterwise_{f}" for f in _ITER_FIELDS) + ("iterwise_n_steps",)
+)
+
+
+def distribution_init(ctx: RunContext) -> DistributionState:
+    """Draw the tracked coordinates of every layer (stream ``("distribution", "coords")``)."""
+    rng = ctx.stream("distribution", "coords")
+    coords = tuple(_frozen(np.sort(rng.choice(w.numel(), size=min(ITER_COORDS, w.numel()),
+                                              replace=False))) for w in ctx.model.weights)
+    return DistributionState(coords=coords, history=tuple(() for _ in coords))
+
+
+def distribution_update(ctx: RunContext, state: DistributionState, snap: StepSnapshot
+                        ) -> tuple[DistributionState, Values]:
     """Dimension-wise, gradient-noise and iteration-wise gradient distributions per layer."""
+    grads = [g.detach().double().cpu().numpy() for g in snap.weight_grads]
+    full = full_batch_weight_grads(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
+    noise = [g - f.detach().double().cpu().numpy() for g, f in zip(grads, full, strict=True)]
+    batch, n_train = snap.x.shape[0], len(ctx.x_train)
+    resolved = [noise_resolved(g, e, batch, n_train, snap.weight_grads[0].dtype)
+                for g, e in zip(grads, noise, strict=True)]
+    out: dict[str, list[float]] = {}
+    for prefix, sample in (("dimwise", grads), ("noise", noise)):
+        for l, layer in enumerate(sample):
+            if prefix == "noise" and not resolved[l]:
+                stats_l = dict.fromkeys(_LAYER_FIELDS, math.nan)
+            else:
+                rng = ctx.stream("distribution", snap.step, prefix, l + 1)
+                stats_l = sample_stats(layer, rng, _LAYER_FIELDS)
+            for f, v in stats_l.items():
+                out.setdefault(f"{prefix}_{f}", []).append(v)
+    values: Values = {k: np.asarray(v) for k, v in out.items()}
+    net = sample_stats(np.concatenate([g.ravel() for g in grads]),
+                       ctx.stream("distribution", snap.step, "net"), _NET_FIELDS)
+    values.update({f"dimwise_net_{f}": np.asarray(v) for f, v in net.items()})
+    history = tuple((*hist, _frozen(g.ravel()[c]))
+                    for hist, c, g in zip(state.history, state.coords, grads, strict=True))
+    new_state = DistributionState(coords=state.coords, history=history)
+    values.update(_iterwise(ctx, new_state, snap))
+    return new_state, values
 
-    name = "distribution"
-    statistics = (
-        tuple(f"{p}_{f}" for p in ("dimwise", "noise") for f in _LAYER_FIELDS)
-        + tuple(f"dimwise_net_{f}" for f in _NET_FIELDS)
-        + tuple(f"iterwise_{f}" for f in _ITER_FIELDS) + ("iterwise_n_steps",)
-    )
 
-    def init(self, ctx: RunContext) -> DistributionState:
-        coords = [np.sort(ctx.rng.choice(w.numel(), size=min(ITER_COORDS, w.numel()),
-                                         replace=False)) for w in ctx.model.weights]
-        return DistributionState(coords=coords, history=[[] for _ in coords])
-
-    def update(self, ctx: RunContext, state: DistributionState, snap: StepSnapshot
-               ) -> tuple[DistributionState, Values]:
-        grads = [g.detach().double().cpu().numpy() for g in snap.weight_grads]
-        full = full_batch_weight_grads(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
-        noise = [g - f.detach().double().cpu().numpy() for g, f in zip(grads, full, strict=True)]
-        batch, n_train = snap.x.shape[0], len(ctx.x_train)
-        resolved = [noise_resolved(g, e, batch, n_train, snap.weight_grads[0].dtype)
-                    for g, e in zip(grads, noise, strict=True)]
-        out: dict[str, list[float]] = {}
-        for prefix, sample in (("dimwise", grads), ("noise", noise)):
-            for l, layer in enumerate(sample):
-                if prefix == "noise" and not resolved[l]:
-                    stats_l = dict.fromkeys(_LAYER_FIELDS, math.nan)
-                else:
-                    stats_l = sample_stats(layer, ctx.rng, _LAYER_FIELDS)
-                for f, v in stats_l.items():
-                    out.setdefault(f"{prefix}_{f}", []).append(v)
-        values: Values = {k: np.asarray(v) for k, v in out.items()}
-        net = sample_stats(np.concatenate([g.ravel() for g in grads]), ctx.rng, _NET_FIELDS)
-        values.update({f"dimwise_net_{f}": np.asarray(v) for f, v in net.items()})
-        for hist, c, g in zip(state.history, state.coords, grads, strict=True):
-            hist.append(g.ravel()[c])
-        values.update(self._iterwise(ctx, state, snap))
-        return state, values
-
-    def _iterwise(self, ctx: RunContext, state: DistributionState, snap: StepSnapshot) -> Values:
-        """Iteration-wise statistics (layer,) at the last recorded step; NaN placeholders before."""
-        n_layers = len(state.coords)
-        t = len(state.history[0])
-        out = {f"iterwise_{f}": np.full(n_layers, np.nan) for f in _ITER_FIELDS}
-        out["iterwise_n_steps"] = np.asarray(float(t))
-        if snap.step != ctx.point.training.record[-1]:
-            return out
-        for l, hist in enumerate(state.history):
-            for f, v in iterwise_stats(np.stack(hist), ctx.rng).items():
-                out[f"iterwise_{f}"][l] = v
+def _iterwise(ctx: RunContext, state: DistributionState, snap: StepSnapshot) -> Values:
+    """Iteration-wise statistics (layer,) at the last recorded step; NaN placeholders before."""
+    n_layers = len(state.coords)
+    t = len(state.history[0])
+    out = {f"iterwise_{f}": np.full(n_layers, np.nan) for f in _ITER_FIELDS}
+    out["iterwise_n_steps"] = np.asarray(float(t))
+    if snap.step != ctx.point.training.record[-1]:
         return out
+    for l, hist in enumerate(state.history):
+        rng = ctx.stream("distribution", snap.step, "iterwise", l + 1)
+        for f, v in iterwise_stats(np.stack(hist), rng).items():
+            out[f"iterwise_{f}"][l] = v
+    return out
 
 
 def minibatch_indices(rng: np.random.Generator, n: int, batch: int, count: int) -> np.ndarray:
@@ -225,45 +251,49 @@ def _vmf_values(prefix: str, fit: dist.VMFFit) -> Values:
             f"{prefix}_kappa_uniform": np.asarray(fit.kappa_uniform)}
 
 
-class DirectionsEstimator:
-    """vMF concentration of per-example and minibatch gradient directions, norm CVs."""
-
-    name = "directions"
-    _VMF = ("r_bar", "kappa", "kappa_banerjee", "r_bar_uniform", "kappa_uniform")
-    statistics = (
-        tuple(f"example_dir_{f}" for f in _VMF) + tuple(f"minibatch_dir_{f}" for f in _VMF)
-        + ("example_norm_cv", "minibatch_norm_cv", "gradient_stochasticity",
-           "noise_spectrum_exponent", "noise_spectrum_exponent_stderr")
-    )
-
-    def init(self, ctx: RunContext) -> None:
-        return None
-
-    def update(self, ctx: RunContext, state: None, snap: StepSnapshot) -> tuple[None, Values]:
-        from gradstats.simulate.engine import noise_covariance_eigenvalues
-
-        model = snap.model
-        dim = sum(p.numel() for p in model.parameters())
-        gram = per_example_gram64(model, snap.x, snap.y, ctx.loss_fn)
-        g = gram.cpu().numpy()
-        values = _vmf_values("example_dir", dist.vmf_from_gram(g, dim))
-        values["example_norm_cv"] = np.asarray(dist.norm_cv(np.sqrt(np.diag(g))))
-        eig = noise_covariance_eigenvalues(gram).cpu().numpy()
-        s, se = math.nan, math.nan
-        try:
-            fit = dist.spectrum_exponent(eig[: len(eig) - 1])
-            s, se = fit.s, fit.stderr
-        except ValueError:
-            pass
-        values["noise_spectrum_exponent"] = np.asarray(s)
-        values["noise_spectrum_exponent_stderr"] = np.asarray(se)
-        idx = minibatch_indices(ctx.rng, len(ctx.x_train), snap.x.shape[0], MINIBATCHES)
-        mb_gram = minibatch_gram(model, ctx.x_train, ctx.y_train, ctx.loss_fn, idx)
-        values.update(_vmf_values("minibatch_dir", dist.vmf_from_gram(mb_gram, dim)))
-        values["minibatch_norm_cv"] = np.asarray(dist.norm_cv(np.sqrt(np.diag(mb_gram))))
-        values["gradient_stochasticity"] = np.asarray(dist.gradient_stochasticity(mb_gram))
-        return None, values
+_VMF = ("r_bar", "kappa", "kappa_banerjee", "r_bar_uniform", "kappa_uniform")
+DIRECTIONS_STATISTICS = (
+    tuple(f"example_dir_{f}" for f in _VMF) + tuple(f"minibatch_dir_{f}" for f in _VMF)
+    + ("example_norm_cv", "minibatch_norm_cv", "gradient_stochasticity",
+       "noise_spectrum_exponent", "noise_spectrum_exponent_stderr")
+)
 
 
-register_estimator("distribution", DistributionEstimator)
-register_estimator("directions", DirectionsEstimator)
+def directions_update(ctx: RunContext, state: None, snap: StepSnapshot) -> tuple[None, Values]:
+    """vMF concentration of per-example and minibatch gradient directions, norm CVs.
+
+    The per-example Gram is the step's shared one (`example_gram64`, also used by
+    ``per_example``); the minibatches come from stream ``("directions", step, "minibatches")``.
+    """
+    from gradstats.simulate.engine import noise_covariance_eigenvalues
+
+    model = snap.model
+    dim = sum(p.numel() for p in model.parameters())
+    _, gram = example_gram64(ctx, snap)
+    g = gram.cpu().numpy()
+    values = _vmf_values("example_dir", dist.vmf_from_gram(g, dim))
+    values["example_norm_cv"] = np.asarray(dist.norm_cv(np.sqrt(np.diag(g))))
+    eig = noise_covariance_eigenvalues(gram).cpu().numpy()
+    s, se = math.nan, math.nan
+    try:
+        fit = dist.spectrum_exponent(eig[: len(eig) - 1])
+        s, se = fit.s, fit.stderr
+    except ValueError:
+        pass
+    values["noise_spectrum_exponent"] = np.asarray(s)
+    values["noise_spectrum_exponent_stderr"] = np.asarray(se)
+    idx = minibatch_indices(ctx.stream("directions", snap.step, "minibatches"),
+                            len(ctx.x_train), snap.x.shape[0], MINIBATCHES)
+    mb_gram = minibatch_gram(model, ctx.x_train, ctx.y_train, ctx.loss_fn, idx)
+    values.update(_vmf_values("minibatch_dir", dist.vmf_from_gram(mb_gram, dim)))
+    values["minibatch_norm_cv"] = np.asarray(dist.norm_cv(np.sqrt(np.diag(mb_gram))))
+    values["gradient_stochasticity"] = np.asarray(dist.gradient_stochasticity(mb_gram))
+    return None, values
+
+
+DISTRIBUTION = Estimator("distribution", DISTRIBUTION_STATISTICS, distribution_init,
+                         distribution_update)
+DIRECTIONS = Estimator("directions", DIRECTIONS_STATISTICS, stateless, directions_update)
+
+register_estimator(DISTRIBUTION)
+register_estimator(DIRECTIONS)

@@ -4,14 +4,17 @@
 ``per_example`` reuses the training step's own forward/backward (the snapshot's
 pre-activation gradients times B are the per-example backward signals), so it costs only the
 per-layer Gram products; it falls back to one extra forward/backward when those gradients
-were not retained. Grams are formed in float64 (centered statistics cancel). Besides the
-minibatch (plug-in) noise statistics it records unbiased estimates of the full-data
-quantities and the paired sub-batch curve (`gradstats.simulate.noise`, docs/noise_scale.md).
+were not retained. Grams are formed in float64 (centered statistics cancel), once per
+step, and shared with ``directions`` through the step cache
+(`gradstats.simulate.estimators.example_grams64`). Besides the minibatch (plug-in) noise
+statistics it records unbiased estimates of the full-data quantities and the paired
+sub-batch curve (`gradstats.simulate.noise`, docs/noise_scale.md).
 
 ``full_batch`` computes the same quantities exactly over the whole training set (one
 float64 forward/backward over all n_train examples per recorded step): the truths the
 minibatch estimates are tested against. ``ntk`` evaluates the kernel on a float64 copy of
-the network, so neither overflow nor float32 round-off limits it.
+the network, so neither overflow nor float32 round-off limits it; ``full_batch``, ``ntk``
+and the spine's precision flag share that copy (`gradstats.simulate.estimators.model64`).
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ import torch
 
 from gradstats.simulate import engine, noise
 from gradstats.simulate.estimators import (
+    Estimator,
     RunContext,
     State,
     StepSnapshot,
     Values,
+    example_gram64,
+    example_grams64,
+    model64,
     register_estimator,
+    stateless,
 )
 from gradstats.simulate.model import MLP
 
@@ -66,63 +74,46 @@ def noise_values(total: torch.Tensor, per_layer: torch.Tensor, n_train: int) -> 
     }
 
 
-class PerExampleEstimator:
+PER_EXAMPLE_STATISTICS = (
+    "per_example_grad_sq_norm", "per_example_bias_grad_sq_norm", "grad_noise_trace",
+    "noise_eigenvalues", "grad_noise_scale", "layer_grad_noise_trace",
+    "layer_grad_noise_scale", "full_noise_trace_unbiased", "full_grad_sq_norm_unbiased",
+    "layer_full_noise_trace_unbiased", "layer_full_grad_sq_norm_unbiased",
+    "subbatch_grad_sq_norm", "subbatch_size",
+)
+
+
+def per_example_update(ctx: RunContext, state: State, snap: StepSnapshot) -> tuple[State, Values]:
     """Per-example gradient norms and the minibatch gradient-noise covariance Sigma.
 
     Sigma = 1/B sum_i (g_i - gbar)(g_i - gbar)^T over all parameters, g_i = grad l_i,
-    gbar the minibatch mean gradient (the gradient of L = mean_i l_i).
+    gbar the minibatch mean gradient (the gradient of L = mean_i l_i). Uses the step's
+    shared per-example Grams (`example_grams64`).
     """
-
-    name = "per_example"
-    statistics = (
-        "per_example_grad_sq_norm", "per_example_bias_grad_sq_norm", "grad_noise_trace",
-        "noise_eigenvalues", "grad_noise_scale", "layer_grad_noise_trace",
-        "layer_grad_noise_scale", "full_noise_trace_unbiased", "full_grad_sq_norm_unbiased",
-        "layer_full_noise_trace_unbiased", "layer_full_grad_sq_norm_unbiased",
-        "subbatch_grad_sq_norm", "subbatch_size",
-    )
-
-    def init(self, ctx: RunContext) -> State:
-        return None
-
-    def update(self, ctx: RunContext, state: State, snap: StepSnapshot) -> tuple[State, Values]:
-        batch = snap.x.shape[0]
-        sig = engine.signals_from_forward(snap.model, snap.forward, scale=float(batch))
-        if sig is None:
-            sig = engine.signals(snap.model, snap.x, snap.y, ctx.loss_fn)
-        g = engine.grams(sig, dtype=torch.float64)
-        weight, bias = g.weight_part(), g.bias_part()
-        per_layer = weight + bias  # (L, B, B)
-        bias_sq = _np(bias.diagonal(dim1=-2, dim2=-1))
-        if g.b_mult2 is None:
-            bias_sq = np.full_like(bias_sq, np.nan)
-        values = {
-            "per_example_grad_sq_norm": _np(weight.diagonal(dim1=-2, dim2=-1)),
-            "per_example_bias_grad_sq_norm": bias_sq,
-        }
-        values.update(noise_values(per_layer.sum(0), per_layer, len(ctx.x_train)))
-        return state, values
+    g = example_grams64(ctx, snap)
+    weight, bias = g.weight_part(), g.bias_part()
+    per_layer, total = example_gram64(ctx, snap)  # (L, B, B), (B, B)
+    bias_sq = _np(bias.diagonal(dim1=-2, dim2=-1))
+    if g.b_mult2 is None:
+        bias_sq = np.full_like(bias_sq, np.nan)
+    values = {
+        "per_example_grad_sq_norm": _np(weight.diagonal(dim1=-2, dim2=-1)),
+        "per_example_bias_grad_sq_norm": bias_sq,
+    }
+    values.update(noise_values(total, per_layer, len(ctx.x_train)))
+    return state, values
 
 
-class FullBatchEstimator:
+def full_batch_update(ctx: RunContext, state: State, snap: StepSnapshot) -> tuple[State, Values]:
     """Exact ||G||^2, tr Sigma_N and tr Sigma_N / ||G||^2 over the whole training set."""
-
-    name = "full_batch"
-    statistics = ("full_grad_sq_norm", "full_noise_trace", "full_noise_scale",
-                  "layer_full_grad_sq_norm", "layer_full_noise_trace")
-
-    def init(self, ctx: RunContext) -> State:
-        return None
-
-    def update(self, ctx: RunContext, state: State, snap: StepSnapshot) -> tuple[State, Values]:
-        full = noise.full_data_noise(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
-        return state, {
-            "full_grad_sq_norm": np.asarray(full.grad_sq_norm.sum()),
-            "full_noise_trace": np.asarray(full.trace),
-            "full_noise_scale": np.asarray(full.noise_scale),
-            "layer_full_grad_sq_norm": full.grad_sq_norm,
-            "layer_full_noise_trace": full.layer_trace,
-        }
+    full = noise.full_data_noise(model64(snap), ctx.x_train, ctx.y_train, ctx.loss_fn)
+    return state, {
+        "full_grad_sq_norm": np.asarray(full.grad_sq_norm.sum()),
+        "full_noise_trace": np.asarray(full.trace),
+        "full_noise_scale": np.asarray(full.noise_scale),
+        "layer_full_grad_sq_norm": full.grad_sq_norm,
+        "layer_full_noise_trace": full.layer_trace,
+    }
 
 
 def ntk_float64(model: MLP, probe: torch.Tensor) -> torch.Tensor:
@@ -139,26 +130,25 @@ class NtkState:
     theta0: torch.Tensor
 
 
-class NtkEstimator:
-    """Drift of the empirical NTK (traced over outputs) on a fixed probe batch.
-
-    The probe is the first min(64, n_train) training inputs; Theta_0 is taken in `init`.
-    Kernels are computed on a float64 copy of the network (same weights).
-    """
-
-    name = "ntk"
-    statistics = ("ntk_rel_change", "ntk_trace")
-
-    def init(self, ctx: RunContext) -> State:
-        probe = ctx.x_train[:NTK_PROBE_SIZE].to(device=ctx.device, dtype=torch.float64)
-        return NtkState(probe=probe, theta0=ntk_float64(ctx.model, probe))
-
-    def update(self, ctx: RunContext, state: State, snap: StepSnapshot) -> tuple[State, Values]:
-        theta = ntk_float64(snap.model, state.probe)
-        rel = torch.linalg.norm(theta - state.theta0) / torch.linalg.norm(state.theta0)
-        return state, {"ntk_rel_change": _np(rel), "ntk_trace": _np(theta.trace())}
+def ntk_init(ctx: RunContext) -> NtkState:
+    """The probe (first min(64, n_train) training inputs) and Theta_0 on it at init."""
+    probe = ctx.x_train[:NTK_PROBE_SIZE].to(device=ctx.device, dtype=torch.float64)
+    return NtkState(probe=probe, theta0=ntk_float64(ctx.model, probe))
 
 
-register_estimator("per_example", PerExampleEstimator)
-register_estimator("full_batch", FullBatchEstimator)
-register_estimator("ntk", NtkEstimator)
+def ntk_update(ctx: RunContext, state: NtkState, snap: StepSnapshot) -> tuple[NtkState, Values]:
+    """Drift of the empirical NTK (traced over outputs) on the fixed probe batch, computed on
+    the step's float64 copy of the network (same weights)."""
+    theta = ntk_float64(model64(snap), state.probe)
+    rel = torch.linalg.norm(theta - state.theta0) / torch.linalg.norm(state.theta0)
+    return state, {"ntk_rel_change": _np(rel), "ntk_trace": _np(theta.trace())}
+
+
+PER_EXAMPLE = Estimator("per_example", PER_EXAMPLE_STATISTICS, stateless, per_example_update)
+FULL_BATCH = Estimator("full_batch", ("full_grad_sq_norm", "full_noise_trace", "full_noise_scale",
+                                      "layer_full_grad_sq_norm", "layer_full_noise_trace"),
+                       stateless, full_batch_update)
+NTK = Estimator("ntk", ("ntk_rel_change", "ntk_trace"), ntk_init, ntk_update)
+
+for _estimator in (PER_EXAMPLE, FULL_BATCH, NTK):
+    register_estimator(_estimator)

@@ -27,8 +27,7 @@ import math
 import numpy as np
 import torch
 
-from gradstats.simulate.engine import model_as_dtype
-from gradstats.simulate.estimators import RunContext, StepSnapshot
+from gradstats.simulate.estimators import RunContext, StepSnapshot, model64
 
 PRECISION_LOSS_THRESHOLD = 1e-4
 
@@ -71,12 +70,12 @@ def precision_loss(snap: StepSnapshot, ctx: RunContext) -> np.ndarray:
         return np.full(n, np.nan) if subnormal else np.zeros(n)
     if not (subnormal or has_zero_layer_gradient(snap)):
         return np.zeros(n)
-    model64 = model_as_dtype(model, torch.float64)
+    net64 = model64(snap)  # the step's shared float64 copy
     y = snap.y.to(torch.float64) if snap.y.is_floating_point() else snap.y
     with torch.enable_grad():
-        fwd = model64.forward_all(snap.x.to(torch.float64))
+        fwd = net64.forward_all(snap.x.to(torch.float64))
         loss = ctx.loss_fn(fwd.output, y).mean()
-        params = list(model64.weights) + (list(model64.biases) if model64.biases is not None else [])
+        params = list(net64.weights) + (list(net64.biases) if net64.biases is not None else [])
         grads = torch.autograd.grad(loss, params + fwd.preacts)
     grads64, deltas64 = grads[:len(params)], grads[len(params):]
     out = np.zeros(n)

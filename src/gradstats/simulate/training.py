@@ -49,7 +49,11 @@ class PointRecord:
 
 @dataclass(frozen=True)
 class Seeds:
-    """Independent seeds of one point, all derived from its content key."""
+    """Independent seeds of one point, all derived from its content key.
+
+    ``estimators`` is the seed material of every estimator's own streams
+    (`gradstats.simulate.estimators.RunContext.stream`).
+    """
 
     init: int
     batches: int
@@ -100,8 +104,7 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     model = build_model(arch, seeds.init, dtype=dtype, device=device)
     loss_fn = per_example_loss_fn(training.loss)
     ctx = RunContext(point=point, model=model, device=device, dtype=dtype, x_train=x_train,
-                     y_train=y_train, loss_fn=loss_fn,
-                     rng=np.random.default_rng(seeds.estimators))
+                     y_train=y_train, loss_fn=loss_fn, seed=seeds.estimators)
     estimators = [make_estimator(name) for name in measure]
     states = [est.init(ctx) for est in estimators]
     inputs = init_inputs(ctx)

@@ -232,9 +232,9 @@ def _quote(value: Any) -> str:
 
 
 def _check_measure(measure: list[str]) -> None:
-    from gradstats.simulate.estimators import available_estimators
+    from gradstats.simulate.estimator_names import estimator_names
 
-    known = available_estimators()
+    known = estimator_names()
     for i, name in enumerate(measure):
         if name not in known:
             raise SweepError(f"measure[{i}]: unknown estimator {name!r}; "

@@ -36,9 +36,3 @@ def x64_scope(x64: bool | None) -> Iterator[None]:
     with enable_x64(x64):
         yield
 
-
-def x64_enabled() -> bool:
-    """Whether jax currently creates float64 arrays by default (global flag or a scope)."""
-    import jax.numpy as jnp
-
-    return jnp.zeros(()).dtype == jnp.float64

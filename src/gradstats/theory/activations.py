@@ -262,32 +262,3 @@ def diag(name: str, q, quad: Quadrature = DEFAULT_QUADRATURE, need_dot: bool = T
         return v, ((4.0 / math.pi) / jnp.sqrt(1.0 + 4.0 * q) if need_dot else None)
     check_activation(name)
     return _diag_quad(name, q, quad, need_dot)
-
-
-def mean(name: str, q, quad: Quadrature = DEFAULT_QUADRATURE):
-    """E[phi(u)] for u ~ N(0, q)."""
-    q = jnp.asarray(q)
-    if name in PIECEWISE_LINEAR:
-        a, b = PIECEWISE_LINEAR[name]
-        return (b - a) * jnp.sqrt(q) * _INV_SQRT_2PI
-    if name == "erf":
-        return jnp.zeros_like(q)
-    f = phi_and_dphi(name)
-    sq = jnp.sqrt(q)
-    beta = 1.0 / jnp.maximum(1.0, sq)
-    z, dz = _sinh_grid(quad.points, beta, _Z_MAX, q.dtype)
-    return jnp.sum(dz * _gauss(z) * f(sq[..., None] * z)[0], axis=-1)
-
-
-def derivative_fourth_moment(name: str, q, quad: Quadrature = DEFAULT_QUADRATURE):
-    """E[phi'(u)^4] for u ~ N(0, q) (finite-width fluctuations of backward factors)."""
-    q = jnp.asarray(q)
-    if name in PIECEWISE_LINEAR:
-        a, b = PIECEWISE_LINEAR[name]
-        return 0.5 * (a**4 + b**4) * jnp.ones_like(q)
-    f = phi_and_dphi(name)
-    sq = jnp.sqrt(q)
-    beta = 1.0 / jnp.maximum(1.0, sq)
-    z, dz = _sinh_grid(max(quad.points, 64), beta, _Z_MAX, q.dtype)
-    g = f(sq[..., None] * z)[1]
-    return jnp.sum(dz * _gauss(z) * g**4, axis=-1)

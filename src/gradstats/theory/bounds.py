@@ -15,7 +15,7 @@ effective weight is dL/dW_l = sum_i delta_l,i a_{l-1,i}^T.
 (triangle inequality over the rank-one terms, ||u v^T||_F = ||u|| ||v||, and
 ||D W^T v|| <= ||D||_op ||W||_op ||v||); ||D_k,i||_op = max_j |phi'(h_k,i,j)|. It is a true
 bound for every network and batch. For the RAW weight of the ntk parameterization multiply by
-the layer's w_mult = sigma_w/sqrt(fan_in) (dL/dW_raw = w_mult dL/dW_eff); `raw_scale` does it.
+the layer's w_mult = sigma_w/sqrt(fan_in) (dL/dW_raw = w_mult dL/dW_eff).
 
 `derivative_sup_bound` replaces the measured ||D||_op by sup|phi'| (1/4 for sigmoid, so the
 bound decays at least like 4^-(L-l) prod ||W||_op: the sigmoid decay bound).
@@ -168,8 +168,3 @@ def relu_attenuation(active_fractions: Sequence[float], sigma_w2: float,
         n = np.asarray(widths, float)
         out = out * n[-1] / n
     return out
-
-
-def raw_scale(w_mult: Sequence[float]) -> np.ndarray:
-    """Factors turning effective-weight gradient bounds into raw-weight ones (ntk param.)."""
-    return np.asarray(w_mult, float)

@@ -46,7 +46,7 @@ from gradstats.layers import NetworkSpec, hyper, network_spec
 from gradstats.layers.base import KernelState
 from gradstats.spec import Architecture
 from gradstats.theory import activations as act
-from gradstats.theory._compat import x64_enabled, x64_scope
+from gradstats.theory._compat import x64_scope
 
 PARTS = ("both", "weight", "bias")
 BACKENDS = ("gradstats", "neural-tangents")
@@ -202,7 +202,7 @@ def _cache_key(arch: Architecture, a1: np.ndarray, a2: np.ndarray | None,
                quadrature: act.Quadrature | None) -> tuple:
     """Key of `layer_kernels`' memo (call inside the precision scope)."""
     return (arch, a1.shape, a1.tobytes(), None if a2 is None else (a2.shape, a2.tobytes()),
-            x64_enabled(), quadrature)
+            bool(jax.config.jax_enable_x64), quadrature)
 
 
 def _memo(arch: Architecture, x1, x2, x64: bool | None, quadrature) -> dict | None:
