@@ -47,7 +47,7 @@ def _activation_layer(stax, name: str, deg: int):
     if name in analytic:
         return analytic[name]()
     if name == "leaky_relu":
-        from gradstats.theory.activations import LEAKY_RELU_SLOPE
+        from gradstats.activations import LEAKY_RELU_SLOPE
 
         return stax.LeakyRelu(LEAKY_RELU_SLOPE)
     numerical = {
