@@ -50,7 +50,7 @@ def test_json_round_trip():
     ({"width": 4, "depth": -1}, "depth"),
     ({"width": 4, "depth": 1, "activation": "swish"}, "activation"),
     ({"width": 4, "depth": 1, "sigma_w2": 0.0}, "sigma_w2"),
-    ({"width": 4, "depth": 1, "parameterization": "mup"}, "parameterization"),
+    ({"width": 4, "depth": 1, "parameterization": "mup2"}, "parameterization"),
 ])
 def test_invalid_architecture_names_field(kwargs, field):
     with pytest.raises(SpecError) as err:

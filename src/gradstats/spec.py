@@ -8,6 +8,7 @@ Conventions (DESIGN.md, matching neural-tangents):
   to pre-activations h_l.
 - ``parameterization="ntk"``: W, b ~ N(0, 1); h_l = sigma_w/sqrt(fan_in) W a_{l-1} + sigma_b b.
 - ``parameterization="standard"``: W ~ N(0, sigma_w^2/fan_in), b ~ N(0, sigma_b^2).
+- ``mup`` and ``mean_field``: rows of the abc table (`gradstats.parameterization`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ INIT_DISTRIBUTIONS = ("gaussian", "orthogonal")
 # Named initialization schemes map to a weight variance (for the given activation family).
 INIT_SCHEMES = {"he": 2.0, "xavier": 1.0, "lecun": 1.0}
 LOSSES = ("mse", "cross_entropy")
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 TEACHERS = ("network", "linear", "zero")
@@ -41,7 +42,8 @@ BUILTIN_DATA = ("sphere", "digits")
 AXES = (
     "width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
     "bias", "residual", "residual_scale", "norm", "data", "input_dim", "n_train", "teacher",
-    "loss", "optimizer", "lr", "momentum", "batch_size", "steps", "dtype", "device",
+    "loss", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
+    "batch_size", "steps", "dtype", "device",
 )
 # Point files store integers as int32 (io.POINT_FORMAT): larger sizes and seeds cannot be saved.
 INT32_MAX = 2**31 - 1
@@ -86,7 +88,8 @@ class Architecture:
         _check(math.isfinite(self.sigma_b2) and self.sigma_b2 >= 0, "sigma_b2",
                f"must be finite and >= 0, got {self.sigma_b2}")
         _check(self.parameterization in PARAMETERIZATIONS, "parameterization",
-               f"unknown parameterization {self.parameterization!r}; choose ntk or standard")
+               f"unknown parameterization {self.parameterization!r}; choose from "
+               f"{', '.join(PARAMETERIZATIONS)}")
         _check(self.init in INIT_DISTRIBUTIONS, "init",
                f"unknown init {self.init!r}; choose from {', '.join(INIT_DISTRIBUTIONS)}")
         _check_int(self.input_dim, "input_dim", low=1)
@@ -151,7 +154,14 @@ class Data:
 
 @dataclass(frozen=True)
 class Training:
-    """SGD training and the steps at which statistics are recorded (step 0 = init)."""
+    """Training and the steps at which statistics are recorded (step 0 = init).
+
+    ``optimizer``: ``sgd`` (torch.optim.SGD with ``momentum``, 0 by default), ``momentum``
+    (the same with heavy-ball ``momentum`` > 0), ``adam`` / ``adamw`` (torch.optim.Adam /
+    AdamW with ``beta1``, ``beta2``, ``eps``). ``weight_decay``: torch's (coupled for sgd,
+    momentum and adam, decoupled for adamw). ``lr`` is the base rate; each layer's rate is
+    ``lr`` times the parameterization's scale (`gradstats.parameterization`).
+    """
 
     batch_size: int = 32
     loss: str = "mse"
@@ -160,13 +170,27 @@ class Training:
     momentum: float = 0.0
     steps: int = 0
     record: tuple[int, ...] = (0,)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check_int(self.batch_size, "batch_size", low=1)
         _check(self.loss in LOSSES, "loss", f"unknown loss {self.loss!r}; choose mse or cross_entropy")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {self.optimizer!r}; only sgd")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         _check(math.isfinite(self.lr) and self.lr >= 0, "lr", f"must be finite and >= 0, got {self.lr}")
         _check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        _check(self.optimizer != "momentum" or self.momentum > 0, "momentum",
+               "optimizer momentum needs momentum > 0 (set the momentum axis, e.g. 0.9)")
+        _check(self.optimizer in ("sgd", "momentum") or self.momentum == 0, "momentum",
+               f"momentum applies to sgd and momentum; {self.optimizer} uses beta1")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            _check(0 <= value < 1, name, f"must be in [0, 1), got {value}")
+        _check(math.isfinite(self.eps) and self.eps > 0, "eps", f"must be finite and > 0, got {self.eps}")
+        _check(math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
+               f"must be finite and >= 0, got {self.weight_decay}")
         _check_int(self.steps, "steps", low=0)
         _check(len(self.record) > 0, "record", "must name at least one step")
         _check(all(0 <= s <= self.steps for s in self.record), "record",
@@ -200,11 +224,13 @@ class Point:
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (JSON-ready). Architecture fields added in 0.3 (residual,
-        residual_scale, norm) are left out at their defaults, so points of 0.2 keep their keys."""
+        residual_scale, norm) and training fields added in 0.4 (beta1, beta2, eps,
+        weight_decay) are left out at their defaults, so earlier points keep their keys."""
         d = dataclasses.asdict(self)
-        for name, default in _ARCH_DEFAULTS_0_3.items():
-            if d["arch"][name] == default:
-                del d["arch"][name]
+        for part, defaults in (("arch", _ARCH_DEFAULTS_0_3), ("training", _TRAINING_DEFAULTS_0_4)):
+            for name, default in defaults.items():
+                if d[part][name] == default:
+                    del d[part][name]
         return d
 
     def to_json(self) -> str:
@@ -243,12 +269,15 @@ class Point:
             "residual": int(a.residual), "residual_scale": scale_label(a.residual_scale),
             "norm": a.norm, "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
             "teacher": d.teacher, "loss": t.loss, "optimizer": t.optimizer,
-            "lr": float(t.lr), "momentum": float(t.momentum), "batch_size": t.batch_size,
+            "lr": float(t.lr), "momentum": float(t.momentum), "beta1": float(t.beta1),
+            "beta2": float(t.beta2), "eps": float(t.eps), "weight_decay": float(t.weight_decay),
+            "batch_size": t.batch_size,
             "steps": t.steps, "dtype": self.dtype, "device": self.device,
         }
 
 
 _ARCH_DEFAULTS_0_3 = {"residual": False, "residual_scale": 1.0, "norm": "none"}
+_TRAINING_DEFAULTS_0_4 = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 
 
 def scale_label(scale: float | str) -> str:

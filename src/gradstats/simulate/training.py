@@ -1,4 +1,4 @@
-"""Train the network of one point with SGD and record statistics at the scheduled steps.
+"""Train the network of one point (SGD, momentum, Adam, AdamW) and record statistics at the scheduled steps.
 
 `simulate_point(point, measure)` is the simulator's one entry: it returns a `PointRecord`
 of plain numpy arrays keyed by registry name; `gradstats.results` turns it into a dataset.
@@ -108,7 +108,7 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     estimators = [make_estimator(name) for name in measure]
     states = [est.init(ctx) for est in estimators]
     inputs = init_inputs(ctx)
-    optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum)
+    optimizer = make_optimizer(model, training)
     batches = _BatchSampler(len(x_train), training.batch_size, seeds.batches)
 
     record_steps = list(training.record)
@@ -162,6 +162,38 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     out["diverged_step"] = np.asarray(float(diverged_step))
     out["wall_time"] = np.asarray(time.perf_counter() - started)
     return PointRecord(point=point, steps=steps, values=out, device=str(device), inputs=inputs)
+
+
+def param_groups(model: MLP, training) -> list[dict]:
+    """One torch param group per weight and per bias: ``lr`` times the row's per-layer scale
+    (`gradstats.parameterization.Parameterization.lr_scale` / ``bias_lr_scale``) for the
+    training's optimizer family; layers in order, weight before bias."""
+    from gradstats import parameterization as pz
+
+    arch = model.arch
+    row = pz.get(arch.parameterization)
+    groups = []
+    for l in range(1, arch.n_layers + 1):
+        fan_in, fan_out = arch.fan_in(l), arch.fan_out(l)
+        role = pz.role(l, arch.n_layers)
+        groups.append({"params": [model.weights[l - 1]], "lr": training.lr * row.lr_scale(
+            role, fan_in, fan_out, training.optimizer)})
+        if model.biases is not None:
+            groups.append({"params": [model.biases[l - 1]], "lr": training.lr * row.bias_lr_scale(
+                fan_out, training.optimizer)})
+    return groups
+
+
+def make_optimizer(model: MLP, training) -> torch.optim.Optimizer:
+    """The torch optimizer of ``training`` over the per-layer param groups."""
+    groups = param_groups(model, training)
+    wd = training.weight_decay
+    if training.optimizer in ("sgd", "momentum"):
+        return torch.optim.SGD(groups, lr=training.lr, momentum=training.momentum,
+                               weight_decay=wd)
+    cls = torch.optim.Adam if training.optimizer == "adam" else torch.optim.AdamW
+    return cls(groups, lr=training.lr, betas=(training.beta1, training.beta2),
+               eps=training.eps, weight_decay=wd)
 
 
 def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:

@@ -79,6 +79,8 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
         training = Training(
             batch_size=axes["batch_size"], loss=axes["loss"], optimizer=axes["optimizer"],
             lr=float(axes["lr"]), momentum=float(axes["momentum"]), steps=axes["steps"],
+            beta1=float(axes["beta1"]), beta2=float(axes["beta2"]), eps=float(axes["eps"]),
+            weight_decay=float(axes["weight_decay"]),
             record=record_steps(axes.get("record"), axes["steps"]))
         return Point(arch=arch, training=training, data=data, seed=seed,
                      device=axes["device"], dtype=axes["dtype"], measure=measure)

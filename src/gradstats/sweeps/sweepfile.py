@@ -83,6 +83,10 @@ AXIS_TYPES: dict[str, Any] = {
     "optimizer": Literal[OPTIMIZERS],
     "lr": NonNegFloat,
     "momentum": Annotated[float, Field(strict=True, ge=0, lt=1)],
+    "beta1": Annotated[float, Field(strict=True, ge=0, lt=1)],
+    "beta2": Annotated[float, Field(strict=True, ge=0, lt=1)],
+    "eps": PositiveFloat,
+    "weight_decay": NonNegFloat,
     "batch_size": PositiveInt,
     "steps": NonNegInt,
     "record": PositiveInt | Annotated[list[NonNegInt], Field(min_length=1)],
@@ -96,7 +100,8 @@ AXIS_DEFAULTS: dict[str, Any] = {
     "parameterization": "ntk", "init": "gaussian", "bias": True, "residual": False,
     "residual_scale": 1.0, "norm": "none", "data": "sphere",
     "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
-    "lr": 0.1, "momentum": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
+    "lr": 0.1, "momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+    "weight_decay": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
     "dtype": "float32",
 }
 # `record` is a per-point setting, not an axis one can sweep (it is a list itself).
