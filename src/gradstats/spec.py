@@ -178,7 +178,8 @@ class Training:
     def __post_init__(self) -> None:
         _check_int(self.batch_size, "batch_size", low=1)
         _check(self.loss in LOSSES, "loss", f"unknown loss {self.loss!r}; choose mse or cross_entropy")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        _check(self.optimizer in OPTIMIZERS, "optimizer",
+               f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         _check(math.isfinite(self.lr) and self.lr >= 0, "lr", f"must be finite and >= 0, got {self.lr}")
         _check(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         _check(self.optimizer != "momentum" or self.momentum > 0, "momentum",

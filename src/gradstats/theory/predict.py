@@ -23,8 +23,9 @@ targets y, to leading order in 1/width (exact where stated). Conventions, matchi
   independence assumption, E[delta_l^2] = sigma_w^2 E[phi'(h_l)^2] (n_{l+1}/n_l) E[delta_{l+1}^2]
   with n_{depth+1} = output_dim (the fan-out/fan-in factor of the readout) and n_l = width.
 - ``output_mean_sq = mean_i K_L(x_i, x_i)`` (mean over outputs and examples of f^2).
-- ``weight_sq_norm[l-1] = fan_out_l * sigma_w^2``: E||effective W_l||_F^2, exact for both
-  parameterizations and both init distributions.
+- ``weight_sq_norm[l-1] = fan_out_l * sigma_w^2 * fan_in^(1-2(a+b))``: E||effective W_l||_F^2
+  from the abc row (the factor is 1 for ntk and standard), exact for every row and both
+  init distributions.
 - ``batch_loss = E[L]``: mse (1/(2B)) sum_ik (K_L(x_i, x_i) + y_ik^2), exact given E f^2.
 
 Cross-entropy: the readout expectations E[g_i . g_j], E[g_ik^2] and E[l_i] have no closed form;
@@ -47,6 +48,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from gradstats import parameterization as pz
 from gradstats.spec import Architecture
 from gradstats.theory import activations as act
 from gradstats.theory._compat import x64_scope
@@ -178,7 +180,8 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
         "forward_q": q.mean(axis=1),
         "backward_q": bq.mean(axis=1),
         "output_mean_sq": np.asarray(kdiag.mean()),
-        "weight_sq_norm": np.array([arch.fan_out(l) * sw2 for l in range(1, n_layers + 1)]),
+        "weight_sq_norm": np.array([arch.fan_out(l) * sw2 * _variance_ratio(arch, l)
+                                    for l in range(1, n_layers + 1)]),
         "batch_loss": np.asarray(exp_loss),
     }
 
@@ -286,3 +289,11 @@ def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samp
     return {"grad_sq_norm": moments(grads),
             "bias_grad_sq_norm": moments(bias_grads) if arch.bias else nan_layers,
             "output_mean_sq": out_sq, "batch_loss": moments(losses)}
+
+
+def _variance_ratio(arch: Architecture, layer: int) -> float:
+    """fan_in Var(m W) / sigma_w^2 = fan_in^(1 - 2(a + b)) from the abc row (exactly 1 for the
+    kernel rows ntk and standard; 1/n for the mu-P and mean-field readouts)."""
+    row, role = pz.get(arch.parameterization), pz.role(layer, arch.n_layers)
+    exponent = 1.0 - 2.0 * (row.a.of(role) + row.b.of(role))
+    return 1.0 if exponent == 0 else float(arch.fan_in(layer)) ** exponent

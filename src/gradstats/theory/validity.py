@@ -71,9 +71,23 @@ def beta(point: Point) -> float:
     return point.arch.depth / point.arch.width
 
 
+def kernel_parameterization(point: Point) -> str | None:
+    """None when the NNGP/NTK recursions describe the point's parameterization (a kernel row
+    of the abc table: ntk, standard), else the reason."""
+    from gradstats import parameterization as pz
+
+    if not pz.get(point.arch.parameterization).kernel_row:
+        return (f"parameterization {point.arch.parameterization}: effective weights are not "
+                "sigma_w^2/fan_in in every layer (the kernel recursions do not apply)")
+    return None
+
+
 def infinite_width(point: Point) -> str | None:
-    """None inside the infinite-width domain at init (beta <= 0.1, width >= 64), else the
-    reason."""
+    """None inside the infinite-width domain at init (beta <= 0.1, width >= 64, a kernel
+    parameterization), else the reason."""
+    reason = kernel_parameterization(point)
+    if reason:
+        return reason
     b = beta(point)
     if b > BETA_MAX:
         return f"depth/width = {b:.3g} > {BETA_MAX:g}: finite-width effects are not small"
@@ -120,6 +134,8 @@ def hanin_nica(point: Point) -> str | None:
     """None inside the setting of the Hanin-Nica finite-width law, else the reason."""
     a, t, d = point.arch, point.training, point.data
     problems = []
+    if kernel_parameterization(point):
+        problems.append(f"parameterization {a.parameterization} (ntk or standard)")
     if a.activation != "relu":
         problems.append(f"activation {a.activation} (relu only)")
     if a.init != "gaussian":
@@ -145,7 +161,17 @@ def any_network(point: Point) -> str | None:
     return None
 
 
+def lazy_domain(point: Point) -> str | None:
+    """The linearized-SGD predictions: a kernel parameterization trained by sgd/momentum."""
+    reason = kernel_parameterization(point)
+    if reason:
+        return reason
+    if point.training.optimizer not in ("sgd", "momentum"):
+        return f"optimizer {point.training.optimizer}: the linearization is of SGD"
+    return None
+
+
 DOMAINS = {"infinite_width": infinite_width, "outputs": output_distribution,
-           "hanin_nica": hanin_nica, "any": any_network, "lazy": any_network}
+           "hanin_nica": hanin_nica, "any": any_network, "lazy": lazy_domain}
 """Domain name -> function of the point; the lazy condition (`lazy_training`) is checked per
 recorded step on top of it."""
