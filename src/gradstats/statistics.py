@@ -185,6 +185,32 @@ for _s in (
 ):
     register(_s)
 
+# --- updates (measure = ["updates"]): how far training moved the network, on a fixed probe
+# batch of min(64, n_train) training inputs drawn from the estimator's own stream; weights are
+# the effective ones (multiplier x raw W), in float64. "The update" at a recorded step t is
+# W(t) - W(t'), t' the previous recorded step (the last step's update when the recorded steps
+# are consecutive); NaN at step 0.
+for _s in (
+    Statistic("preact_change_rms", _SL, "rms pre-activation change since init", "1",
+              "rms over units and probe examples of z_l(t) - z_l(0), z_l the output of dense "
+              "layer l (the readout's is the network output)", theory=True),
+    Statistic("output_change_rms", ("step",), "rms output change since init", "1",
+              "rms over outputs and probe examples of f(t) - f(0)", theory=True),
+    Statistic("update_fro_sq", _SL, "squared norm of the weight update", "1",
+              "||Delta W_l||_F^2 of the effective weight since the previous recorded step"),
+    Statistic("update_op_norm", _SL, "operator norm of the weight update", "1",
+              "||Delta W_l||_op (power iteration, 64 rounds from a start drawn from the "
+              "estimator's stream: a lower bound, exact for low-rank updates)"),
+    Statistic("weight_op_norm", _SL, "operator norm of the weight", "1",
+              "||W_l||_op of the effective weight at the step (power iteration, as "
+              "update_op_norm)"),
+    Statistic("update_alignment", _SL, "alignment of the update with its input", "1",
+              "||A_{l-1} Delta W_l^T||_F / (||Delta W_l||_op ||A_{l-1}||_F), A_{l-1} the probe "
+              "inputs of layer l at the step: 1 when every input lies in the top singular "
+              "direction, ~ 1/sqrt(fan_in) for an unrelated input"),
+):
+    register(_s)
+
 # --- gradient distributions (issue 5) -----------------------------------------------------
 # Estimators "distribution" and "directions" (gradstats.simulate.distribution_estimators);
 # definitions in gradstats.simulate.distributions. Kurtosis is Pearson's (normal = 3).

@@ -15,6 +15,7 @@ BUILTIN_ESTIMATORS: dict[str, str] = {
     "ntk": "gradstats.simulate.engine_estimators",
     "distribution": "gradstats.simulate.distribution_estimators",
     "directions": "gradstats.simulate.distribution_estimators",
+    "updates": "gradstats.simulate.update_estimators",
 }
 
 
