@@ -97,7 +97,7 @@ class Comparison:
     first_layer: int = 1
     null_inflation: bool = False
     kurtosis: str = ""
-    exponent: float = math.nan
+    exponent: float = math.nan  # width_exponent rows: from gradstats.theory.coord per config
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
@@ -106,6 +106,11 @@ EXPONENT_ALLOWANCE = 0.1  # fitted exponents agree within +-0.1 of the predictio
 # an exponent row must be able to tell -1/2 from the neighbouring laws 0 (no decay) and -1
 # (the 1/width of Dyer & Gur-Ari): an error of 0.4 must be visible
 EXPONENT_MAX_DETECTABLE = 0.4
+# coord-check rows: measured step-1 exponents agree within +-0.15 of the abc-table derivation
+COORD_EXPONENT_ALLOWANCE = 0.15
+COORD_SOURCE = ("abc-table scaling of one update (gradstats.theory.coord; docs/theory.md, "
+                "Update scaling)")
+COORD_NEEDS = 'measure = ["updates"], at least 4 widths and step 1 recorded'
 
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
@@ -180,6 +185,20 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
                source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
                needs="at least 3 widths and training steps"),
+    Comparison("preact_change_input_exponent", "width exponent of the input layer's "
+               "pre-activation change after one step", "preact_change_rms", "",
+               "width_exponent", steps="trained", domain="coord", layers="input",
+               allowance="coord_exponent", max_detectable=EXPONENT_MAX_DETECTABLE,
+               source=COORD_SOURCE, needs=COORD_NEEDS),
+    Comparison("preact_change_hidden_exponent", "width exponent of the hidden layers' "
+               "pre-activation change after one step (geometric mean over layers 2..depth)",
+               "preact_change_rms", "", "width_exponent", steps="trained", domain="coord",
+               layers="hidden", allowance="coord_exponent",
+               max_detectable=EXPONENT_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
+    Comparison("output_change_exponent", "width exponent of the output change after one step",
+               "output_change_rms", "", "width_exponent", steps="trained", domain="coord",
+               layers="output", allowance="coord_exponent",
+               max_detectable=EXPONENT_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
 )
 
 
@@ -199,6 +218,7 @@ def allowance_text(comparison: Comparison) -> str:
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
+        "coord_exponent": f"+-{COORD_EXPONENT_ALLOWANCE:g}",
         "none": "none",
     }[comparison.allowance]
 
@@ -209,7 +229,8 @@ def domain_text(comparison: Comparison) -> str:
             "hanin_nica": "relu, Gaussian, no bias, batch 1, target 0",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
             "outputs": f"depth/width <= {BETA_MAX_OUTPUTS:g}",
-            "any": "any network"}[comparison.domain]
+            "any": "any network",
+            "coord": "step 1 (one update from init), plain MLP"}[comparison.domain]
     if comparison.steps == "training" and comparison.domain == "infinite_width":
         text += f"; step > 0: NTK change <= {LAZY_NTK_CHANGE_MAX:g}"
     return text

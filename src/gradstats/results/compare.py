@@ -670,7 +670,14 @@ RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "log_ratio": run_ratio_or_difference, "difference": run_ratio_or_difference,
     "quadratic_form": run_quadratic_form, "chi2_whitened": run_chi2_whitened, "ks": run_ks,
     "bound": run_bound, "log_variance": run_log_variance, "exponent": run_exponent,
+    "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
 }
+
+
+def _run_width_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    from gradstats.results.compare_updates import run_width_exponent
+
+    return run_width_exponent(ctx, comparison)
 
 
 # --- summary -------------------------------------------------------------------------------

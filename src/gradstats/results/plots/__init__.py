@@ -76,7 +76,15 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("tails", "survival functions of gradient samples with fitted tails", _tails),
     Kind("spectrum", "gradient-noise covariance spectrum rank plot", plot_spectrum),
     Kind("directions", "vMF kappa and R_bar over training vs uniform", plot_directions),
+    Kind("coord", "coord check: change since init vs width per layer group, theory slopes",
+         lambda ds: _coord(ds)),
 )}
+
+
+def _coord(ds: xr.Dataset) -> Figure:
+    from gradstats.results.plots.coord import plot_coord_check
+
+    return plot_coord_check(ds)
 
 
 def render(ds: xr.Dataset, kind: str) -> Figure:

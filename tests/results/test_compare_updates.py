@@ -1,0 +1,69 @@
+"""The coord-check rows: step-1 width exponents of the update statistics against the
+abc-table derivation (`gradstats.theory.coord`); a wrong exponent does not agree; later steps
+are outside the derivation's validity, with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gradstats.results import stats
+from gradstats.simulate.training import simulate_point
+from gradstats.spec import Architecture, Data, Point, Training
+from gradstats.theory import coord
+
+from .compare_helpers import to_results
+
+WIDTHS = (128, 256, 512, 1024)
+ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
+        "output_change_exponent")
+
+
+@pytest.fixture(scope="module")
+def results():
+    points = [Point(arch=Architecture(width=w, depth=2, parameterization=p, input_dim=16),
+                    training=Training(lr=1e-3, steps=2, record=(0, 1, 2)),
+                    data=Data(input_dim=16, n_train=128), seed=s, device="cpu",
+                    measure=("updates",))
+              for p in ("standard", "mup") for w in WIDTHS for s in range(4)]
+    return to_results([simulate_point(p) for p in points])
+
+
+def _compare(results):
+    from gradstats.results.compare import compare
+
+    return compare(results, level=0.01)
+
+
+def test_hand_derived_exponents():
+    """The table of docs/theory.md (and the issue's reference facts for SGD)."""
+    expected = {("standard", "sgd"): (-0.5, 0.5, 1.0), ("ntk", "sgd"): (-0.5, -0.5, 0.0),
+                ("mup", "sgd"): (0.0, 0.0, 0.0), ("mean_field", "sgd"): (0.0, 0.0, 0.0),
+                ("standard", "adam"): (0.0, 1.0, 1.5), ("ntk", "adam"): (0.0, 0.5, 1.0),
+                ("mup", "adam"): (0.0, 0.0, 0.0), ("mean_field", "adamw"): (0.0, 0.0, 0.0)}
+    for (p, o), (i, h, out) in expected.items():
+        assert coord.change_exponents(p, o) == {"input": i, "hidden": h, "output": out}, (p, o)
+
+
+def test_step_one_agrees_and_later_steps_are_outside(results):
+    cmp = _compare(results)
+    for row in ROWS:
+        verdict = cmp[f"{row}_verdict"]
+        at1 = verdict.sel(step=1).values.ravel()
+        assert np.all(at1 == stats.AGREE), (row, at1, cmp[f"{row}_mean"].sel(step=1).values)
+        assert np.all(verdict.sel(step=2).values == stats.OUTSIDE)
+        assert "one update from init" in str(cmp[f"{row}_reason"].sel(step=2).values.ravel()[0])
+    slopes = cmp["preact_change_hidden_exponent_mean"].sel(step=1)
+    assert float(slopes.sel(parameterization="standard")) == pytest.approx(0.5, abs=0.15)
+    assert float(slopes.sel(parameterization="mup")) == pytest.approx(0.0, abs=0.15)
+
+
+def test_a_wrong_exponent_does_not_agree(results, monkeypatch):
+    """Negative: the derivation shifted by 1/2 (e.g. ntk's exponents for standard)."""
+    right = coord.change_exponents
+    monkeypatch.setattr(coord, "change_exponents", lambda p, o: {
+        k: v + 0.5 for k, v in right(p, o).items()})
+    cmp = _compare(results)
+    for row in ROWS:
+        at1 = cmp[f"{row}_verdict"].sel(step=1).values.ravel()
+        assert np.all(at1 == stats.DISAGREE), (row, at1)
