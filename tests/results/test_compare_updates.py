@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from compare_helpers import to_results
 
 from gradstats.results import stats
 from gradstats.simulate.training import simulate_point
 from gradstats.spec import Architecture, Data, Point, Training
 from gradstats.theory import coord
-
-from .compare_helpers import to_results
 
 WIDTHS = (128, 256, 512, 1024)
 ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
@@ -21,10 +20,15 @@ ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
 
 @pytest.fixture(scope="module")
 def results():
-    points = [Point(arch=Architecture(width=w, depth=2, parameterization=p, input_dim=16),
-                    training=Training(lr=1e-3, steps=2, record=(0, 1, 2)),
-                    data=Data(input_dim=16, n_train=128), seed=s, device="cpu",
-                    measure=("updates",))
+    # digits with cross-entropy: the residual softmax - onehot never averages out over a
+    # batch, so one step's change has little seed-to-seed scatter (mse on sphere data: the
+    # batch-mean residual of a random f_0 can be near 0)
+    points = [Point(arch=Architecture(width=w, depth=2, parameterization=p, input_dim=64,
+                                      output_dim=10),
+                    training=Training(lr=1e-3, steps=2, record=(0, 1, 2),
+                                      loss="cross_entropy"),
+                    data=Data(name="digits", input_dim=64, n_train=128), seed=s,
+                    device="cpu", dtype="float64", measure=("updates",))
               for p in ("standard", "mup") for w in WIDTHS for s in range(4)]
     return to_results([simulate_point(p) for p in points])
 
@@ -50,7 +54,8 @@ def test_step_one_agrees_and_later_steps_are_outside(results):
     for row in ROWS:
         verdict = cmp[f"{row}_verdict"]
         at1 = verdict.sel(step=1).values.ravel()
-        assert np.all(at1 == stats.AGREE), (row, at1, cmp[f"{row}_mean"].sel(step=1).values)
+        assert np.all(at1 == stats.AGREE), (row, at1, cmp[f"{row}_mean"].sel(step=1).values,
+                                             cmp[f"{row}_se"].sel(step=1).values)
         assert np.all(verdict.sel(step=2).values == stats.OUTSIDE)
         assert "one update from init" in str(cmp[f"{row}_reason"].sel(step=2).values.ravel()[0])
     slopes = cmp["preact_change_hidden_exponent_mean"].sel(step=1)
@@ -67,3 +72,20 @@ def test_a_wrong_exponent_does_not_agree(results, monkeypatch):
     for row in ROWS:
         at1 = cmp[f"{row}_verdict"].sel(step=1).values.ravel()
         assert np.all(at1 == stats.DISAGREE), (row, at1)
+
+
+def test_coord_figure_draws_measurement_and_theory(results):
+    from gradstats.results import plots
+
+    assert "coord" in plots.kinds_available(results)
+    fig = plots.render(results, "coord")
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert {ax.get_title() for ax in axes} == {"standard, sgd", "mup, sgd"}
+    for ax in axes:
+        pz = ax.get_title().split(",")[0]
+        expected = coord.change_exponents(pz, "sgd")
+        theory = [ln for ln in ax.get_lines() if ln.get_gid() == "theory"]
+        assert len(theory) == 3 and any(ln.get_gid() == "measured" for ln in ax.get_lines())
+        slopes = sorted(np.polyfit(np.log(ln.get_xdata()), np.log(ln.get_ydata()), 1)[0]
+                        for ln in theory)
+        assert slopes == pytest.approx(sorted(expected.values()), abs=1e-9)

@@ -251,7 +251,7 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
     """
     p = np.asarray(values["p"], dtype=float)
     outside = _flags(reasons, template)
-    if "mean" in values and comparison.test != "exponent":
+    if "mean" in values and comparison.test not in ("exponent", "width_exponent"):
         # no cell where nothing was measured or both sides are exactly 0 (e.g. bias gradients
         # at sigma_b = 0), inside the domain or out
         mean = np.broadcast_to(np.asarray(values["mean"], dtype=float), p.shape)

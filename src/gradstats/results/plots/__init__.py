@@ -104,6 +104,8 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
         "tails": lambda: any(v in ds for v in TAIL_SAMPLE_VARS.values()),
         "spectrum": lambda: "noise_eigenvalues" in ds,
         "directions": lambda: all(v in ds for v in directions.REQUIRES),
+        "coord": lambda: "preact_change_rms" in ds and "output_change_rms" in ds
+                         and "width" in ds.dims,
     }
     return [k for k in KINDS if checks[k]()]
 
