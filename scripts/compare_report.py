@@ -11,9 +11,13 @@ rewrites, between their markers:
 - docs/compare.md ``<!-- presets:begin/end -->``: per preset, every comparison's verdict
   counts, the median measured/predicted ratio (or estimate) and the median minimum
   detectable error, the outside reasons;
-- README.md ``<!-- preset-table:begin/end -->``: one line per preset.
+- README.md ``<!-- preset-table:begin/end -->``: one line per preset;
+- README.md ``<!-- residual-table:begin/end -->`` (when the ``residual`` preset is among
+  those run): per network of that preset, the measured and predicted growth of the forward
+  signal and of the gradient norm over depth, and the verdict counts of the kernel rows.
 
-No number in those sections is written by hand. Seeds are the presets' own (the point keys
+Given preset names, only their sections and lines are replaced; the others are kept. No number
+in those sections is written by hand. Seeds are the presets' own (the point keys
 fix every draw), so a rerun reproduces the tables exactly.
 """
 
@@ -84,6 +88,76 @@ def preset_section(name: str, cmp, n_points: int, seeds: int) -> tuple[str, dict
     return "\n".join(lines), totals
 
 
+KERNEL_ROWS = ("grad_sq_norm", "bias_grad_sq_norm", "backward_q", "forward_q")
+
+
+def _network_label(values: dict) -> str:
+    if not int(values.get("residual", 0)):
+        return "plain MLP"
+    scale = str(values.get("residual_scale", "1.0"))
+    return "residual, alpha = " + ("1/sqrt(depth)" if scale == "1/sqrt(depth)" else f"{float(scale):g}")
+
+
+def residual_table(ds, cmp) -> str:
+    """Per network of the residual preset, from layer 1 to layer depth (the last hidden
+    layer): the growth of the forward signal forward_q(depth) / forward_q(1), of the backward
+    signal toward the input backward_q(1) / backward_q(depth) and of the weight gradient
+    grad_sq_norm(1) / grad_sq_norm(depth) (measured seed means, the prediction compare tests
+    in brackets), and the agree / disagree / outside / undetermined cells of each kernel row."""
+    from gradstats.results.compare import _context
+
+    ctx = _context(ds, 0.01)
+    lines = ["| network | norm | depth | forward_q(depth) / forward_q(1) | "
+             "backward_q(1) / backward_q(depth) | grad_sq_norm(1) / grad_sq_norm(depth) | "
+             + " | ".join(f"`{n}` a/d/o/u" for n in KERNEL_ROWS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(KERNEL_ROWS)]
+
+    def at(var: str, sel: dict, layer: int) -> float:
+        da = ds[var].sel(sel).sel(layer=layer)
+        if "step" in da.dims:
+            da = da.sel(step=0)
+        return float(da.mean("seed"))
+
+    keys = sorted(ctx.configs, key=lambda k: (ctx.sel(k).get("norm", ""), ctx.sel(k).get("depth", 0),
+                                              _network_label(ctx.sel(k))))
+    for key in keys:
+        sel, arch = ctx.sel(key), ctx.configs[key][0].arch
+        d = arch.depth
+        fwd = [at(v, sel, d) / at(v, sel, 1) for v in ("forward_q", "theory_forward_q")]
+        back = [at(v, sel, 1) / at(v, sel, d) for v in ("backward_q", "theory_backward_q")]
+        grad = [at(v, sel, 1) / at(v, sel, d) for v in ("grad_sq_norm", "theory_grad_sq_norm")]
+        counts = []
+        for name in KERNEL_ROWS:
+            v = cmp[f"{name}_verdict"].sel(sel).values.ravel()
+            counts.append("/".join(str(int((v == c).sum())) for c in (1, 0, 2, 3)))
+        ratios = " | ".join(f"{_fmt(m)} ({_fmt(p)})" for m, p in (fwd, back, grad))
+        lines.append(f"| {_network_label(sel)} | {arch.norm} | {d} | {ratios} | "
+                     + " | ".join(counts) + " |")
+    return "\n".join(lines)
+
+
+def merge_sections(old: str, new: dict[str, str]) -> str:
+    """The ``### name`` sections of ``old`` with those in ``new`` replaced or added, sorted."""
+    parts = {m.group(1): m.group(0).strip() for m in
+             re.finditer(r"^### (\S+) .*?(?=^### |\Z)", old, flags=re.S | re.M)}
+    parts.update(new)
+    return "\n\n".join(parts[k] for k in sorted(parts))
+
+
+def merge_rows(old: str, header: list[str], new: dict[str, str]) -> str:
+    """The table rows of ``old`` (one per preset, "| `name` | ...") with ``new`` replacing or
+    adding rows, sorted by preset name, under ``header``."""
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)` \|.*$", old, flags=re.M)}
+    rows.update(new)
+    return "\n".join([*header, *(rows[k] for k in sorted(rows))])
+
+
+def between(path: Path, tag: str) -> str:
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    return text[text.index(begin) + len(begin):text.index(end)] if begin in text else ""
+
+
 def replace_between(path: Path, tag: str, body: str) -> None:
     begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     text = path.read_text()
@@ -105,23 +179,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     names = args.presets or preset_names()
-    sections, table = [], ["| preset | points (seeds) | cells agree | disagree | outside | "
-                           "undetermined | agree / tested | rows with a disagreement |",
-                           "|---|---|---|---|---|---|---|---|"]
+    header = ["| preset | points (seeds) | cells agree | disagree | outside | "
+              "undetermined | agree / tested | rows with a disagreement |",
+              "|---|---|---|---|---|---|---|---|"]
+    sections, table = {}, {}
     for name in names:
         ds, n_points, seeds = run_preset(name, args.results, not args.no_run, args.workers)
         cmp = compare(ds)
         text, totals = preset_section(name, cmp, n_points, seeds)
-        sections.append(text)
+        sections[name] = text
         tested = totals["agree"] + totals["disagree"] + totals["undetermined"]
         share = f"{100 * totals['agree'] / tested:.0f}%" if tested else "-"
-        table.append(f"| `{name}` | {n_points} ({seeds}) | {totals['agree']} | {totals['disagree']} | "
-                     f"{totals['outside']} | {totals['undetermined']} | {share} | "
-                     f"{totals['disagreeing']} |")
+        table[name] = (f"| `{name}` | {n_points} ({seeds}) | {totals['agree']} | "
+                       f"{totals['disagree']} | {totals['outside']} | {totals['undetermined']} | "
+                       f"{share} | {totals['disagreeing']} |")
         print(text, "\n", flush=True)
+        if name == "residual":
+            body = residual_table(ds, cmp)
+            replace_between(README, "residual-table", body)
+            print(body, "\n", flush=True)
     replace_between(COMPARE_DOC, "comparisons", comparisons_table())
-    replace_between(COMPARE_DOC, "presets", "\n\n".join(sections))
-    replace_between(README, "preset-table", "\n".join(table))
+    replace_between(COMPARE_DOC, "presets", merge_sections(between(COMPARE_DOC, "presets"),
+                                                           sections))
+    replace_between(README, "preset-table", merge_rows(between(README, "preset-table"),
+                                                       header, table))
     print(f"updated {COMPARE_DOC} and {README}")
 
 

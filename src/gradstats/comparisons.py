@@ -68,7 +68,8 @@ class Comparison:
     test: see the module docstring. steps: ``"init"`` (step 0 only), ``"training"`` (every
     recorded step; step > 0 inside the lazy domain), ``"trained"`` (recorded steps > 0 only)
     or ``"last"`` (each configuration's last finite step). domain: a key of
-    `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement). layers: ``"all"``,
+    `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement; ``"mlp"``: exact for
+    plain MLPs, outside for residual or normalized networks). layers: ``"all"``,
     ``"hidden"`` (readout excluded) or ``"decay"`` (rates over layers ``first_layer..depth``).
     allowance: ``"finite_width"`` (3 beta + 10/width in ln), ``"rate"`` (the per-layer
     allowance spread over the fitted layers), ``"lazy_loss"``, ``"exponent"``
@@ -147,10 +148,10 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="rate", first_layer=2,
                source="signal propagation: the predicted per-layer curve"),
     Comparison("product_bound", "product bound >= gradient norm on every seed", "grad_sq_norm",
-               "theory_product_bound", "bound", domain="any", allowance="none",
+               "theory_product_bound", "bound", domain="mlp", allowance="none",
                max_detectable=math.nan, source="gradstats.theory.bounds.product_bound"),
     Comparison("relu_masked_bound", "relu masked bound >= gradient norm on every seed",
-               "grad_sq_norm", "theory_relu_masked_bound", "bound", domain="any",
+               "grad_sq_norm", "theory_relu_masked_bound", "bound", domain="mlp",
                allowance="none", max_detectable=math.nan,
                source="gradstats.theory.bounds.relu_masked_bound"),
     Comparison("ln_grad_sq_norm_var", "variance of ln grad_sq_norm over networks",
@@ -205,10 +206,11 @@ def allowance_text(comparison: Comparison) -> str:
 
 def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
-    text = {"infinite_width": f"depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
-            "hanin_nica": "relu, Gaussian, no bias, batch 1, target 0",
+    text = {"infinite_width": f"(effective) depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
+            "hanin_nica": "plain relu MLP, Gaussian, no bias, batch 1, target 0",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
-            "outputs": f"depth/width <= {BETA_MAX_OUTPUTS:g}",
+            "outputs": f"(effective) depth/width <= {BETA_MAX_OUTPUTS:g}",
+            "mlp": "plain MLPs (no residual, no norm)",
             "any": "any network"}[comparison.domain]
     if comparison.steps == "training" and comparison.domain == "infinite_width":
         text += f"; step > 0: NTK change <= {LAZY_NTK_CHANGE_MAX:g}"

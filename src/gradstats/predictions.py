@@ -10,6 +10,9 @@ datasets: no torch, no JAX, no re-simulation.
 This module is the only place where `simulate` output meets `theory`; neither imports the
 other. A prediction that fails (e.g. a theory function missing for an activation) is left
 out and its reason returned in ``notes``: the point's measurements are never lost to it.
+Predictions derived for plain MLPs only (product bounds, ln chi_1, Hanin-Nica) are not computed
+for residual or normalized networks, by design and without a note: `gradstats compare` marks
+their rows `outside` with the reason (`gradstats.theory.validity.plain_mlp`).
 """
 
 from __future__ import annotations
@@ -148,7 +151,11 @@ def whiten(k: np.ndarray, f: np.ndarray, rcond: float) -> np.ndarray:
 
 
 def signal(record, theory) -> dict[str, np.ndarray]:
-    """ln chi_1 of the architecture (fixed-point decay rate per layer)."""
+    """ln chi_1 of the architecture (fixed-point decay rate per layer); plain MLPs only: the
+    mean-field fixed point of h_l = W phi(h_{l-1}) is no rate of a residual or normalized
+    network (its per-layer curve is in theory_backward_q)."""
+    if not record.point.arch.is_mlp:
+        return {}
     chi_1 = float(theory.signal_propagation(record.point.arch).chi_1)
     return {"theory_ln_chi1": np.asarray(math.log(chi_1) if chi_1 > 0 else np.nan)}
 
@@ -163,9 +170,11 @@ def ntk_at_init(record, theory) -> dict[str, np.ndarray]:
 
 
 def bounds(record, theory) -> dict[str, np.ndarray]:
-    """Product bounds on ||dL/dW_l||_F of the step-0 network, at the raw-weight scale."""
+    """Product bounds on ||dL/dW_l||_F of the step-0 network, at the raw-weight scale; plain
+    MLPs only (derived for h_l = W_l phi(h_{l-1}): a residual or normalized network is
+    `outside` their domain, `gradstats.theory.validity.plain_mlp`, and they are not computed)."""
     inputs, arch = record.inputs, record.point.arch
-    if inputs.grad_output0 is None:
+    if inputs.grad_output0 is None or not arch.is_mlp:
         return {}
     args = (inputs.weights0, inputs.preacts0, inputs.grad_output0, inputs.x0)
     out = {"theory_product_bound": np.asarray(

@@ -23,6 +23,26 @@ false-alarm rate. Outside the domain the theory is not tested: narrow deep netwo
 exactly where the infinite-width prediction is expected to fail, and a verdict there would
 mean nothing.
 
+Residual and normalized networks: the effective depth (`effective_depth`). In a plain MLP
+every hidden layer draws its stream afresh, so each contributes a full 1/width to beta. A
+residual block h_l = h_{l-1} + alpha z_l adds to a stream it does not replace; it contributes
+the weight w_l = min(1, 2 r_l) with r_l the fraction of the block's output signal it adds at
+infinite width (forward: alpha^2 E|z_l|^2 / E|h_l|^2 from the length map; backward:
+alpha^2 chi_branch / (1 + alpha^2 chi_branch); the larger of the two), and
+beta = (sum_l w_l) / width over the hidden layers. With alpha = 1/sqrt(depth), sum_l w_l
+stays O(1) as depth grows (width and depth limits commute: Hayou & Yang 2023); with alpha = 1
+and no normalization r_l is constant (0.43 for relu at sigma_w2 = 1.5) and beta grows like
+depth/width, with a coefficient close to an MLP's; with LayerNorm before the branch the
+stream grows linearly, r_l ~ 1/l and sum_l w_l ~ ln(depth). The factor 2 is measured, not
+derived: the fluctuations of a residual block without interlayer correlations would weigh
+(4 r + r^2)/5 of a plain layer's (cross term 2 h.z and |z|^2 against relu's 5/width per
+layer), but relu ResNets with alpha = 1 are hypoactivated and their layers correlated
+(Li, Nica & Roy 2021), and at width 512, depth 64, alpha = 1, sigma_w2 = 1.5 the per-seed
+variance of ln forward_q grew by 4.4/width per layer, 0.88 of an MLP layer's (2 r = 0.87);
+with alpha = 1/sqrt(depth) or LayerNorm the per-seed spreads of the per-layer rows (0.02-0.13)
+stay well inside the envelope sqrt(4 beta) (`conditional_log_variance`). For a plain MLP, with
+or without LayerNorm, beta = depth/width as before.
+
 Output distribution at init (`output_distribution`): rows that test the distribution of the
 raw outputs f over networks (the unconditional chi^2-like statistics, the NNGP whitening) are
 dominated by the tails of f and by its small-eigenvalue directions, where the O(beta)
@@ -40,7 +60,14 @@ off by a relative eps changes the predicted gradient norms by about eps and the 
 training loss by about eps * ln(L_0 / L_t) (gradient flow on a quadratic: L_t = sum_i c_i
 exp(-2 lambda_i t), each rate scaled by 1 + eps); these are the allowances.
 
-Hanin-Nica (`hanin_nica`): the finite-width law of ln grad_sq_norm holds for relu networks
+Plain MLPs (`plain_mlp`): the product bounds (||dL/dW_l|| <= prod_k ||W_k|| ||D_k|| ...,
+relu's masked bound, the sigmoid bound), the Hanin-Nica law and the mean-field fixed points
+(q*, chi_1) are derived for h_l = W_l phi(h_{l-1}) + b_l; for residual or normalized
+networks they are `outside` ("plain MLPs only: residual/norm") and `gradstats.predictions`
+does not compute them. The kernel-based rows hold for every composition the kernels
+implement (residual blocks, LayerNorm), inside the effective-depth domain above.
+
+Hanin-Nica (`hanin_nica`): the finite-width law of ln grad_sq_norm holds for plain relu MLPs
 with Gaussian weights and no bias, one example (batch_size 1) of sphere data with target 0
 and a scalar output (`gradstats.theory.finite_width`: exact for the readout layer; the
 hidden layers' equal variance is a Monte Carlo finding, not a derivation).
@@ -54,7 +81,13 @@ the theory and not estimated from the seeds under test.
 
 from __future__ import annotations
 
-from gradstats.spec import Point
+import functools
+import math
+
+import numpy as np
+
+from gradstats import activations
+from gradstats.spec import Architecture, Point
 
 BETA_MAX = 0.1
 WIDTH_MIN = 64
@@ -66,9 +99,67 @@ LAZY_LOSS_ALLOWANCE_MAX = 0.5
 LAZY_NTK_CHANGE_MAX = 0.1
 
 
+RESIDUAL_WEIGHT_COEF = 2.0  # w_l = min(1, 2 r_l): the measured envelope (module docstring)
+_QUADRATURE_POINTS = 64  # probabilists' Gauss-Hermite: exact for relu's E[phi^2], E[phi'^2]
+
+
+@functools.cache
+def _gauss_rule() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(_QUADRATURE_POINTS)
+    return x, w / math.sqrt(2 * math.pi)
+
+
+def _gauss_moments(name: str, q: float) -> tuple[float, float]:
+    """E[phi(sqrt(q) z)^2] and E[phi'(sqrt(q) z)^2], z ~ N(0, 1) (numpy quadrature)."""
+    x, w = _gauss_rule()
+    phi, dphi = activations.functions(name, "numpy")
+    u = math.sqrt(max(q, 0.0)) * x
+    return float(w @ phi(u) ** 2), float(w @ dphi(u) ** 2)
+
+
+@functools.cache
+def effective_depth(arch: Architecture, q0: float = 1.0) -> float:
+    """sum over hidden layers of the weight w_l each contributes to beta (module docstring):
+    1 for a plain layer (the first layer, every hidden layer of a plain MLP), min(1, 2 r_l)
+    for a residual block, r_l the fraction of the block's output signal it adds (forward or
+    backward, whichever is larger) at infinite width. ``q0``: the input mean square."""
+    if not arch.residual or arch.depth < 2:
+        return float(arch.depth)
+    a2, sw2 = arch.alpha**2, float(arch.sigma_w2)
+    sb2 = float(arch.sigma_b2) if arch.bias else 0.0
+    normalized = arch.norm != "none"  # the branch sees its input at unit mean square
+    q = sw2 * q0 + sb2  # the stream after layer 1
+    total = 1.0
+    for _ in range(2, arch.depth + 1):
+        e_phi2, e_dphi2 = _gauss_moments(arch.activation, 1.0 if normalized else q)
+        added = a2 * (sw2 * e_phi2 + sb2)
+        chi = a2 * sw2 * e_dphi2 / (q if normalized else 1.0)
+        r = max(added / (q + added), chi / (1.0 + chi))
+        total += min(1.0, RESIDUAL_WEIGHT_COEF * r)
+        q += added
+    return total
+
+
 def beta(point: Point) -> float:
-    """sum over hidden layers of 1/width: depth / width."""
-    return point.arch.depth / point.arch.width
+    """sum over hidden layers of w_l/width: depth / width for a plain MLP (with or without
+    normalization); the effective depth over width for a residual network."""
+    return effective_depth(point.arch) / point.arch.width
+
+
+def _beta_label(point: Point) -> str:
+    return "effective depth/width" if point.arch.residual else "depth/width"
+
+
+def plain_mlp(point: Point) -> str | None:
+    """None for a plain MLP (no residual blocks, no normalization), else the reason: the
+    prediction (product bounds, Hanin-Nica, mean-field fixed points) is derived for
+    h_l = W_l phi(h_{l-1}) only."""
+    a = point.arch
+    if a.is_mlp:
+        return None
+    parts = ([f"residual blocks (alpha = {a.alpha:.3g})"] if a.residual else []) + (
+        [f"{a.norm} norm"] if a.norm != "none" else [])
+    return "plain MLPs only: residual/norm (this network has " + " and ".join(parts) + ")"
 
 
 def infinite_width(point: Point) -> str | None:
@@ -76,7 +167,8 @@ def infinite_width(point: Point) -> str | None:
     reason."""
     b = beta(point)
     if b > BETA_MAX:
-        return f"depth/width = {b:.3g} > {BETA_MAX:g}: finite-width effects are not small"
+        return (f"{_beta_label(point)} = {b:.3g} > {BETA_MAX:g}: finite-width effects are "
+                "not small")
     if point.arch.width < WIDTH_MIN:
         return f"width {point.arch.width} < {WIDTH_MIN}: finite-width effects are not small"
     return None
@@ -86,8 +178,8 @@ def output_distribution(point: Point) -> str | None:
     """None inside the domain of predictions of the output distribution (beta <= 0.02)."""
     b = beta(point)
     if b > BETA_MAX_OUTPUTS:
-        return (f"depth/width = {b:.3g} > {BETA_MAX_OUTPUTS:g}: the non-Gaussian tails of "
-                "finite-width outputs dominate this statistic")
+        return (f"{_beta_label(point)} = {b:.3g} > {BETA_MAX_OUTPUTS:g}: the non-Gaussian "
+                "tails of finite-width outputs dominate this statistic")
     return infinite_width(point)
 
 
@@ -120,6 +212,8 @@ def hanin_nica(point: Point) -> str | None:
     """None inside the setting of the Hanin-Nica finite-width law, else the reason."""
     a, t, d = point.arch, point.training, point.data
     problems = []
+    if not a.is_mlp:
+        problems.append("a plain MLP (no residual blocks, no normalization)")
     if a.activation != "relu":
         problems.append(f"activation {a.activation} (relu only)")
     if a.init != "gaussian":
@@ -146,6 +240,7 @@ def any_network(point: Point) -> str | None:
 
 
 DOMAINS = {"infinite_width": infinite_width, "outputs": output_distribution,
-           "hanin_nica": hanin_nica, "any": any_network, "lazy": any_network}
+           "hanin_nica": hanin_nica, "any": any_network, "lazy": any_network,
+           "mlp": plain_mlp}
 """Domain name -> function of the point; the lazy condition (`lazy_training`) is checked per
 recorded step on top of it."""

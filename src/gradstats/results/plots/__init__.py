@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import xarray as xr
 from matplotlib.figure import Figure
 
-from gradstats.results.plots import common, directions, ntk
+from gradstats.results.plots import common, directions, layers, ntk
 from gradstats.results.plots.common import MissingVariables, save
 from gradstats.results.plots.directions import plot_directions
-from gradstats.results.plots.layers import plot_layer_norms
+from gradstats.results.plots.layers import plot_layer_norms, plot_signals
 from gradstats.results.plots.ntk import plot_ntk_width
 from gradstats.results.plots.overview import available_panels, plot_summary
 from gradstats.results.plots.phase import plot_phase
@@ -24,8 +24,8 @@ from gradstats.results.plots.spectrum import plot_spectrum
 from gradstats.results.plots.tails import plot_tails
 
 __all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_directions",
-           "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_spectrum", "plot_summary",
-           "plot_tails", "render", "save"]
+           "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_signals", "plot_spectrum",
+           "plot_summary", "plot_tails", "render", "save"]
 
 # Relative-error variables the 'ntk' kind looks for, in order (first found wins), with the
 # step it reads: the empirical NTK's relative change after training (width^-1/2, lazy regime).
@@ -71,6 +71,8 @@ def _first_config(da: xr.DataArray):
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("summary", "one-page summary of whatever variables exist", plot_summary),
     Kind("layers", "per-layer gradient norm vs layer with chi_1^(L-l) theory", plot_layer_norms),
+    Kind("signals", "forward_q, backward_q and grad_sq_norm vs layer beside their predictions",
+         plot_signals),
     Kind("phase", "order/chaos phase diagram over sigma_w2 x sigma_b2", plot_phase),
     Kind("ntk", "NTK relative error vs width, fitted slope and -1/2 reference", _ntk),
     Kind("tails", "survival functions of gradient samples with fitted tails", _tails),
@@ -91,6 +93,7 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
     checks = {
         "summary": lambda: bool(available_panels(ds)),
         "layers": lambda: "grad_sq_norm" in ds and "layer" in ds.dims,
+        "signals": lambda: all(v in ds for v in layers.SIGNALS) and "layer" in ds.dims,
         "phase": lambda: "grad_sq_norm" in ds and "sigma_w2" in ds.dims and ds.sizes["layer"] >= 3,
         "ntk": lambda: any(n in ds and "width" in ds[n].dims for n, _ in NTK_ERROR_VARS),
         "tails": lambda: any(v in ds for v in TAIL_SAMPLE_VARS.values()),
