@@ -34,14 +34,16 @@ stays O(1) as depth grows (width and depth limits commute: Hayou & Yang 2023); w
 and no normalization r_l is constant (0.43 for relu at sigma_w2 = 1.5) and beta grows like
 depth/width, with a coefficient close to an MLP's; with LayerNorm before the branch the
 stream grows linearly, r_l ~ 1/l and sum_l w_l ~ ln(depth). The factor 2 is measured, not
-derived: the fluctuations of a residual block without interlayer correlations would weigh
-(4 r + r^2)/5 of a plain layer's (cross term 2 h.z and |z|^2 against relu's 5/width per
-layer), but relu ResNets with alpha = 1 are hypoactivated and their layers correlated
-(Li, Nica & Roy 2021), and at width 512, depth 64, alpha = 1, sigma_w2 = 1.5 the per-seed
-variance of ln forward_q grew by 4.4/width per layer, 0.88 of an MLP layer's (2 r = 0.87);
-with alpha = 1/sqrt(depth) or LayerNorm the per-seed spreads of the per-layer rows (0.02-0.13)
-stay well inside the envelope sqrt(4 beta) (`conditional_log_variance`). For a plain MLP, with
-or without LayerNorm, beta = depth/width as before.
+derived. Without interlayer correlations a block's fluctuations would weigh (4 r + r^2)/5 of a
+plain relu layer's 5/width (the cross term 2 h.z and |z|^2), and the forward signal does: in
+the `residual` preset (width 512, alpha = 1, sigma_w2 = 1.5, 16 seeds) the per-seed variance
+of ln forward_q grows by 2.2/width per block, 0.43 of a plain layer (r = 0.43). The weight
+gradients fluctuate more (relu ResNets are hypoactivated and their layers correlated: Li, Nica
+& Roy 2021): the median per-seed variance of ln(grad_sq_norm / prediction) was 0.14 at depth
+16 and 0.41 at depth 64, i.e. 5.0 and 3.8 beta with w = 2 r, about the 4 beta envelope of
+plain MLPs (`conditional_log_variance`), where w = r would make them 9.3 and 7.4 beta. With
+alpha = 1/sqrt(depth) or LayerNorm the per-seed spreads of the per-layer rows stay inside
+4 beta. For a plain MLP, with or without LayerNorm, beta = depth/width as before.
 
 Output distribution at init (`output_distribution`): rows that test the distribution of the
 raw outputs f over networks (the unconditional chi^2-like statistics, the NNGP whitening) are
