@@ -4,6 +4,9 @@ import, that a sweep file is parsed without torch or jax, and how fast the CLI s
 - ``gradstats.simulate`` (every module) never imports ``gradstats.theory`` nor jax;
 - ``gradstats.theory`` (every module) never imports torch nor ``gradstats.simulate``;
 - ``gradstats.results`` and ``gradstats.results.plots`` (every module) never import torch;
+- the shared descriptions (``gradstats.layers``, ``activations``, ``parameterization``,
+  ``spec``) import neither torch nor jax: each layer kind's realizations import their backend
+  when they run;
 - no module but the CLI imports ``gradstats.cli`` (the commands it registers do not import it
   back);
 - ``gradstats --help`` and ``gradstats presets`` start in well under a second.
@@ -74,7 +77,9 @@ def _culprits(modules: list[str], forbidden: tuple[str, ...]) -> dict[str, list[
     (["gradstats.theory"], ("torch", "gradstats.simulate")),
     (["gradstats.results"], ("torch",)),
     (["gradstats.results.plots"], ("torch",)),
-], ids=["simulate", "theory", "results", "results.plots"])
+    (["gradstats.layers", "gradstats.activations", "gradstats.parameterization", "gradstats.spec"],
+     ("torch", "jax", "jaxlib", "gradstats.simulate", "gradstats.theory")),
+], ids=["simulate", "theory", "results", "results.plots", "layers"])
 def test_subpackage_never_imports(roots, forbidden):
     modules, loaded = _loaded_after_importing(roots)
     assert len(modules) > 1

@@ -11,7 +11,7 @@ from typing import Any
 
 from gradstats.spec import Architecture, Data, Point, SpecError, Training
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = ["Architecture", "Data", "Point", "SpecError", "Training", "__version__",
            "results", "simulate", "sweeps", "theory"]
 

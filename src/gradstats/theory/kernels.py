@@ -1,5 +1,11 @@
 """Infinite-width NNGP and NTK of an `Architecture`, per readout unit.
 
+The network is the composition of `gradstats.layers.network_spec(arch)`; each layer kind's
+``kernel_apply`` is its map (docs/theory.md, "Compositions"), and this module runs them over
+the blocks (a ``lax.scan`` over runs of identical blocks) and splits the NTK by layer. The
+conventions below are stated for the plain MLP; residual blocks and LayerNorm follow their
+layer modules.
+
 Conventions (identical to neural-tangents' ``stax.Dense`` / activation ``kernel_fn``):
 
 - Input kernel ``K_0(x, x') = x . x' / input_dim``.
