@@ -16,7 +16,7 @@ import xarray as xr
 from gradstats.spec import SEED_DIM, STEP_DIM, Architecture, SpecError
 
 ARCH_FIELDS = ("width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization",
-               "init", "bias", "input_dim")
+               "init", "bias", "input_dim", "norm")
 
 
 def arch_from(values: dict) -> Architecture | None:
@@ -48,8 +48,8 @@ def theory_chi_1(arch: Architecture | None) -> float:
         return math.nan
     try:
         return float(fn(arch).chi_1)
-    except (ValueError, ArithmeticError, AttributeError, SpecError):
-        return math.nan
+    except (ValueError, ArithmeticError, AttributeError, SpecError, NotImplementedError):
+        return math.nan  # NotImplementedError: no per-pair kernel (batch norm)
 
 
 def chi_1_at(ds: xr.Dataset, sel: dict) -> float:
