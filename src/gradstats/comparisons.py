@@ -42,6 +42,13 @@ from gradstats.theory.validity import (
     BETA_COEF,
     BETA_MAX,
     BETA_MAX_OUTPUTS,
+    BN_BATCH_MIN,
+    BN_FIRST_LAYER,
+    BN_LINEAR_BATCH_MAX,
+    BN_MIN_FIT_LAYERS,
+    BN_READOUT_GAP,
+    BN_WIDTH_COEF,
+    BN_WIDTH_MIN,
     LAZY_NTK_CHANGE_MAX,
     WIDTH_COEF,
     WIDTH_MIN,
@@ -70,9 +77,12 @@ class Comparison:
     or ``"last"`` (each configuration's last finite step). domain: a key of
     `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement; ``"mlp"``: exact for
     plain MLPs, outside for residual or normalized networks). layers: ``"all"``,
-    ``"hidden"`` (readout excluded) or ``"decay"`` (rates over layers ``first_layer..depth``).
+    ``"hidden"`` (readout excluded), ``"decay"`` (rates over layers ``first_layer..depth``)
+    or ``"window"`` (a per-seed rate fitted over layers ``first_layer..depth - readout_gap``
+    against a predicted rate with no layer dim).
     allowance: ``"finite_width"`` (3 beta + 10/width in ln), ``"rate"`` (the per-layer
-    allowance spread over the fitted layers), ``"lazy_loss"``, ``"exponent"``
+    allowance spread over the fitted layers), ``"bn_width"`` (BN_WIDTH_COEF / width per
+    layer), ``"lazy_loss"``, ``"exponent"``
     or ``"none"``; at step > 0 the relative NTK change is added for kernel-based rows.
     max_detectable: the error the test must be able to see (80% power at the Holm level of its
     row) for "agree": a ratio (ratio tests), an absolute difference (difference tests; for
@@ -81,6 +91,9 @@ class Comparison:
     theory's null variance (`gradstats.theory.validity.conditional_log_variance`).
     kurtosis: the prediction variable holding the per-seed law's excess kurtosis.
     exponent: the predicted width exponent of ``exponent`` rows.
+    readout_gap: hidden layers next to the readout left out of a ``"window"`` fit.
+    batch_norm: the prediction holds for batch-normalized networks too (every other row is
+    ``outside`` at norm = "batch": `gradstats.theory.validity.batch_normalized`).
     """
 
     name: str
@@ -99,6 +112,8 @@ class Comparison:
     null_inflation: bool = False
     kurtosis: str = ""
     exponent: float = math.nan
+    readout_gap: int = 0
+    batch_norm: bool = False
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
@@ -107,6 +122,8 @@ EXPONENT_ALLOWANCE = 0.1  # fitted exponents agree within +-0.1 of the predictio
 # an exponent row must be able to tell -1/2 from the neighbouring laws 0 (no decay) and -1
 # (the 1/width of Dyer & Gur-Ari): an error of 0.4 must be visible
 EXPONENT_MAX_DETECTABLE = 0.4
+# the batch-norm rate row must be able to see a per-layer factor lambda off by 10%
+BN_RATE_MAX_DETECTABLE = math.log(1.1)
 
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
@@ -122,7 +139,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                "theory_forward_q", "log_ratio", layers="hidden", source="NNGP diagonal"),
     Comparison("weight_sq_norm", "squared norm of the effective weights", "weight_sq_norm",
                "theory_weight_sq_norm", "log_ratio", domain="any", allowance="none",
-               source="exact expectation at init"),
+               source="exact expectation at init", batch_norm=True),
     Comparison("grad_sq_norm_marginal", "weight-gradient norm over outputs f ~ GP (unconditional)",
                "grad_sq_norm", ("theory_grad_sq_norm_null_mean", "theory_grad_sq_norm_null_var"),
                "quadratic_form", domain="outputs", allowance="none", null_inflation=True,
@@ -181,6 +198,15 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
                source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
                needs="at least 3 widths and training steps"),
+    Comparison("bn_grad_sq_norm_rate", "growth of grad_sq_norm per layer toward the input "
+               f"with batch norm (layers {BN_FIRST_LAYER}..depth-{BN_READOUT_GAP})",
+               "grad_sq_norm", "theory_bn_ln_growth", "difference", domain="batch_norm",
+               layers="window", allowance="bn_width", first_layer=BN_FIRST_LAYER,
+               readout_gap=BN_READOUT_GAP, max_detectable=BN_RATE_MAX_DETECTABLE,
+               batch_norm=True,
+               source="Yang et al. 2019 mean field of batch norm: lambda(B) "
+                      "(gradstats.theory.batchnorm, docs/batchnorm.md)",
+               needs='norm = "batch" points'),
 )
 
 
@@ -198,6 +224,7 @@ def allowance_text(comparison: Comparison) -> str:
         "finite_width": f"{BETA_COEF:g} beta + {WIDTH_COEF:g}/width in ln"
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
+        "bn_width": f"{BN_WIDTH_COEF:g}/width per layer",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "none": "none",
@@ -211,7 +238,13 @@ def domain_text(comparison: Comparison) -> str:
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
             "outputs": f"(effective) depth/width <= {BETA_MAX_OUTPUTS:g}",
             "mlp": "plain MLPs (no residual, no norm)",
+            "batch_norm": f"norm = batch, no residual, relu or tanh (linear: B <= "
+                          f"{BN_LINEAR_BATCH_MAX}), B >= {BN_BATCH_MIN}, width >= {BN_WIDTH_MIN}, "
+                          f"Gaussian init, mse, depth >= "
+                          f"{BN_FIRST_LAYER + BN_READOUT_GAP + BN_MIN_FIT_LAYERS - 1}, step 0",
             "any": "any network"}[comparison.domain]
     if comparison.steps == "training" and comparison.domain == "infinite_width":
         text += f"; step > 0: NTK change <= {LAZY_NTK_CHANGE_MAX:g}"
+    if not comparison.batch_norm:
+        text += "; not batch norm"
     return text

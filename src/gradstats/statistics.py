@@ -343,3 +343,10 @@ for _s in (
               "on the training set): the lazy-regime prediction", kind="prediction"),
 ):
     register(_s)
+
+# --- batch normalization (issue 13) ---------------------------------------------------------
+register(Statistic(
+    "theory_bn_ln_growth", (), "theory: ln of the batch-norm gradient growth per layer",
+    "1/layer", "ln lambda(B): ||dL/dW_l||^2 / ||dL/dW_{l+1}||^2 -> lambda(B) between hidden "
+    "layers at infinite width with norm = 'batch' (Yang et al. 2019; "
+    "gradstats.theory.batchnorm.bn_gradient_growth_rate; docs/batchnorm.md)", kind="prediction"))

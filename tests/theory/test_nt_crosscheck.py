@@ -83,3 +83,103 @@ def test_torch_weights_in_nt_apply_fn_give_the_same_outputs(parameterization, bi
         _, apply_fn, _ = nt_backend.stax_network(arch)
         out_nt = np.asarray(apply_fn(nt_backend.params_from_torch(model, arch), x))
     np.testing.assert_allclose(out_nt, out_torch, rtol=1e-12, atol=1e-12)
+
+
+# Residual and LayerNorm compositions (gradstats.layers): (residual, residual_scale, norm,
+# depth, x2). Each case checks one of the two paths (x2=None: the symmetric one with the
+# exact diagonal; x2 given: the cross kernel) so the file stays cheap; "1/sqrt(depth)" at
+# depth 6 is alpha = 0.408, distinct from the explicit 0.5. Depths stay <= 6 with alpha = 1:
+# the stream variance grows with depth and with it the error of neural-tangents' own
+# Gauss-Hermite tanh (1e-9 relative at depth 4, 2e-7 at depth 5).
+COMPOSITIONS = [
+    (True, 1.0, "none", 4, None),
+    (True, 0.5, "none", 4, X2),
+    (True, "1/sqrt(depth)", "none", 6, None),
+    (False, 1.0, "layer", 3, X2),
+    (True, "1/sqrt(depth)", "layer", 4, None),
+]
+
+
+def _composed(activation, parameterization, bias, residual, scale, norm, depth, **kw):
+    return Architecture(width=48, depth=depth, activation=activation, sigma_w2=1.6,
+                        sigma_b2=0.1, bias=bias, parameterization=parameterization,
+                        input_dim=D, residual=residual, residual_scale=scale, norm=norm, **kw)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf", "tanh"])
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_residual_and_layer_norm_kernels_match_neural_tangents(activation, parameterization,
+                                                               bias):
+    for residual, scale, norm, depth, x2 in COMPOSITIONS:
+        arch = _composed(activation, parameterization, bias, residual, scale, norm, depth)
+        k_nt, t_nt = nt_backend.kernels(arch, X1, x2, x64=True, deg=TANH_DEG)
+        k, t = theory.nngp(arch, X1, x2, x64=True), theory.ntk(arch, X1, x2, x64=True)
+        case = (residual, scale, norm, depth, x2 is None)
+        assert _rel(k, k_nt) < 1e-6, (case, _rel(k, k_nt))
+        assert _rel(t, t_nt) < 1e-6, (case, _rel(t, t_nt))
+
+
+def test_crosscheck_rejects_a_wrong_alpha_or_a_missing_layer_norm():
+    """The comparison above can fail: neural-tangents' kernels of a network with another
+    alpha, or without its LayerNorm, are far from ours at the 1e-6 level."""
+    import dataclasses
+
+    arch = _composed("relu", "standard", True, True, 0.5, "layer", 4)
+    k, t = theory.nngp_and_ntk(arch, X1, X2, x64=True)
+    for wrong in (dataclasses.replace(arch, residual_scale=0.55),
+                  dataclasses.replace(arch, norm="none")):
+        k_nt, t_nt = nt_backend.kernels(wrong, X1, X2, x64=True)
+        assert _rel(t, t_nt) > 1e-3 and _rel(k, k_nt) > 1e-3, wrong
+    # folding alpha into the branch's W_std/b_std is exact for the NNGP but not for the
+    # standard-parameterization NTK (raw-parameter gradients of alpha z carry alpha^2)
+    import math
+
+    from neural_tangents import stax
+
+    sw, sb, a = math.sqrt(arch.sigma_w2), math.sqrt(arch.sigma_b2), arch.alpha
+    pre = [stax.LayerNorm(axis=-1, eps=1e-12), stax.Relu()]
+    branch = stax.serial(*pre, stax.Dense(48, W_std=a * sw, b_std=a * sb,
+                                          parameterization="standard"))
+    folded = stax.serial(
+        stax.Dense(48, W_std=sw, b_std=sb, parameterization="standard"),
+        *[stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), branch), stax.FanInSum())
+          for _ in range(3)],
+        *pre, stax.Dense(1, W_std=sw, b_std=sb, parameterization="standard"))
+    from gradstats.theory._compat import enable_x64
+
+    with enable_x64():
+        kf = folded[2](X1, X2, ("nngp", "ntk"))
+    assert _rel(np.asarray(kf.nngp), k) < 1e-12
+    assert _rel(np.asarray(kf.ntk), t) > 1e-3
+
+
+def test_batch_norm_has_no_neural_tangents_kernel():
+    arch = Architecture(width=16, depth=2, input_dim=D, norm="batch")
+    with pytest.raises(NotImplementedError, match="batch"):
+        nt_backend.stax_network(arch)
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+@pytest.mark.parametrize(("residual", "scale", "norm"),
+                         [(True, 0.5, "none"), (False, 1.0, "layer"),
+                          (True, "1/sqrt(depth)", "layer")])
+def test_torch_weights_in_nt_apply_fn_residual_layer_norm(parameterization, residual, scale,
+                                                          norm):
+    """Guard for the compositions: `build_model` and the stax apply_fn compute the same f."""
+    import torch
+
+    from gradstats.simulate import build_model
+    from gradstats.theory._compat import enable_x64
+
+    arch = Architecture(width=32, depth=4, activation="tanh", sigma_w2=1.7, sigma_b2=0.3,
+                        parameterization=parameterization, input_dim=D, output_dim=2,
+                        residual=residual, residual_scale=scale, norm=norm)
+    model = build_model(arch, seed=3, dtype=torch.float64)
+    x = np.random.default_rng(2).normal(size=(7, D))
+    with torch.no_grad():
+        out_torch = model(torch.tensor(x)).numpy()
+    with enable_x64():
+        _, apply_fn, _ = nt_backend.stax_network(arch)
+        out_nt = np.asarray(apply_fn(nt_backend.params_from_torch(model, arch), x))
+    np.testing.assert_allclose(out_nt, out_torch, rtol=1e-11, atol=1e-12)

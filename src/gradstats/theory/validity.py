@@ -241,8 +241,84 @@ def any_network(point: Point) -> str | None:
     return None
 
 
+# --- batch normalization (docs/batchnorm.md) -------------------------------------------------
+# The growth rate lambda(B) of ||dL/dW_l||^2 toward the input is fitted per seed as the OLS slope
+# of ln grad_sq_norm over hidden layers BN_FIRST_LAYER..depth - BN_READOUT_GAP: layer 1 sees the
+# raw inputs (its own input Gram, and the inputs are not at the BSB1 fixed point), and the
+# hidden layers next to the readout show a finite-width transient with the y = 0 mse loss
+# (docs/batchnorm.md). Inside the domain below the measured finite-width deviation of that
+# slope from ln lambda is |width x deviation| <= 5.1 +- 2.0 (relu, tanh; B = 8, 32; widths
+# 256-1024; docs/batchnorm.md) and <= 1.8 +- 0.4 on sphere data with teacher targets (widths
+# 128-512): the allowance is BN_WIDTH_COEF / width per layer.
+BN_FIRST_LAYER = 2
+BN_READOUT_GAP = 5
+BN_MIN_FIT_LAYERS = 4
+BN_WIDTH_MIN = 256
+BN_BATCH_MIN = 6
+BN_WIDTH_COEF = 6.0
+BN_ACTIVATIONS = ("relu", "tanh")  # measured; linear only at batch_size <= BN_LINEAR_BATCH_MAX
+BN_LINEAR_BATCH_MAX = 8
+BN_EPS_FACTOR = 100.0  # the per-unit batch variance must exceed 100 eps
+
+
+def batch_norm_rate(point: Point) -> str | None:
+    """None inside the domain of the batch-norm growth rate lambda(B), else the reason."""
+    from gradstats.layers.norm import BATCH_NORM_EPS
+    from gradstats.theory.batchnorm import relu_sphere_moments, sphere_moments
+
+    a, t = point.arch, point.training
+    if a.norm != "batch":
+        return f"norm = {a.norm!r}: the rate is that of batch-normalized networks"
+    if a.residual:
+        return "residual blocks: the rate is derived for the plain batch-normalized MLP"
+    if t.batch_size < BN_BATCH_MIN:
+        return (f"batch_size {t.batch_size} < {BN_BATCH_MIN}: a layer's backward factor has "
+                "infinite variance (E chi^-4_{B-1} = inf for B <= 5), finite-width corrections "
+                "are not bounded by the measured allowance")
+    linear_ok = a.activation == "linear" and t.batch_size <= BN_LINEAR_BATCH_MAX
+    if a.activation not in BN_ACTIVATIONS and not linear_ok:
+        if a.activation == "linear":
+            return (f"linear at batch_size {t.batch_size} > {BN_LINEAR_BATCH_MAX}: the forward "
+                    "Gram relaxes by (B-1)/(B+1) per layer, finite-width errors exceed the rate "
+                    "below width ~ 25 B (docs/batchnorm.md)")
+        return (f"activation {a.activation}: finite-width corrections of the rate measured for "
+                f"{', '.join(BN_ACTIVATIONS)} (and linear at B <= {BN_LINEAR_BATCH_MAX}) only")
+    if a.width < BN_WIDTH_MIN:
+        return f"width {a.width} < {BN_WIDTH_MIN}: finite-width corrections not measured"
+    if a.init != "gaussian":
+        return f"init {a.init}: the rate is measured for Gaussian weights"
+    if t.loss != "mse":
+        return f"loss {t.loss}: the fit window is measured with the mse loss"
+    fitted = a.depth - BN_READOUT_GAP - BN_FIRST_LAYER + 1
+    if fitted < BN_MIN_FIT_LAYERS:
+        return (f"depth {a.depth} < {BN_FIRST_LAYER + BN_READOUT_GAP + BN_MIN_FIT_LAYERS - 1}: "
+                f"fewer than {BN_MIN_FIT_LAYERS} layers between layer {BN_FIRST_LAYER} and the "
+                f"{BN_READOUT_GAP} hidden layers next to the readout")
+    mom = (relu_sphere_moments(t.batch_size) if a.activation == "relu"
+           else sphere_moments(a.activation, t.batch_size))
+    if a.sigma_w2 * mom.nu < BN_EPS_FACTOR * BATCH_NORM_EPS:
+        return (f"sigma_w2 nu = {a.sigma_w2 * mom.nu:.2g} < {BN_EPS_FACTOR:g} eps: batch norm's "
+                "eps is not negligible")
+    return None
+
+
+def batch_norm_rate_allowance(point: Point) -> float:
+    """Model-error allowance of the fitted per-layer rate: BN_WIDTH_COEF / width (ln units)."""
+    return BN_WIDTH_COEF / max(point.arch.width, 1)
+
+
+def batch_normalized(point: Point) -> str | None:
+    """The reason a per-pair prediction (kernels, per-example NTK, MLP bounds, lazy training)
+    does not apply to a batch-normalized network; None for any other network."""
+    if point.arch.norm != "batch":
+        return None
+    return ("norm = 'batch': the batch statistics couple the examples (no per-pair kernel, "
+            "per-example NTK or MLP product bound); its rows are bn_grad_sq_norm_rate and "
+            "weight_sq_norm")
+
+
 DOMAINS = {"infinite_width": infinite_width, "outputs": output_distribution,
            "hanin_nica": hanin_nica, "any": any_network, "lazy": any_network,
-           "mlp": plain_mlp}
+           "mlp": plain_mlp, "batch_norm": batch_norm_rate}
 """Domain name -> function of the point; the lazy condition (`lazy_training`) is checked per
 recorded step on top of it."""

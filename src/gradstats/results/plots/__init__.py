@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import xarray as xr
 from matplotlib.figure import Figure
 
-from gradstats.results.plots import common, directions, layers, ntk
+from gradstats.results.plots import batchnorm, common, directions, layers, ntk
+from gradstats.results.plots.batchnorm import plot_batchnorm
 from gradstats.results.plots.common import MissingVariables, save
 from gradstats.results.plots.directions import plot_directions
 from gradstats.results.plots.layers import plot_layer_norms, plot_signals
@@ -23,9 +24,9 @@ from gradstats.results.plots.phase import plot_phase
 from gradstats.results.plots.spectrum import plot_spectrum
 from gradstats.results.plots.tails import plot_tails
 
-__all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_directions",
-           "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_signals", "plot_spectrum",
-           "plot_summary", "plot_tails", "render", "save"]
+__all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_batchnorm",
+           "plot_directions", "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_signals",
+           "plot_spectrum", "plot_summary", "plot_tails", "render", "save"]
 
 # Relative-error variables the 'ntk' kind looks for, in order (first found wins), with the
 # step it reads: the empirical NTK's relative change after training (width^-1/2, lazy regime).
@@ -78,6 +79,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("tails", "survival functions of gradient samples with fitted tails", _tails),
     Kind("spectrum", "gradient-noise covariance spectrum rank plot", plot_spectrum),
     Kind("directions", "vMF kappa and R_bar over training vs uniform", plot_directions),
+    Kind("batchnorm", "ln gradient norm vs layer per batch size with the batch-norm slope",
+         plot_batchnorm),
 )}
 
 
@@ -99,6 +102,7 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
         "tails": lambda: any(v in ds for v in TAIL_SAMPLE_VARS.values()),
         "spectrum": lambda: "noise_eigenvalues" in ds,
         "directions": lambda: all(v in ds for v in directions.REQUIRES),
+        "batchnorm": lambda: all(v in ds for v in batchnorm.REQUIRES) and "layer" in ds.dims,
     }
     return [k for k in KINDS if checks[k]()]
 

@@ -55,8 +55,8 @@ def theory_chi_1(arch: Architecture | None) -> float:
         return math.nan
     try:
         return float(fn(arch).chi_1)
-    except (ValueError, ArithmeticError, AttributeError, SpecError):
-        return math.nan
+    except (ValueError, ArithmeticError, AttributeError, SpecError, NotImplementedError):
+        return math.nan  # NotImplementedError: no per-pair kernel (batch norm)
 
 
 def chi_1_at(ds: xr.Dataset, sel: dict) -> float:
