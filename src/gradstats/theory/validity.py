@@ -159,6 +159,8 @@ def plain_mlp(point: Point) -> str | None:
     a = point.arch
     if a.is_mlp:
         return None
+    if a.norm == "batch":  # the batch-norm reason, as every per-pair row gives it
+        return batch_normalized(point)
     parts = ([f"residual blocks (alpha = {a.alpha:.3g})"] if a.residual else []) + (
         [f"{a.norm} norm"] if a.norm != "none" else [])
     return "plain MLPs only: residual/norm (this network has " + " and ".join(parts) + ")"
