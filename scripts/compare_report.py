@@ -11,9 +11,16 @@ rewrites, between their markers:
 - docs/compare.md ``<!-- presets:begin/end -->``: per preset, every comparison's verdict
   counts, the median measured/predicted ratio (or estimate) and the median minimum
   detectable error, the outside reasons;
-- README.md ``<!-- preset-table:begin/end -->``: one line per preset.
+- README.md ``<!-- preset-table:begin/end -->``: one line per preset;
+- README.md ``<!-- batchnorm-table:begin/end -->`` (when the ``batchnorm`` preset is run):
+  the measured and predicted batch-norm growth rates per configuration;
+- README.md ``<!-- residual-table:begin/end -->`` (when the ``residual`` preset is run): per
+  network of that preset, the measured and predicted growth of the forward signal, the
+  backward signal and the gradient norm over depth, and the verdict counts of the kernel rows.
 
-No number in those sections is written by hand. Seeds are the presets' own (the point keys
+With preset names, only those presets' sections and table lines are replaced (the others are
+kept as they are); without, every preset is run. No number in those sections is written by
+hand. Seeds are the presets' own (the point keys
 fix every draw), so a rerun reproduces the tables exactly.
 """
 
@@ -23,6 +30,8 @@ import argparse
 import math
 import re
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARE_DOC = ROOT / "docs" / "compare.md"
@@ -84,6 +93,123 @@ def preset_section(name: str, cmp, n_points: int, seeds: int) -> tuple[str, dict
     return "\n".join(lines), totals
 
 
+def batchnorm_table(cmp, ds) -> str:
+    """Per configuration of the ``batchnorm`` preset: the fitted rate -d ln grad_sq_norm/dl
+    (seed mean +- SE), ln lambda(B), their difference, the allowance, the detectable error and
+    the verdict of ``bn_grad_sq_norm_rate``."""
+    from gradstats.comparisons import by_name
+    from gradstats.results import stats
+
+    name = "bn_grad_sq_norm_rate"
+    row = by_name(name)
+    verdict = cmp[f"{name}_verdict"]
+    lines = [f"Rate fitted per seed over layers {row.first_layer}..depth-{row.readout_gap} "
+             f"(minus the OLS slope of ln grad_sq_norm on the layer index), {ds.sizes['seed']} seeds; "
+             f"`{name}` at level {verdict.attrs['level']:g} (Holm over "
+             f"{verdict.attrs['n_tested']} cells), allowance {verdict.attrs['allowance']}, "
+             "agree only if a 10% error in lambda would have been seen:", "",
+             "| activation | batch size | depth | measured rate | predicted ln λ(B) | "
+             "difference | allowance | detects | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    dims = list(verdict.dims)
+    for index in np.ndindex(verdict.shape):
+        code = float(verdict.values[index])
+        if not math.isfinite(code):
+            continue
+        sel = {d: verdict[d].values[i] for d, i in zip(dims, index, strict=True)}
+        get = {k: float(cmp[f"{name}_{k}"].values[index])
+               for k in ("mean", "pred", "estimate", "se", "allowance", "detectable")}
+        act, batch, depth = (sel[k] if k in sel else ds[k].item() if k in ds.coords else "-"
+                             for k in ("activation", "batch_size", "depth"))
+        lines.append(f"| {act} | {batch} | {depth} | {get['mean']:.4f} ± {get['se']:.4f} | "
+                     f"{get['pred']:.4f} | {get['estimate']:+.4f} | ±{get['allowance']:.4f} | "
+                     f"±{get['detectable']:.3f} | {stats.VERDICT_NAMES[int(code)]} |")
+    return "\n".join(lines)
+
+
+KERNEL_ROWS = ("grad_sq_norm", "bias_grad_sq_norm", "backward_q", "forward_q")
+
+
+def _network_label(values: dict) -> str:
+    if not int(values.get("residual", 0)):
+        return "plain MLP"
+    scale = str(values.get("residual_scale", "1.0"))
+    return "residual, alpha = " + ("1/sqrt(depth)" if scale == "1/sqrt(depth)" else f"{float(scale):g}")
+
+
+def residual_table(ds, cmp) -> str:
+    """Per network of the residual preset, from layer 1 to layer depth (the last hidden
+    layer): the growth of the forward signal forward_q(depth) / forward_q(1), of the backward
+    signal toward the input backward_q(1) / backward_q(depth) and of the weight gradient
+    grad_sq_norm(1) / grad_sq_norm(depth) (measured seed means, the prediction compare tests
+    in brackets), and the agree / disagree / outside / undetermined cells of each kernel row."""
+    from gradstats.results.compare import _context
+
+    ctx = _context(ds, 0.01)
+    lines = ["| network | norm | depth | forward_q(depth) / forward_q(1) | "
+             "backward_q(1) / backward_q(depth) | grad_sq_norm(1) / grad_sq_norm(depth) | "
+             + " | ".join(f"`{n}` a/d/o/u" for n in KERNEL_ROWS) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(KERNEL_ROWS)]
+
+    def at(var: str, sel: dict, layer: int) -> float:
+        da = ds[var].sel(sel).sel(layer=layer)
+        if "step" in da.dims:
+            da = da.sel(step=0)
+        return float(da.mean("seed"))
+
+    keys = sorted(ctx.configs, key=lambda k: (ctx.sel(k).get("norm", ""), ctx.sel(k).get("depth", 0),
+                                              _network_label(ctx.sel(k))))
+    for key in keys:
+        sel, arch = ctx.sel(key), ctx.configs[key][0].arch
+        d = arch.depth
+        fwd = [at(v, sel, d) / at(v, sel, 1) for v in ("forward_q", "theory_forward_q")]
+        back = [at(v, sel, 1) / at(v, sel, d) for v in ("backward_q", "theory_backward_q")]
+        grad = [at(v, sel, 1) / at(v, sel, d) for v in ("grad_sq_norm", "theory_grad_sq_norm")]
+        counts = []
+        for name in KERNEL_ROWS:
+            v = cmp[f"{name}_verdict"].sel(sel).values.ravel()
+            counts.append("/".join(str(int((v == c).sum())) for c in (1, 0, 2, 3)))
+        ratios = " | ".join(f"{_fmt(m)} ({_fmt(p)})" for m, p in (fwd, back, grad))
+        lines.append(f"| {_network_label(sel)} | {arch.norm} | {d} | {ratios} | "
+                     + " | ".join(counts) + " |")
+    return "\n".join(lines)
+
+
+def merge_sections(old: str, new: dict[str, str], order: list[str]) -> str:
+    """The ``### preset`` sections of ``old`` with those in ``new`` replaced or added, in
+    ``order`` (presets not in ``order`` last)."""
+    parts = re.split(r"(?m)^(?=### )", old.strip())
+    sections = {}
+    for part in parts:
+        if part.startswith("### "):
+            sections[part.split()[1]] = part.strip()
+    sections.update(new)
+    ranked = sorted(sections, key=lambda n: order.index(n) if n in order else len(order))
+    return "\n\n".join(sections[n] for n in ranked)
+
+
+def merge_table(old: str, new: dict[str, str], order: list[str]) -> str:
+    """The preset table ``old`` (header, rule, one line per preset) with lines replaced or
+    added from ``new``, in ``order``."""
+    lines = old.strip().splitlines()
+    head, rows = lines[:2], {}
+    for line in lines[2:]:
+        match = re.match(r"\| `([^`]+)` \|", line)
+        if match:
+            rows[match.group(1)] = line
+    rows.update(new)
+    ranked = sorted(rows, key=lambda n: order.index(n) if n in order else len(order))
+    return "\n".join(head + [rows[n] for n in ranked])
+
+
+def read_between(path: Path, tag: str) -> str:
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    text = path.read_text()
+    if begin not in text:
+        raise SystemExit(f"{path}: marker {begin} missing")
+    return text.split(begin, 1)[1].split(end, 1)[0]
+
+
 def replace_between(path: Path, tag: str, body: str) -> None:
     begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     text = path.read_text()
@@ -104,24 +230,36 @@ def main() -> None:
     parser.add_argument("--no-run", action="store_true", help="compare existing results only")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    names = args.presets or preset_names()
-    sections, table = [], ["| preset | points (seeds) | cells agree | disagree | outside | "
-                           "undetermined | agree / tested | rows with a disagreement |",
-                           "|---|---|---|---|---|---|---|---|"]
+    order = preset_names()
+    names = args.presets or order
+    sections, table = {}, {}
+    head = ["| preset | points (seeds) | cells agree | disagree | outside | "
+            "undetermined | agree / tested | rows with a disagreement |",
+            "|---|---|---|---|---|---|---|---|"]
     for name in names:
         ds, n_points, seeds = run_preset(name, args.results, not args.no_run, args.workers)
         cmp = compare(ds)
         text, totals = preset_section(name, cmp, n_points, seeds)
-        sections.append(text)
+        sections[name] = text
         tested = totals["agree"] + totals["disagree"] + totals["undetermined"]
         share = f"{100 * totals['agree'] / tested:.0f}%" if tested else "-"
-        table.append(f"| `{name}` | {n_points} ({seeds}) | {totals['agree']} | {totals['disagree']} | "
-                     f"{totals['outside']} | {totals['undetermined']} | {share} | "
-                     f"{totals['disagreeing']} |")
+        table[name] = (f"| `{name}` | {n_points} ({seeds}) | {totals['agree']} | "
+                       f"{totals['disagree']} | {totals['outside']} | {totals['undetermined']} | "
+                       f"{share} | {totals['disagreeing']} |")
         print(text, "\n", flush=True)
+        if name == "batchnorm":
+            bn = batchnorm_table(cmp, ds)
+            replace_between(README, "batchnorm-table", bn)
+            print(bn, "\n", flush=True)
+        if name == "residual":
+            body = residual_table(ds, cmp)
+            replace_between(README, "residual-table", body)
+            print(body, "\n", flush=True)
+    old_sections = read_between(COMPARE_DOC, "presets") if args.presets else ""
+    old_table = read_between(README, "preset-table") if args.presets else "\n".join(head)
     replace_between(COMPARE_DOC, "comparisons", comparisons_table())
-    replace_between(COMPARE_DOC, "presets", "\n\n".join(sections))
-    replace_between(README, "preset-table", "\n".join(table))
+    replace_between(COMPARE_DOC, "presets", merge_sections(old_sections, sections, order))
+    replace_between(README, "preset-table", merge_table(old_table, table, order))
     print(f"updated {COMPARE_DOC} and {README}")
 
 

@@ -1,10 +1,11 @@
 """Run the built-in presets and draw their figures into docs/gallery/*.png (small PNGs).
 
-Usage: python scripts/make_gallery.py [--results DIR] [--out docs/gallery] [--dpi 72]
+Usage: python scripts/make_gallery.py [PRESET ...] [--results DIR] [--out docs/gallery] [--dpi 72]
 
-For every preset (``gradstats presets``) it runs ``gradstats run PRESET --out DIR/PRESET -q``
-(resumable: finished points are skipped on a rerun) and draws every plot kind the results
-allow as ``<out>/<preset>_<kind>.png``. It also runs the quickstart preset as a phase sweep,
+For every preset (``gradstats presets``; or only those named) it runs
+``gradstats run PRESET --out DIR/PRESET -q`` (resumable: finished points are skipped on a
+rerun) and draws every plot kind the results allow as ``<out>/<preset>_<kind>.png``. Without
+preset names it also runs the quickstart preset as a phase sweep,
 ``--set sigma_w2=1.0,1.5,2.0,2.5,3.0 --set sigma_b2=0.0,0.5 --set width=128
 --set activation=tanh --set seeds=2 --set steps=1 --set record=1``, for the phase diagram.
 Prints each file with its size; warns when one exceeds 150 kB.
@@ -52,6 +53,7 @@ def draw(results: Path, out: Path, prefix: str, dpi: int, kinds: list[str] | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("presets", nargs="*", help="presets to draw (default: all)")
     parser.add_argument("--results", type=Path, default=Path("results/gallery"))
     parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
     parser.add_argument("--dpi", type=int, default=72)
@@ -59,11 +61,12 @@ def main() -> None:
 
     from gradstats.sweeps.presets import preset_names
 
-    for preset in preset_names():
+    for preset in args.presets or preset_names():
         run_preset(preset, args.results / preset)
         draw(args.results / preset, args.out, preset, args.dpi)
-    run_preset("quickstart", args.results / "phase", PHASE_SETS)
-    draw(args.results / "phase", args.out, "phase", args.dpi, kinds=["phase", "layers"])
+    if not args.presets:
+        run_preset("quickstart", args.results / "phase", PHASE_SETS)
+        draw(args.results / "phase", args.out, "phase", args.dpi, kinds=["phase", "layers"])
 
 
 if __name__ == "__main__":

@@ -209,6 +209,18 @@ def _(ws):
     return ["run", ws.sweep(tiny(exclude=[{"lr": 0.1}])), *RUN], "exclude[0].lr"
 
 
+@case("sweep file: a per-example estimator group with batch norm")
+def _(ws):
+    sweep = tiny(measure=["per_example"], fixed={"norm": "batch"})
+    return ["run", ws.sweep(sweep), *RUN], "measure[0]: per_example needs per-example gradients"
+
+
+@case("--set norm=batch on a sweep that measures the empirical NTK")
+def _(ws):
+    return ["run", ws.sweep(tiny(measure=["ntk"])), *RUN, "--set", "norm=none,batch"], \
+        "which batch normalization"
+
+
 @pytest.mark.parametrize("name", ["..", ".", "a/b", "../up", "x" * 300, "", "-x", "a b"])
 def test_sweep_name_that_is_no_safe_directory_name_is_refused(ws, name):
     sweep = ws.sweep(tiny(name=name))

@@ -42,6 +42,13 @@ from gradstats.theory.validity import (
     BETA_COEF,
     BETA_MAX,
     BETA_MAX_OUTPUTS,
+    BN_BATCH_MIN,
+    BN_FIRST_LAYER,
+    BN_LINEAR_BATCH_MAX,
+    BN_MIN_FIT_LAYERS,
+    BN_READOUT_GAP,
+    BN_WIDTH_COEF,
+    BN_WIDTH_MIN,
     LAZY_NTK_CHANGE_MAX,
     WIDTH_COEF,
     WIDTH_MIN,
@@ -68,10 +75,14 @@ class Comparison:
     test: see the module docstring. steps: ``"init"`` (step 0 only), ``"training"`` (every
     recorded step; step > 0 inside the lazy domain), ``"trained"`` (recorded steps > 0 only)
     or ``"last"`` (each configuration's last finite step). domain: a key of
-    `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement). layers: ``"all"``,
-    ``"hidden"`` (readout excluded) or ``"decay"`` (rates over layers ``first_layer..depth``).
+    `gradstats.theory.validity.DOMAINS` (``"any"``: an exact statement; ``"mlp"``: exact for
+    plain MLPs, outside for residual or normalized networks). layers: ``"all"``,
+    ``"hidden"`` (readout excluded), ``"decay"`` (rates over layers ``first_layer..depth``)
+    or ``"window"`` (a per-seed rate fitted over layers ``first_layer..depth - readout_gap``
+    against a predicted rate with no layer dim).
     allowance: ``"finite_width"`` (3 beta + 10/width in ln), ``"rate"`` (the per-layer
-    allowance spread over the fitted layers), ``"lazy_loss"``, ``"exponent"``
+    allowance spread over the fitted layers), ``"bn_width"`` (BN_WIDTH_COEF / width per
+    layer), ``"lazy_loss"``, ``"exponent"``
     or ``"none"``; at step > 0 the relative NTK change is added for kernel-based rows.
     max_detectable: the error the test must be able to see (80% power at the Holm level of its
     row) for "agree": a ratio (ratio tests), an absolute difference (difference tests; for
@@ -80,6 +91,9 @@ class Comparison:
     theory's null variance (`gradstats.theory.validity.conditional_log_variance`).
     kurtosis: the prediction variable holding the per-seed law's excess kurtosis.
     exponent: the predicted width exponent of ``exponent`` rows.
+    readout_gap: hidden layers next to the readout left out of a ``"window"`` fit.
+    batch_norm: the prediction holds for batch-normalized networks too (every other row is
+    ``outside`` at norm = "batch": `gradstats.theory.validity.batch_normalized`).
     """
 
     name: str
@@ -98,6 +112,8 @@ class Comparison:
     null_inflation: bool = False
     kurtosis: str = ""
     exponent: float = math.nan  # width_exponent rows: from gradstats.theory.coord per config
+    readout_gap: int = 0
+    batch_norm: bool = False
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
@@ -114,6 +130,8 @@ COORD_MAX_DETECTABLE = 0.5
 COORD_SOURCE = ("abc-table scaling of one update (gradstats.theory.coord; docs/theory.md, "
                 "Update scaling)")
 COORD_NEEDS = 'measure = ["updates"], at least 4 widths and step 1 recorded'
+# the batch-norm rate row must be able to see a per-layer factor lambda off by 10%
+BN_RATE_MAX_DETECTABLE = math.log(1.1)
 
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
@@ -129,7 +147,7 @@ COMPARISONS: tuple[Comparison, ...] = (
                "theory_forward_q", "log_ratio", layers="hidden", source="NNGP diagonal"),
     Comparison("weight_sq_norm", "squared norm of the effective weights", "weight_sq_norm",
                "theory_weight_sq_norm", "log_ratio", domain="any", allowance="none",
-               source="exact expectation at init"),
+               source="exact expectation at init", batch_norm=True),
     Comparison("grad_sq_norm_marginal", "weight-gradient norm over outputs f ~ GP (unconditional)",
                "grad_sq_norm", ("theory_grad_sq_norm_null_mean", "theory_grad_sq_norm_null_var"),
                "quadratic_form", domain="outputs", allowance="none", null_inflation=True,
@@ -155,10 +173,10 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="rate", first_layer=2,
                source="signal propagation: the predicted per-layer curve"),
     Comparison("product_bound", "product bound >= gradient norm on every seed", "grad_sq_norm",
-               "theory_product_bound", "bound", domain="any", allowance="none",
+               "theory_product_bound", "bound", domain="mlp", allowance="none",
                max_detectable=math.nan, source="gradstats.theory.bounds.product_bound"),
     Comparison("relu_masked_bound", "relu masked bound >= gradient norm on every seed",
-               "grad_sq_norm", "theory_relu_masked_bound", "bound", domain="any",
+               "grad_sq_norm", "theory_relu_masked_bound", "bound", domain="mlp",
                allowance="none", max_detectable=math.nan,
                source="gradstats.theory.bounds.relu_masked_bound"),
     Comparison("ln_grad_sq_norm_var", "variance of ln grad_sq_norm over networks",
@@ -202,6 +220,15 @@ COMPARISONS: tuple[Comparison, ...] = (
                "output_change_rms", "", "width_exponent", steps="trained", domain="coord",
                layers="output", allowance="coord_exponent",
                max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
+    Comparison("bn_grad_sq_norm_rate", "growth of grad_sq_norm per layer toward the input "
+               f"with batch norm (layers {BN_FIRST_LAYER}..depth-{BN_READOUT_GAP})",
+               "grad_sq_norm", "theory_bn_ln_growth", "difference", domain="batch_norm",
+               layers="window", allowance="bn_width", first_layer=BN_FIRST_LAYER,
+               readout_gap=BN_READOUT_GAP, max_detectable=BN_RATE_MAX_DETECTABLE,
+               batch_norm=True,
+               source="Yang et al. 2019 mean field of batch norm: lambda(B) "
+                      "(gradstats.theory.batchnorm, docs/batchnorm.md)",
+               needs='norm = "batch" points'),
 )
 
 
@@ -219,6 +246,7 @@ def allowance_text(comparison: Comparison) -> str:
         "finite_width": f"{BETA_COEF:g} beta + {WIDTH_COEF:g}/width in ln"
                         + (" + NTK change at step > 0" if comparison.steps == "training" else ""),
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
+        "bn_width": f"{BN_WIDTH_COEF:g}/width per layer",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "coord_exponent": f"+-{COORD_EXPONENT_ALLOWANCE:g}",
@@ -228,12 +256,19 @@ def allowance_text(comparison: Comparison) -> str:
 
 def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
-    text = {"infinite_width": f"depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
-            "hanin_nica": "relu, Gaussian, no bias, batch 1, target 0",
+    text = {"infinite_width": f"(effective) depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
+            "hanin_nica": "plain relu MLP, Gaussian, no bias, batch 1, target 0",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
-            "outputs": f"depth/width <= {BETA_MAX_OUTPUTS:g}",
-            "any": "any network",
-            "coord": "step 1 (one update from init), plain MLP"}[comparison.domain]
+            "coord": "step 1 (one update from init), plain MLP",
+            "outputs": f"(effective) depth/width <= {BETA_MAX_OUTPUTS:g}",
+            "mlp": "plain MLPs (no residual, no norm)",
+            "batch_norm": f"norm = batch, no residual, relu or tanh (linear: B <= "
+                          f"{BN_LINEAR_BATCH_MAX}), B >= {BN_BATCH_MIN}, width >= {BN_WIDTH_MIN}, "
+                          f"Gaussian init, mse, depth >= "
+                          f"{BN_FIRST_LAYER + BN_READOUT_GAP + BN_MIN_FIT_LAYERS - 1}, step 0",
+            "any": "any network"}[comparison.domain]
     if comparison.steps == "training" and comparison.domain == "infinite_width":
         text += f"; step > 0: NTK change <= {LAZY_NTK_CHANGE_MAX:g}"
+    if not comparison.batch_norm:
+        text += "; not batch norm"
     return text

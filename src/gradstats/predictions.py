@@ -10,6 +10,9 @@ datasets: no torch, no JAX, no re-simulation.
 This module is the only place where `simulate` output meets `theory`; neither imports the
 other. A prediction that fails (e.g. a theory function missing for an activation) is left
 out and its reason returned in ``notes``: the point's measurements are never lost to it.
+Predictions derived for plain MLPs only (product bounds, ln chi_1, Hanin-Nica) are not computed
+for residual or normalized networks, by design and without a note: `gradstats compare` marks
+their rows `outside` with the reason (`gradstats.theory.validity.plain_mlp`).
 """
 
 from __future__ import annotations
@@ -58,9 +61,10 @@ def predict_record(record: Any, theory: Any = None) -> Predictions:
 
     # one BLAS thread, like the simulator's one torch thread per worker: multithreaded
     # OpenBLAS on a busy machine made a 512 x 512 spectral norm 20x slower (measured)
+    parts = BATCH_NORM_PARTS if record.point.arch.norm == "batch" else PARTS
     skip = _outside_parts(record.point)
     with x64_scope(True), threadpool_limits(limits=1, user_api="blas"):
-        for name, part in PARTS:
+        for name, part in parts:
             if name in skip:
                 continue
             try:
@@ -166,7 +170,11 @@ def whiten(k: np.ndarray, f: np.ndarray, rcond: float) -> np.ndarray:
 
 
 def signal(record, theory) -> dict[str, np.ndarray]:
-    """ln chi_1 of the architecture (fixed-point decay rate per layer)."""
+    """ln chi_1 of the architecture (fixed-point decay rate per layer); plain MLPs only: the
+    mean-field fixed point of h_l = W phi(h_{l-1}) is no rate of a residual or normalized
+    network (its per-layer curve is in theory_backward_q)."""
+    if not record.point.arch.is_mlp:
+        return {}
     chi_1 = float(theory.signal_propagation(record.point.arch).chi_1)
     return {"theory_ln_chi1": np.asarray(math.log(chi_1) if chi_1 > 0 else np.nan)}
 
@@ -181,9 +189,11 @@ def ntk_at_init(record, theory) -> dict[str, np.ndarray]:
 
 
 def bounds(record, theory) -> dict[str, np.ndarray]:
-    """Product bounds on ||dL/dW_l||_F of the step-0 network, at the raw-weight scale."""
+    """Product bounds on ||dL/dW_l||_F of the step-0 network, at the raw-weight scale; plain
+    MLPs only (derived for h_l = W_l phi(h_{l-1}): a residual or normalized network is
+    `outside` their domain, `gradstats.theory.validity.plain_mlp`, and they are not computed)."""
     inputs, arch = record.inputs, record.point.arch
-    if inputs.grad_output0 is None:
+    if inputs.grad_output0 is None or not arch.is_mlp:
         return {}
     args = (inputs.weights0, inputs.preacts0, inputs.grad_output0, inputs.x0)
     out = {"theory_product_bound": np.asarray(
@@ -234,3 +244,29 @@ PARTS = (("conditional", conditional), ("at init", at_init), ("null moments", nu
          ("NNGP outputs", nngp_outputs),
          ("signal propagation", signal), ("NTK at init", ntk_at_init), ("bounds", bounds),
          ("finite width", finite_width), ("lazy training", lazy))
+
+
+# --- batch normalization ----------------------------------------------------------------------
+# A batch-normalized network (norm = "batch") couples the examples of a minibatch: there is no
+# per-pair kernel map, per-example NTK or MLP product bound, so the parts above do not apply.
+# Its predictions are the batch-level mean field of Yang et al. (2019) and the exact weight norms.
+
+def weight_norms(record, theory) -> dict[str, np.ndarray]:
+    """E||effective W_l||_F^2 at init (exact for any composition)."""
+    return {"theory_weight_sq_norm": np.asarray(theory.predict.weight_sq_norm(record.point.arch),
+                                                dtype=float)}
+
+
+def batch_norm_growth(record, theory) -> dict[str, np.ndarray]:
+    """ln lambda(B): the per-layer growth of ||dL/dW_l||^2 toward the input (B >= 4)."""
+    from gradstats.theory.batchnorm import MIN_BATCH
+
+    point = record.point
+    if point.training.batch_size < MIN_BATCH:
+        return {}
+    rate = theory.batchnorm.bn_gradient_growth_rate(point.arch.activation,
+                                                    point.training.batch_size)
+    return {"theory_bn_ln_growth": np.asarray(math.log(rate))}
+
+
+BATCH_NORM_PARTS = (("weight norms", weight_norms), ("batch-norm growth rate", batch_norm_growth))

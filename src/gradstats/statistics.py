@@ -340,16 +340,19 @@ for _s in (
               "(beta = depth/width; the rest NaN): iid N(0, 1) under the infinite-width theory",
               kind="prediction"),
     Statistic("theory_ln_chi1", (), "theory: ln chi_1", "1/layer",
-              "ln of chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (fixed-point decay rate)",
+              "ln of chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] (fixed-point decay rate; plain "
+              "MLPs only)",
               kind="prediction"),
     Statistic("theory_ntk_init_rel_err", (), "empirical vs analytic NTK at init", "1",
               "||Theta_emp - Theta||_F / ||Theta||_F on the first min(16, n_train) training "
               "inputs (per-output kernels)", kind="prediction"),
     Statistic("theory_product_bound", ("layer",), "theory: product bound on gradient norm", "1",
               "gradstats.theory.bounds.product_bound on the step-0 network and minibatch, "
-              "raw-weight scale (bounds sqrt(grad_sq_norm) at step 0)", kind="prediction"),
+              "raw-weight scale (bounds sqrt(grad_sq_norm) at step 0; plain MLPs only)",
+              kind="prediction"),
     Statistic("theory_relu_masked_bound", ("layer",), "theory: relu masked product bound", "1",
-              "gradstats.theory.bounds.relu_masked_bound on the step-0 network (relu only)",
+              "gradstats.theory.bounds.relu_masked_bound on the step-0 network (relu plain "
+              "MLPs only)",
               kind="prediction"),
     Statistic("theory_ln_grad_sq_norm_var", ("layer",),
               "theory: variance of ln grad_sq_norm over networks", "1",
@@ -369,3 +372,10 @@ for _s in (
               "on the training set): the lazy-regime prediction", kind="prediction"),
 ):
     register(_s)
+
+# --- batch normalization (issue 13) ---------------------------------------------------------
+register(Statistic(
+    "theory_bn_ln_growth", (), "theory: ln of the batch-norm gradient growth per layer",
+    "1/layer", "ln lambda(B): ||dL/dW_l||^2 / ||dL/dW_{l+1}||^2 -> lambda(B) between hidden "
+    "layers at infinite width with norm = 'batch' (Yang et al. 2019; "
+    "gradstats.theory.batchnorm.bn_gradient_growth_rate; docs/batchnorm.md)", kind="prediction"))

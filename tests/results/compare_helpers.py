@@ -29,11 +29,13 @@ def make_points(seeds: int, *, width: int, depth: int, activation: str = "relu",
                 steps: int = 0, record: tuple[int, ...] = (0,), lr: float = 0.1,
                 batch_size: int = 32, n_train: int = 128, input_dim: int = 16,
                 teacher: str = "network", bias: bool = True, dtype: str = "float32",
-                seed_offset: int = 0, measure: tuple[str, ...] = ()) -> list[Point]:
+                seed_offset: int = 0, measure: tuple[str, ...] = (), residual: bool = False,
+                residual_scale: float | str = 1.0, norm: str = "none") -> list[Point]:
     """``seeds`` points of one configuration (sphere data)."""
     arch = Architecture(width=width, depth=depth, activation=activation, sigma_w2=sigma_w2,
                         sigma_b2=sigma_b2, parameterization=parameterization, bias=bias,
-                        input_dim=input_dim)
+                        input_dim=input_dim, residual=residual, residual_scale=residual_scale,
+                        norm=norm)
     training = Training(batch_size=batch_size, lr=lr, steps=steps, record=record)
     data = Data(input_dim=input_dim, n_train=n_train, teacher=teacher)
     return [Point(arch=arch, training=training, data=data, seed=s + seed_offset, dtype=dtype,

@@ -379,6 +379,9 @@ def test_false_disagreement_rate_is_within_twice_the_level_on_independent_seed_g
 
 
 FALSE_ALARM_TESTS.update(PER_LAYER, ("weight_sq_norm",))
+# bn_grad_sq_norm_rate: wrong rates and false alarms in tests/results/test_compare_batchnorm.py
+WRONG_PREDICTION_TESTS.add("bn_grad_sq_norm_rate")
+FALSE_ALARM_TESTS.add("bn_grad_sq_norm_rate")
 
 
 def test_every_declared_comparison_has_a_wrong_prediction_and_a_false_alarm_test():

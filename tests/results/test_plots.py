@@ -308,3 +308,39 @@ def test_plot_cli_input_errors_exit_2(tmp_path, capsys, argv, message):
         cli.main(["plot", str(path), *argv])
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def signals_dataset() -> xr.Dataset:
+    """forward_q, backward_q, grad_sq_norm and their stored predictions over (depth, residual,
+    norm, seed, step, layer), NaN-padded beyond each depth; (residual=1, norm=layer) absent."""
+    rng = np.random.default_rng(1)
+    depths, layers = [2, 4], np.arange(1, 6)
+    coords = {"depth": depths, "residual": [0, 1], "norm": ["layer", "none"], "seed": SEEDS,
+              "step": [0], "layer": layers}
+    shape = tuple(len(v) for v in coords.values())
+    ds = xr.Dataset(coords=coords)
+    for k, var in enumerate(("forward_q", "backward_q", "grad_sq_norm")):
+        clean = (1.5 + k) ** layers.astype(float)
+        values = clean * (1 + 0.05 * rng.standard_normal(shape))
+        values[0, ..., 3:] = np.nan  # depth 2: layers 1..3
+        values[:, 1, 0] = np.nan
+        ds[var] = (list(coords), values)
+        ds[f"theory_{var}"] = (list(coords), np.where(np.isnan(values), np.nan, clean))
+    return ds
+
+
+def test_signals_draw_each_signal_per_layer_beside_its_stored_prediction(tmp_path):
+    ds = signals_dataset()
+    fig = plots.plot_signals(ds)
+    assert len(fig.axes) == 3 * 2  # rows: the three signals; columns: depth
+    measured, theory = _lines(fig, "measured"), _lines(fig, "theory")
+    assert len(measured) == len(theory) == 3 * 2 * 3  # 3 present configurations per panel
+    first = ds["forward_q"].sel(depth=2, residual=0, norm="layer", step=0).mean("seed")
+    np.testing.assert_allclose(measured[0].get_xdata(), [1, 2])  # hidden layers: no readout
+    np.testing.assert_allclose(measured[0].get_ydata(), first.values[:2])
+    np.testing.assert_allclose(theory[0].get_ydata(), 1.5 ** np.arange(1, 3))
+    grad = [ln for ln in fig.axes[4].get_lines() if ln.get_gid() == "measured"][0]
+    np.testing.assert_allclose(grad.get_xdata(), [1, 2, 3])  # the readout's gradient too
+    assert "signals" in plots.kinds_available(ds)
+    assert "signals" not in plots.kinds_available(ds.drop_vars("backward_q"))
+    _save_and_check(fig, tmp_path)

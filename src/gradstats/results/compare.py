@@ -86,10 +86,18 @@ def compare(results: xr.Dataset, level: float = DEFAULT_LEVEL,
     stats.check_probability(level, "level")
     ctx = _context(results, level)
     out: dict[str, xr.DataArray] = {}
+    points = [pts[0] for pts in ctx.configs.values()]
+    coupled = bool(points) and all(validity.batch_normalized(p) for p in points)
+    not_batch_norm = []
     for comparison in COMPARISONS:
+        if coupled and not comparison.batch_norm:  # nothing to test: say so once
+            not_batch_norm.append(comparison.name)
+            continue
         if progress is not None:
             progress(comparison.name)
         out.update(RUNNERS[comparison.test](ctx, comparison))
+    if not_batch_norm:
+        ctx.note(f"{', '.join(not_batch_norm)}: {validity.batch_normalized(points[0])}")
     cmp = xr.Dataset(out)
     cmp.attrs = {"level": level, "adjustment": "Holm within each comparison",
                  "power": stats.DEFAULT_POWER, "notes": list(ctx.notes)}
@@ -178,6 +186,8 @@ def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataA
     reasons = ctx.per_config(lambda p: "", dtype=object).expand_dims({STEP_DIM: steps}).copy()
     for key, points in ctx.configs.items():
         base = in_domain(points[0])
+        if base is None and not comparison.batch_norm:
+            base = validity.batch_normalized(points[0])
         for step in steps:
             reason = base
             if reason is None and _lazy_condition(comparison):
@@ -191,6 +201,7 @@ def _allowance(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.Da
     """Model-error allowance per (config, step), in the test's units (0 for absent configs)."""
     base = {"finite_width": validity.finite_width_allowance,
             "rate": lambda p: 2 * validity.finite_width_allowance(p) / _decay_span(comparison, p),
+            "bn_width": validity.batch_norm_rate_allowance,
             "none": lambda p: 0.0, "exponent": lambda p: decl.EXPONENT_ALLOWANCE,
             "lazy_loss": lambda p: 0.0}[comparison.allowance]
     allow = ctx.per_config(base).expand_dims({STEP_DIM: steps}).copy()
@@ -335,7 +346,7 @@ def run_ratio_or_difference(ctx: Context, comparison: Comparison) -> dict[str, x
     predicted = _variable(ctx, comparison, comparison.predicted)
     if measured is None or predicted is None:
         return {}
-    if comparison.layers == "decay":
+    if comparison.layers in ("decay", "window"):
         return _decay(ctx, comparison, measured, predicted)
     mask = _layer_mask(ctx, comparison.layers)
     if mask is not None:
@@ -374,28 +385,36 @@ def run_ratio_or_difference(ctx: Context, comparison: Comparison) -> dict[str, x
 def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
            predicted: xr.DataArray) -> dict[str, xr.DataArray]:
     """Per-seed mean ln(q_l / q_{l+1}) over layers first_layer..depth of the measurement vs
-    the predicted curve's (same seed): a difference test per configuration at step 0."""
+    the predicted curve's (same seed): a difference test per configuration at step 0.
+    ``"window"`` rows fit layers first_layer..depth - readout_gap and take the predicted rate
+    itself (a prediction without a layer dim)."""
     if STEP_DIM in measured.dims:
         if 0 not in measured[STEP_DIM].values:
             ctx.note(f"{comparison.name}: needs step 0 (init) recorded")
             return {}
-        measured, predicted = (a.sel({STEP_DIM: 0}) for a in (measured, predicted))
+        measured, predicted = (a.sel({STEP_DIM: 0}) if STEP_DIM in a.dims else a
+                               for a in (measured, predicted))
     first = comparison.first_layer
     coords = {a: ctx.ds[a].values for a in ctx.axes}
     coords[SEED_DIM] = measured[SEED_DIM].values
     rate_m = xr.DataArray(np.full(tuple(len(v) for v in coords.values()), np.nan),
                           dims=list(coords), coords=coords)
     rate_p = rate_m.copy()
+    window = comparison.layers == "window"
+    last_gap = comparison.readout_gap if window else 0
     for key, points in ctx.configs.items():
-        layers = np.arange(first, points[0].arch.depth + 1)
+        layers = np.arange(first, points[0].arch.depth + 1 - last_gap)
         if len(layers) < 2:
             continue
         for seed in rate_m[SEED_DIM].values:
             s = {**ctx.sel(key), SEED_DIM: seed}
             rate_m.loc[s] = _rate(layers, measured.sel(s).sel({LAYER_DIM: layers}).values)
-            rate_p.loc[s] = _rate(layers, predicted.sel(s).sel({LAYER_DIM: layers}).values)
+            if LAYER_DIM not in predicted.dims:  # the predicted per-layer rate itself
+                rate_p.loc[s] = float(predicted.sel(s).values)
+            else:
+                rate_p.loc[s] = _rate(layers, predicted.sel(s).sel({LAYER_DIM: layers}).values)
     if bool(rate_m.isnull().all()):
-        ctx.note(f"{comparison.name}: needs depth >= {first + 1}")
+        ctx.note(f"{comparison.name}: needs depth >= {first + 1 + last_gap}")
         return {}
     steps = np.zeros(1, int)
     reasons = _domain(ctx, comparison, steps).isel({STEP_DIM: 0}, drop=True)
@@ -413,11 +432,14 @@ def _decay(ctx: Context, comparison: Comparison, measured: xr.DataArray,
         values = {"mean": m.mean(SEED_DIM).values, "pred": p.mean(SEED_DIM).values,
                   "estimate": result.estimate, "se": result.se, "p": result.pvalue,
                   "allowance": allow_cells, "z": result.estimate / result.se}
-    if "theory_ln_chi1" in ctx.ds:
+    if "theory_ln_chi1" in ctx.ds and not window:
         ln_chi1 = ctx.ds["theory_ln_chi1"].mean(SEED_DIM)
         values["ln_chi1"] = ln_chi1.broadcast_like(template).transpose(*template.dims).values
-    return _package(ctx, comparison, template, values, reasons,
-                    "mean ln(q_l/q_{l+1}) over layers per seed vs the predicted curve's, at init",
+    description = ("mean ln(q_l/q_{l+1}) over layers per seed vs the predicted curve's, at init"
+                   if not window else
+                   f"OLS rate -d ln q_l/dl over layers {first}..depth-{last_gap} per seed vs "
+                   "the predicted rate, at init")
+    return _package(ctx, comparison, template, values, reasons, description,
                     power=lambda level: test(level).detectable)
 
 

@@ -7,7 +7,10 @@
   L_full = mean over the whole training set ``ctx.x_train`` of the per-example loss (computed
   in chunks at the same parameters); its entries are a dimension-wise sample of the noise;
   a layer whose noise is within float round-off of 0 (`noise_resolved`; e.g. identical
-  examples) has NaN noise statistics: they would describe round-off;
+  examples) has NaN noise statistics: they would describe round-off. With batch
+  normalization (``norm = "batch"``) the noise statistics are NaN: the loss of the whole
+  training set normalized as one batch is another function than the minibatch losses, so
+  its gradient is not the mean of minibatch gradients and the difference is no noise sample;
 - iteration-wise: ``ITER_COORDS`` weight coordinates per layer, drawn in ``init`` from the
   estimator's own stream, tracked over the recorded steps; their statistics (over steps, per
   coordinate, then summarized over coordinates) are written at the last recorded step (NaN
@@ -174,11 +177,14 @@ def distribution_update(ctx: RunContext, state: DistributionState, snap: StepSna
                         ) -> tuple[DistributionState, Values]:
     """Dimension-wise, gradient-noise and iteration-wise gradient distributions per layer."""
     grads = [g.detach().double().cpu().numpy() for g in snap.weight_grads]
-    full = full_batch_weight_grads(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
-    noise = [g - f.detach().double().cpu().numpy() for g, f in zip(grads, full, strict=True)]
     batch, n_train = snap.x.shape[0], len(ctx.x_train)
-    resolved = [noise_resolved(g, e, batch, n_train, snap.weight_grads[0].dtype)
-                for g, e in zip(grads, noise, strict=True)]
+    if snap.model.per_example:
+        full = full_batch_weight_grads(snap.model, ctx.x_train, ctx.y_train, ctx.loss_fn)
+        noise = [g - f.detach().double().cpu().numpy() for g, f in zip(grads, full, strict=True)]
+        resolved = [noise_resolved(g, e, batch, n_train, snap.weight_grads[0].dtype)
+                    for g, e in zip(grads, noise, strict=True)]
+    else:  # batch norm: the full-data gradient is not the mean of minibatch gradients
+        noise, resolved = [np.zeros_like(g) for g in grads], [False] * len(grads)
     out: dict[str, list[float]] = {}
     for prefix, sample in (("dimwise", grads), ("noise", noise)):
         for l, layer in enumerate(sample):

@@ -101,6 +101,17 @@ class LayerGrams:
         return self.per_layer().sum(0)
 
 
+def require_per_example(model: MLP, what: str = "per-example gradients") -> None:
+    """ValueError unless ``model``'s per-example gradients are defined: with batch
+    normalization (``norm = "batch"``) example i's output depends on the whole batch, so
+    d loss_i / d theta and the per-example Jacobians of the outputs (the empirical NTK) are not
+    those of one example, and the outer-product Grams of this module would be wrong."""
+    if not getattr(model, "per_example", True):
+        raise ValueError(f"{what}: needs per-example gradients, which batch normalization "
+                         f"(norm = {model.arch.norm!r}) does not define: examples are coupled "
+                         "through the batch statistics")
+
+
 def _multipliers(model: MLP, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     w2 = torch.tensor([m * m for m in model.w_mult], dtype=like.dtype, device=like.device)
     if model.biases is None:
@@ -142,8 +153,10 @@ def signals(model: MLP, x: torch.Tensor, y: torch.Tensor | None = None,
 
     ``chunk_size`` bounds the autograd graph (examples per forward/backward); the returned
     features (B x sum_l n_l per target) are kept whole. The model's parameters are untouched
-    (no ``.grad`` is written).
+    (no ``.grad`` is written). ValueError for a network without per-example gradients
+    (batch normalization: `require_per_example`).
     """
+    require_per_example(model, "engine.signals (per-example Grams, the empirical NTK)")
     n = x.shape[0]
     step = n if chunk_size is None else max(1, int(chunk_size))
     ins: list[list[torch.Tensor]] = []
@@ -166,8 +179,10 @@ def signals_from_forward(model: MLP, forward: Forward, scale: float) -> Signals 
     """Signals from a forward pass whose pre-activations hold ``.grad`` (after backward).
 
     With L = mean_i l_i the per-example signal is ``scale * h_l.grad`` with ``scale = B``.
-    Returns None when a pre-activation has no retained gradient.
+    Returns None when a pre-activation has no retained gradient. ValueError for a network
+    without per-example gradients (batch normalization).
     """
+    require_per_example(model, "engine.signals_from_forward (per-example signals)")
     if any(not h.retains_grad or h.grad is None for h in forward.preacts):
         return None
     inputs = [a.detach() for a in forward.inputs]
@@ -359,6 +374,7 @@ def slow_per_example_grads(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn
     """
     from torch.func import functional_call, grad, vmap
 
+    require_per_example(model, "slow_per_example_grads")
     params = {k: v.detach() for k, v in model.named_parameters()}
 
     def loss_one(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,26 @@ BUILTIN_ESTIMATORS: dict[str, str] = {
 }
 
 
+# Groups that need the gradient of each example's own loss (or output) with respect to the
+# parameters. With batch normalization (norm = "batch") example i's output depends on the whole
+# batch through the batch statistics, so these per-example gradients are not defined: a sweep
+# naming one of them for a batch-normalized network is refused (`batch_norm_refusal`).
+NEEDS_PER_EXAMPLE: dict[str, str] = {
+    "per_example": "per-example gradients",
+    "full_batch": "per-example gradients (over the whole training set)",
+    "directions": "per-example gradients (their directions and minibatch Grams)",
+    "ntk": "per-example gradients (the empirical NTK's per-example Jacobians)",
+}
+
+
+def batch_norm_refusal(name: str) -> str | None:
+    """Why estimator ``name`` cannot run on a batch-normalized network (None if it can)."""
+    need = NEEDS_PER_EXAMPLE.get(name)
+    if need is None:
+        return None
+    return f'{name} needs {need}, which batch normalization (norm = "batch") does not define'
+
+
 def estimator_names() -> list[str]:
     """Names accepted in ``measure``: the built-in ones plus any registered so far."""
     registry = sys.modules.get("gradstats.simulate.estimators")

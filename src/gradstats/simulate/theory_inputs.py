@@ -41,7 +41,8 @@ class TheoryInputs:
     batches: (steps_taken, B) minibatch indices, row t the minibatch of step t;
     x0, y0, output0, grad_output0: the step-0 minibatch (B, ...), its outputs f and dL/df;
     weights0: effective weights W_l (fan_out, fan_in); preacts0: h_l (B, n_l); w_mult: (L,);
-    probe_ntk0: (P, P) per-output empirical NTK at init on the first P = min(16, n) inputs;
+    probe_ntk0: (P, P) per-output empirical NTK at init on the first P = min(16, n) inputs
+    ((0, 0) without per-example gradients: batch normalization);
     train_ntk0, train_output0: (n, n) per-output NTK and (n, output_dim) outputs at init on the
     whole training set (None when not trained or n > `LAZY_MAX_TRAIN`).
     """
@@ -72,14 +73,18 @@ def init_inputs(ctx: RunContext) -> TheoryInputs:
     The per-output NTK is ``classes="mean"`` (1/K sum_k Theta_kk), the kernel that multiplies
     each output's residual at infinite width; it is formed on a float64 copy of the network
     (as the `ntk` estimator), so deep or large-sigma_w2 kernels do not overflow float32.
+    A network without per-example gradients (batch normalization) has no per-example NTK:
+    ``probe_ntk0`` is then empty and ``train_ntk0`` None.
     """
-    model = engine.model_as_dtype(ctx.model, torch.float64)
     x_train = ctx.x_train.to(torch.float64)
     trained = ctx.point.training.steps > 0 and len(x_train) <= LAZY_MAX_TRAIN
     inputs = TheoryInputs(x_train=_np(x_train), y_train=ctx.y_train.detach().cpu().numpy(),
                           probe_ntk0=np.zeros((0, 0)))
     if ctx.point.training.loss != "cross_entropy":
         inputs.y_train = inputs.y_train.astype(np.float64)
+    if not ctx.model.per_example:
+        return inputs
+    model = engine.model_as_dtype(ctx.model, torch.float64)
     if trained:
         theta = _np(engine.empirical_ntk_model(model, x_train, classes="mean"))
         inputs.train_ntk0 = theta

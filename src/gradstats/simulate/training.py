@@ -87,10 +87,22 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     (default: the point's own ``measure``), and the inputs theory needs (`theory_inputs`).
 
     A trained point (steps > 0) always runs the ``ntk`` estimator too: the lazy-regime
-    comparisons are valid only while the measured NTK change is small.
+    comparisons are valid only while the measured NTK change is small. Not with batch
+    normalization (``norm = "batch"``): its examples are coupled, so it has no per-example
+    gradients and no per-example empirical NTK; ``measure`` groups that need them are refused
+    (ValueError, `gradstats.simulate.estimator_names.batch_norm_refusal`) and nothing is
+    recorded for the NTK (the lazy-regime rows of ``compare`` are outside there).
     """
+    from gradstats.simulate.estimator_names import batch_norm_refusal
+
     measure = tuple(point.measure if measure is None else measure)
-    if point.training.steps > 0 and "ntk" not in measure:
+    per_example = point.arch.norm != "batch"
+    if not per_example:
+        for name in measure:
+            reason = batch_norm_refusal(name)
+            if reason is not None:
+                raise ValueError(f"measure: {reason}")
+    if point.training.steps > 0 and "ntk" not in measure and per_example:
         measure = (*measure, "ntk")
     started = time.perf_counter()
     device = resolve_device(point.device)

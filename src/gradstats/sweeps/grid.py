@@ -82,10 +82,25 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
             beta1=float(axes["beta1"]), beta2=float(axes["beta2"]), eps=float(axes["eps"]),
             weight_decay=float(axes["weight_decay"]),
             record=record_steps(axes.get("record"), axes["steps"]))
-        return Point(arch=arch, training=training, data=data, seed=seed,
-                     device=axes["device"], dtype=axes["dtype"], measure=measure)
+        point = Point(arch=arch, training=training, data=data, seed=seed,
+                      device=axes["device"], dtype=axes["dtype"], measure=measure)
     except SpecError as err:
         raise SweepError(str(err)) from None
+    _check_measure_defined(point)
+    return point
+
+
+def _check_measure_defined(point: Point) -> None:
+    """Refuse estimator groups the point's network does not define (per-example gradients
+    of a batch-normalized network)."""
+    if point.arch.norm != "batch":
+        return
+    from gradstats.simulate.estimator_names import batch_norm_refusal
+
+    for i, name in enumerate(point.measure):
+        reason = batch_norm_refusal(name)
+        if reason is not None:
+            raise SweepError(f"measure[{i}]: {reason}")
 
 
 def _data_dims(data: Data, given: Collection[str]) -> tuple[int, int]:

@@ -22,7 +22,7 @@ _EXPORTS = {
     "enable_x64": "_compat",
 }
 _SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width", "lazy", "validity",
-               "nt_backend", "command")
+               "nt_backend", "command", "batchnorm")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

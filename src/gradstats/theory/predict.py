@@ -171,8 +171,6 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
     bias_grad = np.einsum("lij,ij->l", tb, gg) / b**2 if arch.bias else np.full(arch.n_layers, np.nan)
 
     bq = _backward_chain(arch, backward, readout_bq)
-    n_layers = arch.n_layers
-    sw2 = float(arch.sigma_w2)
 
     return {
         "grad_sq_norm": grad,
@@ -180,10 +178,17 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
         "forward_q": q.mean(axis=1),
         "backward_q": bq.mean(axis=1),
         "output_mean_sq": np.asarray(kdiag.mean()),
-        "weight_sq_norm": np.array([arch.fan_out(l) * sw2 * _variance_ratio(arch, l)
-                                    for l in range(1, n_layers + 1)]),
+        "weight_sq_norm": weight_sq_norm(arch),
         "batch_loss": np.asarray(exp_loss),
     }
+
+
+def weight_sq_norm(arch: Architecture) -> np.ndarray:
+    """E||effective W_l||_F^2 = fan_out_l sigma_w^2 fan_in^(1-2(a+b)) at init, (depth+1,): the
+    factor from the abc row is 1 for ntk and standard; exact for every row, both init
+    distributions and any composition (no kernel needed)."""
+    return np.array([arch.fan_out(l) * float(arch.sigma_w2) * _variance_ratio(arch, l)
+                     for l in range(1, arch.n_layers + 1)])
 
 
 def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | None = True,

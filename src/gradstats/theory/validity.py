@@ -23,6 +23,28 @@ false-alarm rate. Outside the domain the theory is not tested: narrow deep netwo
 exactly where the infinite-width prediction is expected to fail, and a verdict there would
 mean nothing.
 
+Residual and normalized networks: the effective depth (`effective_depth`). In a plain MLP
+every hidden layer draws its stream afresh, so each contributes a full 1/width to beta. A
+residual block h_l = h_{l-1} + alpha z_l adds to a stream it does not replace; it contributes
+the weight w_l = min(1, 2 r_l) with r_l the fraction of the block's output signal it adds at
+infinite width (forward: alpha^2 E|z_l|^2 / E|h_l|^2 from the length map; backward:
+alpha^2 chi_branch / (1 + alpha^2 chi_branch); the larger of the two), and
+beta = (sum_l w_l) / width over the hidden layers. With alpha = 1/sqrt(depth), sum_l w_l
+stays O(1) as depth grows (width and depth limits commute: Hayou & Yang 2023); with alpha = 1
+and no normalization r_l is constant (0.43 for relu at sigma_w2 = 1.5) and beta grows like
+depth/width, with a coefficient close to an MLP's; with LayerNorm before the branch the
+stream grows linearly, r_l ~ 1/l and sum_l w_l ~ ln(depth). The factor 2 is measured, not
+derived. Without interlayer correlations a block's fluctuations would weigh (4 r + r^2)/5 of a
+plain relu layer's 5/width (the cross term 2 h.z and |z|^2), and the forward signal does: in
+the `residual` preset (width 512, alpha = 1, sigma_w2 = 1.5, 16 seeds) the per-seed variance
+of ln forward_q grows by 2.2/width per block, 0.43 of a plain layer (r = 0.43). The weight
+gradients fluctuate more (relu ResNets are hypoactivated and their layers correlated: Li, Nica
+& Roy 2021): the median per-seed variance of ln(grad_sq_norm / prediction) was 0.14 at depth
+16 and 0.41 at depth 64, i.e. 5.0 and 3.8 beta with w = 2 r, about the 4 beta envelope of
+plain MLPs (`conditional_log_variance`), where w = r would make them 9.3 and 7.4 beta. With
+alpha = 1/sqrt(depth) or LayerNorm the per-seed spreads of the per-layer rows stay inside
+4 beta. For a plain MLP, with or without LayerNorm, beta = depth/width as before.
+
 Output distribution at init (`output_distribution`): rows that test the distribution of the
 raw outputs f over networks (the unconditional chi^2-like statistics, the NNGP whitening) are
 dominated by the tails of f and by its small-eigenvalue directions, where the O(beta)
@@ -40,7 +62,14 @@ off by a relative eps changes the predicted gradient norms by about eps and the 
 training loss by about eps * ln(L_0 / L_t) (gradient flow on a quadratic: L_t = sum_i c_i
 exp(-2 lambda_i t), each rate scaled by 1 + eps); these are the allowances.
 
-Hanin-Nica (`hanin_nica`): the finite-width law of ln grad_sq_norm holds for relu networks
+Plain MLPs (`plain_mlp`): the product bounds (||dL/dW_l|| <= prod_k ||W_k|| ||D_k|| ...,
+relu's masked bound, the sigmoid bound), the Hanin-Nica law and the mean-field fixed points
+(q*, chi_1) are derived for h_l = W_l phi(h_{l-1}) + b_l; for residual or normalized
+networks they are `outside` ("plain MLPs only: residual/norm") and `gradstats.predictions`
+does not compute them. The kernel-based rows hold for every composition the kernels
+implement (residual blocks, LayerNorm), inside the effective-depth domain above.
+
+Hanin-Nica (`hanin_nica`): the finite-width law of ln grad_sq_norm holds for plain relu MLPs
 with Gaussian weights and no bias, one example (batch_size 1) of sphere data with target 0
 and a scalar output (`gradstats.theory.finite_width`: exact for the readout layer; the
 hidden layers' equal variance is a Monte Carlo finding, not a derivation).
@@ -54,7 +83,13 @@ the theory and not estimated from the seeds under test.
 
 from __future__ import annotations
 
-from gradstats.spec import Point
+import functools
+import math
+
+import numpy as np
+
+from gradstats import activations
+from gradstats.spec import Architecture, Point
 
 BETA_MAX = 0.1
 WIDTH_MIN = 64
@@ -66,9 +101,69 @@ LAZY_LOSS_ALLOWANCE_MAX = 0.5
 LAZY_NTK_CHANGE_MAX = 0.1
 
 
+RESIDUAL_WEIGHT_COEF = 2.0  # w_l = min(1, 2 r_l): the measured envelope (module docstring)
+_QUADRATURE_POINTS = 64  # probabilists' Gauss-Hermite: exact for relu's E[phi^2], E[phi'^2]
+
+
+@functools.cache
+def _gauss_rule() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(_QUADRATURE_POINTS)
+    return x, w / math.sqrt(2 * math.pi)
+
+
+def _gauss_moments(name: str, q: float) -> tuple[float, float]:
+    """E[phi(sqrt(q) z)^2] and E[phi'(sqrt(q) z)^2], z ~ N(0, 1) (numpy quadrature)."""
+    x, w = _gauss_rule()
+    phi, dphi = activations.functions(name, "numpy")
+    u = math.sqrt(max(q, 0.0)) * x
+    return float(w @ phi(u) ** 2), float(w @ dphi(u) ** 2)
+
+
+@functools.cache
+def effective_depth(arch: Architecture, q0: float = 1.0) -> float:
+    """sum over hidden layers of the weight w_l each contributes to beta (module docstring):
+    1 for a plain layer (the first layer, every hidden layer of a plain MLP), min(1, 2 r_l)
+    for a residual block, r_l the fraction of the block's output signal it adds (forward or
+    backward, whichever is larger) at infinite width. ``q0``: the input mean square."""
+    if not arch.residual or arch.depth < 2:
+        return float(arch.depth)
+    a2, sw2 = arch.alpha**2, float(arch.sigma_w2)
+    sb2 = float(arch.sigma_b2) if arch.bias else 0.0
+    normalized = arch.norm != "none"  # the branch sees its input at unit mean square
+    q = sw2 * q0 + sb2  # the stream after layer 1
+    total = 1.0
+    for _ in range(2, arch.depth + 1):
+        e_phi2, e_dphi2 = _gauss_moments(arch.activation, 1.0 if normalized else q)
+        added = a2 * (sw2 * e_phi2 + sb2)
+        chi = a2 * sw2 * e_dphi2 / (q if normalized else 1.0)
+        r = max(added / (q + added), chi / (1.0 + chi))
+        total += min(1.0, RESIDUAL_WEIGHT_COEF * r)
+        q += added
+    return total
+
+
 def beta(point: Point) -> float:
-    """sum over hidden layers of 1/width: depth / width."""
-    return point.arch.depth / point.arch.width
+    """sum over hidden layers of w_l/width: depth / width for a plain MLP (with or without
+    normalization); the effective depth over width for a residual network."""
+    return effective_depth(point.arch) / point.arch.width
+
+
+def _beta_label(point: Point) -> str:
+    return "effective depth/width" if point.arch.residual else "depth/width"
+
+
+def plain_mlp(point: Point) -> str | None:
+    """None for a plain MLP (no residual blocks, no normalization), else the reason: the
+    prediction (product bounds, Hanin-Nica, mean-field fixed points) is derived for
+    h_l = W_l phi(h_{l-1}) only."""
+    a = point.arch
+    if a.is_mlp:
+        return None
+    if a.norm == "batch":  # the batch-norm reason, as every per-pair row gives it
+        return batch_normalized(point)
+    parts = ([f"residual blocks (alpha = {a.alpha:.3g})"] if a.residual else []) + (
+        [f"{a.norm} norm"] if a.norm != "none" else [])
+    return "plain MLPs only: residual/norm (this network has " + " and ".join(parts) + ")"
 
 
 def kernel_parameterization(point: Point) -> str | None:
@@ -90,7 +185,8 @@ def infinite_width(point: Point) -> str | None:
         return reason
     b = beta(point)
     if b > BETA_MAX:
-        return f"depth/width = {b:.3g} > {BETA_MAX:g}: finite-width effects are not small"
+        return (f"{_beta_label(point)} = {b:.3g} > {BETA_MAX:g}: finite-width effects are "
+                "not small")
     if point.arch.width < WIDTH_MIN:
         return f"width {point.arch.width} < {WIDTH_MIN}: finite-width effects are not small"
     return None
@@ -100,8 +196,8 @@ def output_distribution(point: Point) -> str | None:
     """None inside the domain of predictions of the output distribution (beta <= 0.02)."""
     b = beta(point)
     if b > BETA_MAX_OUTPUTS:
-        return (f"depth/width = {b:.3g} > {BETA_MAX_OUTPUTS:g}: the non-Gaussian tails of "
-                "finite-width outputs dominate this statistic")
+        return (f"{_beta_label(point)} = {b:.3g} > {BETA_MAX_OUTPUTS:g}: the non-Gaussian "
+                "tails of finite-width outputs dominate this statistic")
     return infinite_width(point)
 
 
@@ -136,6 +232,8 @@ def hanin_nica(point: Point) -> str | None:
     problems = []
     if kernel_parameterization(point):
         problems.append(f"parameterization {a.parameterization} (ntk or standard)")
+    if not a.is_mlp:
+        problems.append("a plain MLP (no residual blocks, no normalization)")
     if a.activation != "relu":
         problems.append(f"activation {a.activation} (relu only)")
     if a.init != "gaussian":
@@ -171,7 +269,85 @@ def lazy_domain(point: Point) -> str | None:
     return None
 
 
+
+# --- batch normalization (docs/batchnorm.md) -------------------------------------------------
+# The growth rate lambda(B) of ||dL/dW_l||^2 toward the input is fitted per seed as the OLS slope
+# of ln grad_sq_norm over hidden layers BN_FIRST_LAYER..depth - BN_READOUT_GAP: layer 1 sees the
+# raw inputs (its own input Gram, and the inputs are not at the BSB1 fixed point), and the
+# hidden layers next to the readout show a finite-width transient with the y = 0 mse loss
+# (docs/batchnorm.md). Inside the domain below the measured finite-width deviation of that
+# slope from ln lambda is |width x deviation| <= 5.1 +- 2.0 (relu, tanh; B = 8, 32; widths
+# 256-1024; docs/batchnorm.md) and <= 1.8 +- 0.4 on sphere data with teacher targets (widths
+# 128-512): the allowance is BN_WIDTH_COEF / width per layer.
+BN_FIRST_LAYER = 2
+BN_READOUT_GAP = 5
+BN_MIN_FIT_LAYERS = 4
+BN_WIDTH_MIN = 256
+BN_BATCH_MIN = 6
+BN_WIDTH_COEF = 6.0
+BN_ACTIVATIONS = ("relu", "tanh")  # measured; linear only at batch_size <= BN_LINEAR_BATCH_MAX
+BN_LINEAR_BATCH_MAX = 8
+BN_EPS_FACTOR = 100.0  # the per-unit batch variance must exceed 100 eps
+
+
+def batch_norm_rate(point: Point) -> str | None:
+    """None inside the domain of the batch-norm growth rate lambda(B), else the reason."""
+    from gradstats.layers.norm import BATCH_NORM_EPS
+    from gradstats.theory.batchnorm import relu_sphere_moments, sphere_moments
+
+    a, t = point.arch, point.training
+    if a.norm != "batch":
+        return f"norm = {a.norm!r}: the rate is that of batch-normalized networks"
+    if a.residual:
+        return "residual blocks: the rate is derived for the plain batch-normalized MLP"
+    if t.batch_size < BN_BATCH_MIN:
+        return (f"batch_size {t.batch_size} < {BN_BATCH_MIN}: a layer's backward factor has "
+                "infinite variance (E chi^-4_{B-1} = inf for B <= 5), finite-width corrections "
+                "are not bounded by the measured allowance")
+    linear_ok = a.activation == "linear" and t.batch_size <= BN_LINEAR_BATCH_MAX
+    if a.activation not in BN_ACTIVATIONS and not linear_ok:
+        if a.activation == "linear":
+            return (f"linear at batch_size {t.batch_size} > {BN_LINEAR_BATCH_MAX}: the forward "
+                    "Gram relaxes by (B-1)/(B+1) per layer, finite-width errors exceed the rate "
+                    "below width ~ 25 B (docs/batchnorm.md)")
+        return (f"activation {a.activation}: finite-width corrections of the rate measured for "
+                f"{', '.join(BN_ACTIVATIONS)} (and linear at B <= {BN_LINEAR_BATCH_MAX}) only")
+    if a.width < BN_WIDTH_MIN:
+        return f"width {a.width} < {BN_WIDTH_MIN}: finite-width corrections not measured"
+    if a.init != "gaussian":
+        return f"init {a.init}: the rate is measured for Gaussian weights"
+    if t.loss != "mse":
+        return f"loss {t.loss}: the fit window is measured with the mse loss"
+    fitted = a.depth - BN_READOUT_GAP - BN_FIRST_LAYER + 1
+    if fitted < BN_MIN_FIT_LAYERS:
+        return (f"depth {a.depth} < {BN_FIRST_LAYER + BN_READOUT_GAP + BN_MIN_FIT_LAYERS - 1}: "
+                f"fewer than {BN_MIN_FIT_LAYERS} layers between layer {BN_FIRST_LAYER} and the "
+                f"{BN_READOUT_GAP} hidden layers next to the readout")
+    mom = (relu_sphere_moments(t.batch_size) if a.activation == "relu"
+           else sphere_moments(a.activation, t.batch_size))
+    if a.sigma_w2 * mom.nu < BN_EPS_FACTOR * BATCH_NORM_EPS:
+        return (f"sigma_w2 nu = {a.sigma_w2 * mom.nu:.2g} < {BN_EPS_FACTOR:g} eps: batch norm's "
+                "eps is not negligible")
+    return None
+
+
+def batch_norm_rate_allowance(point: Point) -> float:
+    """Model-error allowance of the fitted per-layer rate: BN_WIDTH_COEF / width (ln units)."""
+    return BN_WIDTH_COEF / max(point.arch.width, 1)
+
+
+def batch_normalized(point: Point) -> str | None:
+    """The reason a per-pair prediction (kernels, per-example NTK, MLP bounds, lazy training)
+    does not apply to a batch-normalized network; None for any other network."""
+    if point.arch.norm != "batch":
+        return None
+    return ("norm = 'batch': the batch statistics couple the examples (no per-pair kernel, "
+            "per-example NTK or MLP product bound); its rows are bn_grad_sq_norm_rate and "
+            "weight_sq_norm")
+
+
 DOMAINS = {"infinite_width": infinite_width, "outputs": output_distribution,
-           "hanin_nica": hanin_nica, "any": any_network, "lazy": lazy_domain}
+           "hanin_nica": hanin_nica, "any": any_network, "lazy": lazy_domain,
+           "mlp": plain_mlp, "batch_norm": batch_norm_rate}
 """Domain name -> function of the point; the lazy condition (`lazy_training`) is checked per
 recorded step on top of it."""

@@ -13,19 +13,20 @@ from dataclasses import dataclass
 import xarray as xr
 from matplotlib.figure import Figure
 
-from gradstats.results.plots import common, directions, ntk
+from gradstats.results.plots import batchnorm, common, directions, layers, ntk
+from gradstats.results.plots.batchnorm import plot_batchnorm
 from gradstats.results.plots.common import MissingVariables, save
 from gradstats.results.plots.directions import plot_directions
-from gradstats.results.plots.layers import plot_layer_norms
+from gradstats.results.plots.layers import plot_layer_norms, plot_signals
 from gradstats.results.plots.ntk import plot_ntk_width
 from gradstats.results.plots.overview import available_panels, plot_summary
 from gradstats.results.plots.phase import plot_phase
 from gradstats.results.plots.spectrum import plot_spectrum
 from gradstats.results.plots.tails import plot_tails
 
-__all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_directions",
-           "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_spectrum", "plot_summary",
-           "plot_tails", "render", "save"]
+__all__ = ["KINDS", "Kind", "MissingVariables", "kinds_available", "plot_batchnorm",
+           "plot_directions", "plot_layer_norms", "plot_ntk_width", "plot_phase", "plot_signals",
+           "plot_spectrum", "plot_summary", "plot_tails", "render", "save"]
 
 # Relative-error variables the 'ntk' kind looks for, in order (first found wins), with the
 # step it reads: the empirical NTK's relative change after training (width^-1/2, lazy regime).
@@ -71,11 +72,15 @@ def _first_config(da: xr.DataArray):
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("summary", "one-page summary of whatever variables exist", plot_summary),
     Kind("layers", "per-layer gradient norm vs layer with chi_1^(L-l) theory", plot_layer_norms),
+    Kind("signals", "forward_q, backward_q and grad_sq_norm vs layer beside their predictions",
+         plot_signals),
     Kind("phase", "order/chaos phase diagram over sigma_w2 x sigma_b2", plot_phase),
     Kind("ntk", "NTK relative error vs width, fitted slope and -1/2 reference", _ntk),
     Kind("tails", "survival functions of gradient samples with fitted tails", _tails),
     Kind("spectrum", "gradient-noise covariance spectrum rank plot", plot_spectrum),
     Kind("directions", "vMF kappa and R_bar over training vs uniform", plot_directions),
+    Kind("batchnorm", "ln gradient norm vs layer per batch size with the batch-norm slope",
+         plot_batchnorm),
     Kind("coord", "coord check: change since init vs width per layer group, theory slopes",
          lambda ds: _coord(ds)),
 )}
@@ -99,11 +104,13 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
     checks = {
         "summary": lambda: bool(available_panels(ds)),
         "layers": lambda: "grad_sq_norm" in ds and "layer" in ds.dims,
+        "signals": lambda: all(v in ds for v in layers.SIGNALS) and "layer" in ds.dims,
         "phase": lambda: "grad_sq_norm" in ds and "sigma_w2" in ds.dims and ds.sizes["layer"] >= 3,
         "ntk": lambda: any(n in ds and "width" in ds[n].dims for n, _ in NTK_ERROR_VARS),
         "tails": lambda: any(v in ds for v in TAIL_SAMPLE_VARS.values()),
         "spectrum": lambda: "noise_eigenvalues" in ds,
         "directions": lambda: all(v in ds for v in directions.REQUIRES),
+        "batchnorm": lambda: all(v in ds for v in batchnorm.REQUIRES) and "layer" in ds.dims,
         "coord": lambda: "preact_change_rms" in ds and "output_change_rms" in ds
                          and "width" in ds.dims,
     }

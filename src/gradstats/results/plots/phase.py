@@ -81,7 +81,11 @@ def plot_phase(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None = Non
 
 def _critical_curve(ax, ds: xr.Dataset, values: dict, sw: np.ndarray, sb: np.ndarray) -> None:
     """Draw the chi_1 = 1 curve: contour of the dataset's ``chi_1`` over (sigma_w2, sigma_b2),
-    else ``gradstats.theory.critical_sigma_w2`` on `CURVE_POINTS` values of sigma_b2."""
+    else ``gradstats.theory.critical_sigma_w2`` on `CURVE_POINTS` values of sigma_b2. None for
+    batch-normalized networks: the MLP's edge of chaos does not describe them."""
+    if values.get("norm", ds.coords["norm"].item() if "norm" in ds.coords
+                  and ds["norm"].ndim == 0 else "none") == "batch":
+        return
     if "chi_1" in ds.data_vars and {"sigma_w2", "sigma_b2"} <= set(ds["chi_1"].dims):
         chi = ds["chi_1"].sel({k: v for k, v in values.items() if k in ds["chi_1"].dims
                                and k not in ("sigma_w2", "sigma_b2")})

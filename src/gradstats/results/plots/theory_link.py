@@ -13,17 +13,23 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 
-from gradstats.spec import SEED_DIM, STEP_DIM, Architecture, SpecError
+from gradstats.spec import DEPTH_SCALED, SEED_DIM, STEP_DIM, Architecture, SpecError
 
 ARCH_FIELDS = ("width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization",
-               "init", "bias", "input_dim")
+               "init", "bias", "input_dim", "residual", "residual_scale", "norm")
 
 
 def arch_from(values: dict) -> Architecture | None:
     """The `Architecture` described by coordinate ``values`` (None if it is incomplete/invalid)."""
     kwargs = {k: values[k] for k in ARCH_FIELDS if k in values}
-    if "bias" in kwargs:
-        kwargs["bias"] = bool(kwargs["bias"])
+    for flag in ("bias", "residual"):
+        if flag in kwargs:
+            kwargs[flag] = bool(kwargs[flag])
+    if "residual_scale" in kwargs and kwargs["residual_scale"] != DEPTH_SCALED:
+        try:
+            kwargs["residual_scale"] = float(kwargs["residual_scale"])
+        except (TypeError, ValueError):
+            return None
     if "width" not in kwargs or "depth" not in kwargs:
         return None
     try:
@@ -42,14 +48,15 @@ def signal_propagation_fn() -> Callable[[Architecture], object] | None:
 
 
 def theory_chi_1(arch: Architecture | None) -> float:
-    """chi_1 of ``arch`` from `gradstats.theory` (NaN when unavailable or it fails)."""
+    """chi_1 of ``arch`` from `gradstats.theory` (NaN when unavailable or it fails, and for
+    residual or normalized networks: chi_1 is the fixed point of a plain MLP)."""
     fn = signal_propagation_fn()
-    if arch is None or fn is None:
+    if arch is None or fn is None or not arch.is_mlp:
         return math.nan
     try:
         return float(fn(arch).chi_1)
-    except (ValueError, ArithmeticError, AttributeError, SpecError):
-        return math.nan
+    except (ValueError, ArithmeticError, AttributeError, SpecError, NotImplementedError):
+        return math.nan  # NotImplementedError: no per-pair kernel (batch norm)
 
 
 def chi_1_at(ds: xr.Dataset, sel: dict) -> float:

@@ -1,0 +1,93 @@
+"""ln grad_sq_norm vs layer of batch-normalized networks, per batch size, with the predicted
+slope -ln lambda(B) that `gradstats compare` tests (row ``bn_grad_sq_norm_rate``).
+
+Needs: ``grad_sq_norm`` (sweep axes..., seed, step, layer) and the stored prediction
+``theory_bn_ln_growth`` (ln lambda(B) per seed, `gradstats.predictions`). Solid: the seed mean
+of ln grad_sq_norm at the first recorded step (± one standard error); dashed: a line of slope
+-ln lambda(B) over the layers the row fits (``first_layer..depth - readout_gap`` of the
+declared comparison), placed at the measured mean of that window (its level is not
+predicted, only its slope). Lines per batch size; facets over the other varying axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from gradstats.comparisons import by_name
+from gradstats.results.plots import common
+from gradstats.spec import LAYER_DIM, SEED_DIM
+
+REQUIRES = ("grad_sq_norm", "theory_bn_ln_growth")
+ROW = "bn_grad_sq_norm_rate"
+
+
+def fit_window(depth: int) -> np.ndarray:
+    """The layers the compare row fits at ``depth`` (may be empty)."""
+    row = by_name(ROW)
+    return np.arange(row.first_layer, depth + 1 - row.readout_gap)
+
+
+def slope_line(layers: np.ndarray, mean_ln: np.ndarray, rate: float) -> np.ndarray:
+    """The line of slope -rate through the mean of (layers, mean_ln): its values at layers."""
+    layers = np.asarray(layers, dtype=float)
+    level = float(np.mean(np.asarray(mean_ln) + rate * layers))
+    return level - rate * layers
+
+
+def _depth(ds: xr.Dataset, sel: dict, values: np.ndarray) -> int:
+    if "depth" in sel:
+        return int(sel["depth"])
+    if "depth" in ds.coords and ds["depth"].ndim == 0:
+        return int(ds["depth"])
+    return int(np.isfinite(values).sum()) - 1  # the readout is the last finite layer
+
+
+def plot_batchnorm(ds: xr.Dataset, step: int | None = None) -> Figure:
+    """Seed mean of ln grad_sq_norm vs layer per batch size, the predicted slope dashed."""
+    common.require(ds, "batchnorm", REQUIRES, [LAYER_DIM])
+    ln = np.log(common.first_step(ds["grad_sq_norm"], step).where(lambda v: v > 0))
+    rate_da = ds["theory_bn_ln_growth"]
+    rate_da = rate_da.mean(SEED_DIM) if SEED_DIM in rate_da.dims else rate_da
+    line_dims, col, row = common.split_dims(common.varying(ln), ("batch_size",))
+    mean, se = common.seed_mean(ln)
+    fig, axes, panels = common.facet_figure(mean, col, row, sharey=False)
+    for i, j, facet in panels:
+        ax = axes[i, j]
+        drawn = 0  # lines of this panel (combinations absent from the sweep are skipped)
+        for sel in common.combos(mean, line_dims)[: common.MAX_LINES]:
+            full = {**facet, **sel}
+            m = mean.sel(full).values
+            ok = np.isfinite(m)
+            if not ok.any():
+                continue
+            layers = mean[LAYER_DIM].values
+            colour = f"C{drawn % 10}"
+            window = fit_window(_depth(ds, full, m))
+            inside = np.isin(layers, window) & ok
+            measured = (-np.polyfit(layers[inside], m[inside], 1)[0] if inside.sum() >= 2
+                        else np.nan)
+            rate = rate_da.sel({d: v for d, v in full.items() if d in rate_da.dims})
+            rate = float(rate) if rate.size == 1 else np.nan
+            name = common.describe(sel) or "measured"
+            ax.plot(layers[ok], m[ok], "o-", ms=3, lw=1.3, color=colour, gid="measured",
+                    label=f"{name}: slope {-measured:.3f} (theory {-rate:.3f})")
+            s = se.sel(full).values
+            if np.isfinite(s[ok]).any():
+                ax.fill_between(layers[ok], m[ok] - s[ok], m[ok] + s[ok], color=colour,
+                                alpha=0.2, lw=0)
+            if np.isfinite(rate) and inside.sum() >= 2:
+                ax.plot(layers[inside], slope_line(layers[inside], m[inside], rate), "--",
+                        lw=1.3, color="black", gid="theory",
+                        label="theory: slope −ln λ(B) over the fitted layers" if drawn == 0
+                        else None)
+            drawn += 1
+        ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
+        if j == 0:
+            ax.set_ylabel("ln " + common.label(ds["grad_sq_norm"], units=False))
+        ax.legend(fontsize=6.5, loc="best")
+    first = by_name(ROW)
+    common.suptitle(fig, f"batch norm: ln gradient norm per layer (fit: layers "
+                    f"{first.first_layer}..depth−{first.readout_gap})", ds)
+    return fig
