@@ -632,11 +632,8 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
             reasons.loc[combo] = "fewer than 3 widths inside the validity domain"
             continue
         part = part.sel(width=ok).transpose("width", ...)
-        widths = np.broadcast_to(part["width"].values.astype(float).reshape(
-            -1, *([1] * (part.ndim - 1))), part.shape)
-        try:
-            fit = stats.fit_power_law(widths, part.values, ctx.level)
-        except ValueError:
+        fit = stats.fit_width_exponent(part["width"].values, part.values, ctx.level)
+        if fit is None:
             continue
         slope.loc[combo], se.loc[combo], dof.loc[combo] = fit.slope, fit.slope_se, fit.dof
         n_widths.loc[combo] = len(ok)

@@ -81,11 +81,8 @@ def run_width_exponent(ctx, comparison: Comparison) -> dict[str, xr.DataArray]:
             if why:
                 continue
             part = part.sel(width=ok)
-            widths = np.broadcast_to(part["width"].values.astype(float).reshape(
-                -1, *([1] * (part.ndim - 1))), part.shape)
-            try:
-                fit = stats.fit_power_law(widths, part.values, ctx.level)
-            except ValueError:
+            fit = stats.fit_width_exponent(part["width"].values, part.values, ctx.level)
+            if fit is None:
                 continue
             slope.loc[cell], se.loc[cell], dof.loc[cell] = fit.slope, fit.slope_se, fit.dof
             n_widths.loc[cell] = len(ok)

@@ -77,6 +77,16 @@ def fit_power_law(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> LineFit:
     return fit_line(np.log(x[ok]), np.log(y[ok]), level)
 
 
+def fit_width_exponent(widths: np.ndarray, values: np.ndarray, level: float) -> LineFit | None:
+    """Width exponent of ``values`` (width first, any further dims: seeds, ...) against
+    ``widths`` (width,); None when too few positive finite points remain to fit."""
+    widths = np.asarray(widths, float).reshape(-1, *([1] * (np.ndim(values) - 1)))
+    try:
+        return fit_power_law(np.broadcast_to(widths, np.shape(values)), values, level)
+    except ValueError:
+        return None
+
+
 # --- per-cell tests for four-valued verdicts ---------------------------------------------------
 
 DISAGREE, AGREE, OUTSIDE, UNDETERMINED = 0, 1, 2, 3
