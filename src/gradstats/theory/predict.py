@@ -73,7 +73,7 @@ def _ce_readout_chunks(k: np.ndarray, labels: np.ndarray, n_classes: int, n_samp
     while done < n_samples:
         s = min(4096, n_samples - done)
         z = rng.standard_normal((s, k.shape[0], n_classes))
-        f = np.einsum("ij,sjc->sic", root, z)
+        f = np.matmul(root, z)  # (s, B, C); BLAS, ~10x faster than einsum here
         f = f - f.max(axis=-1, keepdims=True)
         logp = f - np.log(np.exp(f).sum(axis=-1, keepdims=True))
         yield np.exp(logp) - onehot, logp
@@ -90,7 +90,8 @@ def _readout_moments_ce(k: np.ndarray, labels: np.ndarray, n_classes: int, n_sam
     loss = np.zeros(b)
     onehot = np.eye(n_classes)[labels]
     for g, logp in _ce_readout_chunks(k, labels, n_classes, n_samples, seed):
-        gg += np.einsum("sic,sjc->ij", g, g)
+        flat = g.transpose(1, 0, 2).reshape(b, -1)  # (B, s*C)
+        gg += flat @ flat.T
         g2 += (g * g).mean(axis=-1).sum(axis=0)
         loss += -(logp * onehot).sum(axis=-1).sum(axis=0)
     return gg / n_samples, g2 / n_samples, loss / n_samples
@@ -282,9 +283,9 @@ def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samp
     grads, bias_grads, losses = [], [], []
     onehot = np.eye(n_out)[y]
     for g, logp in _ce_readout_chunks(k, y, n_out, n_samples, seed):
-        gg = np.einsum("sic,sjc->sij", g, g) / b**2  # per draw, (s, B, B)
-        grads.append(np.einsum("lij,sij->sl", tw, gg))
-        bias_grads.append(np.einsum("lij,sij->sl", tb, gg))
+        gg = (g @ g.transpose(0, 2, 1)).reshape(len(g), -1) / b**2  # per draw, (s, B*B)
+        grads.append(gg @ tw.reshape(len(tw), -1).T)
+        bias_grads.append(gg @ tb.reshape(len(tb), -1).T)
         losses.append(-(logp * onehot).sum(axis=-1).mean(axis=-1))
 
     def moments(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
