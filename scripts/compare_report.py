@@ -14,6 +14,8 @@ rewrites, between their markers:
 - README.md ``<!-- preset-table:begin/end -->``: one line per preset;
 - README.md ``<!-- batchnorm-table:begin/end -->`` (when the ``batchnorm`` preset is run):
   the measured and predicted batch-norm growth rates per configuration;
+- README.md ``<!-- coord-table:begin/end -->`` (when the ``coord-check`` preset is run): the
+  fitted step-1 width exponents of the coord rows against the derivation, with verdicts;
 - README.md ``<!-- residual-table:begin/end -->`` (when the ``residual`` preset is run): per
   network of that preset, the measured and predicted growth of the forward signal, the
   backward signal and the gradient norm over depth, and the verdict counts of the kernel rows.
@@ -175,6 +177,99 @@ def residual_table(ds, cmp) -> str:
     return "\n".join(lines)
 
 
+COORD_ROWS = (("preact_change_input_exponent", "input layer Δh"),
+              ("preact_change_hidden_exponent", "hidden Δh"),
+              ("output_change_exponent", "output Δf"),
+              ("output_feature_change_exponent", "Δf: features"),
+              ("output_readout_change_exponent", "Δf: readout"))
+
+
+def _exponent(value: float) -> str:
+    """+1/2-style text of a derived exponent (multiples of 1/2)."""
+    if value == 0:
+        return "0"
+    whole = value == int(value)
+    text = f"{abs(int(value))}" if whole else f"{abs(int(2 * value))}/2"
+    return ("+" if value > 0 else "−") + text
+
+
+def coord_table(cmp, ds) -> str:
+    """Per (optimizer, parameterization) of the ``coord-check`` preset: the fitted step-1 width
+    exponent of each coord row (OLS over widths and seeds, +- its standard error), the
+    derived exponent in brackets and the row's verdict."""
+    from gradstats.results import stats
+
+    widths = ds["width"].values
+    head = ("| optimizer | parameterization | " + " | ".join(t for _, t in COORD_ROWS) + " |")
+    lines = [f"Widths {int(widths.min())}–{int(widths.max())} ({len(widths)}), "
+             f"{ds.sizes['seed']} seeds; verdicts at level "
+             f"{cmp[COORD_ROWS[0][0] + '_verdict'].attrs['level']:g}, allowance ±0.15:", "",
+             head, "|---|---|" + "---|" * len(COORD_ROWS)]
+    first = cmp[f"{COORD_ROWS[0][0]}_verdict"].sel(step=1)
+    def ordered(dim: str, order: tuple[str, ...]) -> list[str]:
+        values = [str(v) for v in np.atleast_1d(first[dim].values)]
+        return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
+
+    optimizers = ordered("optimizer", ("sgd", "momentum", "adam", "adamw"))
+    parameterizations = ordered("parameterization", ("standard", "ntk", "mup", "mean_field"))
+    for opt in optimizers:
+        for pz in parameterizations:
+            cells = []
+            for row, _ in COORD_ROWS:
+                if f"{row}_verdict" not in cmp:
+                    cells.append("-")
+                    continue
+                sel = {"step": 1, "optimizer": opt, "parameterization": pz}
+
+                def get(key: str, row: str = row, sel: dict = sel) -> np.ndarray:
+                    da = cmp[f"{row}_{key}"]  # other axes (lr zipped with the optimizer):
+                    return da.sel({k: v for k, v in sel.items() if k in da.dims}).values.ravel()
+
+                codes = get("verdict").astype(float)
+                present = np.flatnonzero(np.isfinite(codes))  # the combination measured
+                if not len(present):
+                    cells.append("-")
+                    continue
+                at = present[0]
+                code = codes[at]
+                mean, se, pred = (float(get(k)[at]) for k in ("mean", "se", "pred"))
+                sign = "+" if mean >= 0 else "−"
+                cells.append(f"{sign}{abs(mean):.2f} ± {se:.2f} ({_exponent(pred)}) "
+                             f"{stats.VERDICT_NAMES[int(code)]}")
+            lines.append(f"| {opt} | {pz} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+ADAM_COLUMNS = (("adam_update_ratio", "‖u‖/‖g‖", "{:.3g}"),
+                ("adam_sign_agreement", "sign(u) = sign(g)", "{:.3f}"),
+                ("adam_second_moment_log_sd", "sd of ln √v̂", "{:.2f}"))
+
+
+def adam_table(ds) -> str:
+    """Under Adam, per parameterization: the step-1 Adam statistics of the hidden layer (layer
+    2), seed means per width (smallest to largest)."""
+    if "adam_update_ratio" not in ds or "optimizer" not in ds.dims:
+        return ""
+    part = ds.sel(optimizer="adam", step=1, layer=2)
+    widths = [int(w) for w in part["width"].values]
+    lines = [f"Adam's step at step 1 against the raw minibatch gradient, hidden layer 2, seed "
+             f"means at widths {', '.join(map(str, widths))}:", "",
+             "| parameterization | " + " | ".join(t for _, t, _ in ADAM_COLUMNS) + " |",
+             "|---|" + "---|" * len(ADAM_COLUMNS)]
+    order = ("standard", "ntk", "mup", "mean_field")
+    for pz in sorted((str(v) for v in part["parameterization"].values),
+                     key=lambda v: order.index(v) if v in order else len(order)):
+        cells = []
+        for name, _, fmt in ADAM_COLUMNS:
+            da = part[name].sel(parameterization=pz)
+            if "lr" in da.dims:
+                da = da.dropna("lr", how="all").isel(lr=0)
+            means = da.mean("seed").transpose("width").values
+            cells.append(" / ".join(fmt.format(float(m)) for m in means))
+        lines.append(f"| {pz} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def merge_sections(old: str, new: dict[str, str], order: list[str]) -> str:
     """The ``### preset`` sections of ``old`` with those in ``new`` replaced or added, in
     ``order`` (presets not in ``order`` last)."""
@@ -251,6 +346,12 @@ def main() -> None:
             bn = batchnorm_table(cmp, ds)
             replace_between(README, "batchnorm-table", bn)
             print(bn, "\n", flush=True)
+        if name == "coord-check":
+            body = coord_table(cmp, ds)
+            adam = adam_table(ds)
+            body = body + ("\n\n" + adam if adam else "")
+            replace_between(README, "coord-table", body)
+            print(body, "\n", flush=True)
         if name == "residual":
             body = residual_table(ds, cmp)
             replace_between(README, "residual-table", body)

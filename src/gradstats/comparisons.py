@@ -220,6 +220,16 @@ COMPARISONS: tuple[Comparison, ...] = (
                "output_change_rms", "", "width_exponent", steps="trained", domain="coord",
                layers="output", allowance="coord_exponent",
                max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
+    Comparison("output_feature_change_exponent", "width exponent of the output change from "
+               "the features moving, W_out(0) Delta a_L, after one step",
+               "output_change_feature_rms", "", "width_exponent", steps="trained",
+               domain="coord", layers="output_feature", allowance="coord_exponent",
+               max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
+    Comparison("output_readout_change_exponent", "width exponent of the output change from "
+               "the readout's own update after one step", "output_change_readout_rms", "",
+               "width_exponent", steps="trained", domain="coord", layers="output_readout",
+               allowance="coord_exponent", max_detectable=COORD_MAX_DETECTABLE,
+               source=COORD_SOURCE, needs=COORD_NEEDS),
     Comparison("bn_grad_sq_norm_rate", "growth of grad_sq_norm per layer toward the input "
                f"with batch norm (layers {BN_FIRST_LAYER}..depth-{BN_READOUT_GAP})",
                "grad_sq_norm", "theory_bn_ln_growth", "difference", domain="batch_norm",

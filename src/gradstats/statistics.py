@@ -196,10 +196,18 @@ for _s in (
               "layer l (the readout's is the network output)", theory=True),
     Statistic("output_change_rms", ("step",), "rms output change since init", "1",
               "rms over outputs and probe examples of f(t) - f(0)", theory=True),
+    Statistic("output_change_feature_rms", ("step",), "output change from the features", "1",
+              "rms over outputs and probe examples of W_out(0) (a_L(t) - a_L(0)): the features "
+              "moving, seen through the initial readout (effective weights)", theory=True),
+    Statistic("output_change_readout_rms", ("step",), "output change from the readout", "1",
+              "rms of (W_out(t) - W_out(0)) a_L(t) + m_b (b(t) - b(0)): the readout's own "
+              "update; with output_change_feature_rms it sums to f(t) - f(0) exactly",
+              theory=True),
     Statistic("update_fro_sq", _SL, "squared norm of the weight update", "1",
               "||Delta W_l||_F^2 of the effective weight since the previous recorded step"),
     Statistic("update_op_norm", _SL, "operator norm of the weight update", "1",
-              "||Delta W_l||_op (power iteration, 64 rounds from a start drawn from the "
+              "||Delta W_l||_op (power iteration, at most 64 rounds, stopping once converged to "
+              "1e-10, from a start drawn from the "
               "estimator's stream: a lower bound, exact for low-rank updates)"),
     Statistic("weight_op_norm", _SL, "operator norm of the weight", "1",
               "||W_l||_op of the effective weight at the step (power iteration, as "
@@ -208,6 +216,20 @@ for _s in (
               "||A_{l-1} Delta W_l^T||_F / (||Delta W_l||_op ||A_{l-1}||_F), A_{l-1} the probe "
               "inputs of layer l at the step: 1 when every input lies in the top singular "
               "direction, ~ 1/sqrt(fan_in) for an unrelated input"),
+    # Adam/AdamW only (NaN otherwise): the step about to be taken at the recorded step,
+    # W -= lr u with u = m_hat / (sqrt(v_hat) + eps) (after the step's gradient g enters the
+    # moments), against g, the raw minibatch gradient of the weight
+    Statistic("adam_update_ratio", _SL, "Adam step / raw gradient (norms)", "1",
+              "||u_l||_F / ||g_l||_F: the per-layer gain of Adam's preconditioning over SGD at "
+              "the same rate (sqrt(nonzero entries) / ||g||_F at step 0, where u = sign g)"),
+    Statistic("adam_sign_agreement", _SL, "Adam step sign agreement with the gradient", "1",
+              "fraction of entries with g != 0 where sign u = sign g (1 at step 0; momentum "
+              "and weight decay lower it)"),
+    Statistic("adam_second_moment_median", _SL, "median Adam preconditioner scale", "1",
+              "median over entries of sqrt(v_hat_l), the per-entry scale dividing the step"),
+    Statistic("adam_second_moment_log_sd", _SL, "spread of Adam's preconditioner", "1",
+              "standard deviation over entries of ln sqrt(v_hat_l): 0 when Adam is SGD with one "
+              "rescaled rate per layer; its spread is how far the preconditioner is from that"),
 ):
     register(_s)
 

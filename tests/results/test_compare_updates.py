@@ -15,7 +15,8 @@ from gradstats.theory import coord
 
 WIDTHS = (128, 256, 512, 1024)
 ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
-        "output_change_exponent")
+        "output_change_exponent", "output_feature_change_exponent",
+        "output_readout_change_exponent")
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,19 @@ def _compare(results):
 
 
 def test_hand_derived_exponents():
-    """The table of docs/theory.md (and the issue's reference facts for SGD)."""
-    expected = {("standard", "sgd"): (-0.5, 0.5, 1.0), ("ntk", "sgd"): (-0.5, -0.5, 0.0),
-                ("mup", "sgd"): (0.0, 0.0, 0.0), ("mean_field", "sgd"): (0.0, 0.0, 0.0),
-                ("standard", "adam"): (0.0, 1.0, 1.5), ("ntk", "adam"): (0.0, 0.5, 1.0),
-                ("mup", "adam"): (0.0, 0.0, 0.0), ("mean_field", "adamw"): (0.0, 0.0, 0.0)}
-    for (p, o), (i, h, out) in expected.items():
-        assert coord.change_exponents(p, o) == {"input": i, "hidden": h, "output": out}, (p, o)
+    """The table of docs/theory.md (and the issue's reference facts for SGD): input, hidden,
+    output, and the output's feature and readout parts."""
+    expected = {("standard", "sgd"): (-0.5, 0.5, 1.0, 1.0, 1.0),
+                ("ntk", "sgd"): (-0.5, -0.5, 0.0, 0.0, 0.0),
+                ("mup", "sgd"): (0.0, 0.0, 0.0, 0.0, 0.0),
+                ("mean_field", "sgd"): (0.0, 0.0, 0.0, 0.0, 0.0),
+                ("standard", "adam"): (0.0, 1.0, 1.5, 1.5, 1.0),
+                ("ntk", "adam"): (0.0, 0.5, 1.0, 1.0, 0.5),
+                ("mup", "adam"): (0.0, 0.0, 0.0, 0.0, 0.0),
+                ("mean_field", "adamw"): (0.0, 0.0, 0.0, 0.0, 0.0)}
+    for (p, o), values in expected.items():
+        assert coord.change_exponents(p, o) == dict(zip(coord.GROUPS, values, strict=True)), (
+            p, o)
 
 
 def test_step_one_agrees_and_later_steps_are_outside(results):
@@ -91,7 +98,7 @@ def test_coord_figure_draws_measurement_and_theory(results):
         pz = ax.get_title().split(",")[0]
         expected = coord.change_exponents(pz, "sgd")
         theory = [ln for ln in ax.get_lines() if ln.get_gid() == "theory"]
-        assert len(theory) == 3 and any(ln.get_gid() == "measured" for ln in ax.get_lines())
+        assert len(theory) == len(coord.GROUPS) and any(ln.get_gid() == "measured" for ln in ax.get_lines())
         slopes = sorted(np.polyfit(np.log(ln.get_xdata()), np.log(ln.get_ydata()), 1)[0]
                         for ln in theory)
         assert slopes == pytest.approx(sorted(expected.values()), abs=1e-9)

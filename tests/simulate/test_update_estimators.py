@@ -38,7 +38,7 @@ def _slow(point):
     probe_rows = np.sort(random_stream(seeds.estimators, "updates", "probe").choice(
         len(x), size=64, replace=False))
     probe = data.x[probe_rows].astype(np.float64)
-    weights, zs, ins = [], [], []
+    weights, biases, zs, ins = [], [], [], []
     for _step in range(t.steps + 1):
         ws = [(model.w_mult[l] * model.weights[l]).detach().numpy().copy() for l in range(3)]
         bs = [(model.b_mult[l] * model.biases[l]).detach().numpy().copy() for l in range(3)]
@@ -49,6 +49,7 @@ def _slow(point):
             z_step.append(z)
             a = np.maximum(z, 0.0)
         weights.append(ws)
+        biases.append(bs)
         zs.append(z_step)
         ins.append(in_step)
         idx = torch.as_tensor(sampler.next())
@@ -56,6 +57,7 @@ def _slow(point):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    _slow.biases = biases
     return weights, zs, ins
 
 
@@ -107,3 +109,85 @@ def test_updates_do_not_change_other_statistics():
     b = tr.simulate_point(point, measure=())
     for name in ("grad_sq_norm", "batch_loss", "weight_sq_norm", "forward_q"):
         np.testing.assert_array_equal(a.values[name], b.values[name])
+
+
+@pytest.mark.parametrize("parameterization, optimizer", [("standard", "adam"), ("mup", "sgd")])
+def test_output_change_splits_into_features_and_readout(parameterization, optimizer):
+    """f(t) - f(0) = W_out(0) (a(t) - a(0)) + [(W_out(t) - W_out(0)) a(t) + db], by hand."""
+    point = _point(parameterization, optimizer, 0.01 if optimizer == "adam" else 0.05)
+    rec = tr.simulate_point(point, measure=("updates",))
+    weights, zs, ins = _slow(point)
+    biases = _slow.biases
+    for t in range(STEPS + 1):
+        feature = (ins[t][2] - ins[0][2]) @ weights[0][2].T
+        readout = ins[t][2] @ (weights[t][2] - weights[0][2]).T + (biases[t][2] - biases[0][2])
+        np.testing.assert_allclose(feature + readout, zs[t][2] - zs[0][2], atol=1e-12)
+        rms = lambda m: np.sqrt(np.mean(m ** 2))  # noqa: E731
+        assert rec.values["output_change_feature_rms"][t] == pytest.approx(
+            rms(feature), rel=1e-8, abs=1e-14)
+        assert rec.values["output_change_readout_rms"][t] == pytest.approx(
+            rms(readout), rel=1e-8, abs=1e-14)
+    assert rec.values["output_change_feature_rms"][STEPS] > 0
+    assert rec.values["output_change_readout_rms"][STEPS] > 0
+
+
+@pytest.mark.parametrize("optimizer, weight_decay", [("adam", 0.0), ("adam", 0.1),
+                                                     ("adamw", 0.1)])
+def test_adam_direction_is_the_step_torch_takes(optimizer, weight_decay):
+    """The (u, v_hat) read before a step reproduce the step torch.optim then takes:
+    W(t+1) = W(t) (1 - lr wd [AdamW]) - lr u, at every step (moments carried over)."""
+    from gradstats.simulate.update_estimators import adam_direction
+
+    point = _point("standard", optimizer, 0.01, beta1=0.8, beta2=0.95, eps=1e-6,
+                   weight_decay=weight_decay)
+    t = point.training
+    model = build_model(point.arch, 0, dtype=torch.float64)
+    opt = tr.make_optimizer(model, t)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(20, 12, generator=gen, dtype=torch.float64)
+    for _ in range(4):
+        opt.zero_grad()
+        model(x).pow(2).sum().backward()
+        before = [w.detach().clone() for w in model.weights]
+        found = [adam_direction(opt, w) for w in model.weights]
+        lrs = [next(g["lr"] for g in opt.param_groups if any(p is w for p in g["params"]))
+               for w in model.weights]
+        opt.step()
+        for w0, w1, (u, _), lr in zip(before, model.weights, found, lrs, strict=True):
+            decay = 1 - lr * weight_decay if optimizer == "adamw" else 1.0
+            torch.testing.assert_close(w1.detach(), w0 * decay - lr * u, rtol=1e-10,
+                                       atol=1e-14)
+
+
+def test_adam_statistics_at_the_first_step():
+    """Step 0: m_hat = g, v_hat = g^2, so u = g / (|g| + eps): every sign agrees, the norm
+    ratio is sqrt(nonzero entries) / ||g|| (eps << |g|; a dead relu unit's row is 0) and the
+    median scale is median |g|."""
+    point = _point("standard", "adam", 0.01)
+    rec = tr.simulate_point(point, measure=("updates",))
+    v = rec.values
+    model = build_model(point.arch, tr.derive_seeds(point).init, dtype=torch.float64)
+    seeds = tr.derive_seeds(point)
+    data = load_data(point.data, point.training.loss, seeds.data)
+    idx = torch.as_tensor(tr._BatchSampler(100, 20, seeds.batches).next())
+    x = torch.as_tensor(data.x, dtype=torch.float64)[idx]
+    y = torch.as_tensor(data.y, dtype=torch.float64)[idx]
+    (0.5 * ((model(x) - y) ** 2).sum(dim=1)).mean().backward()
+    grads = [w.grad.numpy() for w in model.weights]
+    np.testing.assert_allclose(v["adam_sign_agreement"][0], 1.0)
+    np.testing.assert_allclose(v["adam_update_ratio"][0],
+                               [np.sqrt(np.count_nonzero(g)) / np.linalg.norm(g) for g in grads],
+                               rtol=1e-4)
+    np.testing.assert_allclose(v["adam_second_moment_median"][0],
+                               [np.median(np.abs(g)) for g in grads], rtol=1e-6)
+    np.testing.assert_allclose(v["adam_second_moment_log_sd"][0],
+                               [np.std(np.log(np.abs(g[g != 0])), ddof=1) for g in grads],
+                               rtol=1e-6)
+    assert np.all(v["adam_sign_agreement"][STEPS] < 1)  # momentum has mixed in old gradients
+
+
+def test_adam_statistics_are_nan_under_sgd():
+    rec = tr.simulate_point(_point("mup", "sgd", 0.05), measure=("updates",))
+    for name in ("adam_update_ratio", "adam_sign_agreement", "adam_second_moment_median",
+                 "adam_second_moment_log_sd"):
+        assert np.all(np.isnan(rec.values[name])), name

@@ -144,7 +144,8 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
             snap = StepSnapshot(
                 step=step, model=model, x=xb, y=yb, forward=fwd, loss=loss.detach(),
                 weight_grads=[w.grad for w in model.weights],
-                bias_grads=None if model.biases is None else [b.grad for b in model.biases])
+                bias_grads=None if model.biases is None else [b.grad for b in model.biases],
+                optimizer=optimizer)
         if step == 0:
             capture_step0(inputs, snap, yb)
         if is_recorded:

@@ -17,8 +17,13 @@ fan-in and learning-rate exponents (c, e) of the optimizer family:
 - an update correlated with its input sums coherently over the fan-in: Delta W a ~ fan-in x
   entry; a hidden Delta h_l is the largest of the layers' own terms up to l (W_l Delta a_{l-1}
   keeps the entry scale, W W^T ~ O(1));
-- the output change is the larger of Delta W_out a_L ~ n^(1 - g_out) and W_out Delta a_L ~
-  n^(1 - beta + x_L) (Delta a_L is aligned with W_out^T by backpropagation).
+- the output change is the larger of Delta W_out a_L ~ n^(1 - g_out) (the readout's own
+  update, ``output_readout``) and W_out Delta a_L ~ n^(1 - beta + x_L) (the features moving,
+  ``output_feature``; Delta a_L is aligned with W_out^T by backpropagation).
+
+These are the exponents of the terms first order in the update; a sum of terms with
+different exponents approaches the largest one only as n grows (its local slope over a
+finite range of widths lies between them), which is why the output is also split in two.
 
 SGD's own term carries the backward signal n^-beta; Adam's does not (sign step).
 """
@@ -27,13 +32,14 @@ from __future__ import annotations
 
 from gradstats import parameterization as pz
 
-GROUPS = ("input", "hidden", "output")
+GROUPS = ("input", "hidden", "output", "output_feature", "output_readout")
 VALID_STEP = 1
 
 
 def change_exponents(parameterization: str, optimizer: str) -> dict[str, float]:
-    """Predicted width exponents of ``preact_change_rms`` (input layer, hidden layers) and
-    ``output_change_rms`` after one step from init, at fixed base lr."""
+    """Predicted width exponents after one step from init, at fixed base lr, per `GROUPS`:
+    ``preact_change_rms`` of the input layer and the hidden layers, ``output_change_rms``,
+    and its two parts ``output_change_feature_rms`` and ``output_change_readout_rms``."""
     row = pz.get(parameterization)
     rule = row.lr_rule(optimizer)
     adam = pz.optimizer_family(optimizer) == "adam"
@@ -49,8 +55,10 @@ def change_exponents(parameterization: str, optimizer: str) -> dict[str, float]:
     signal = 0.0 if adam else -beta  # entry scale of the backward signal in the own term
     x_input = signal - g("input")            # Delta W_1 x: d (fixed) terms
     x_hidden = max(x_input, 1.0 + signal - g("hidden"))  # fan-in n terms
-    x_output = max(1.0 - g("readout"), 1.0 - beta + x_hidden)
-    return {"input": x_input, "hidden": x_hidden, "output": x_output}
+    x_readout = 1.0 - g("readout")
+    x_feature = 1.0 - beta + x_hidden
+    return {"input": x_input, "hidden": x_hidden, "output": max(x_readout, x_feature),
+            "output_feature": x_feature, "output_readout": x_readout}
 
 
 def validity(step: int) -> str | None:

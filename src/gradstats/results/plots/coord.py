@@ -1,7 +1,9 @@
 """Coord-check figure: the change of each layer group since init against width (log-log),
 one panel per (optimizer, parameterization), with the slopes `gradstats.theory.coord` derives.
 
-Reads ``preact_change_rms`` (dims ..., seed, step, layer) and ``output_change_rms``; other
+Reads ``preact_change_rms`` (dims ..., seed, step, layer), ``output_change_rms`` and, when
+present, its two parts (``output_change_feature_rms``, ``output_change_readout_rms``; thin
+lines, step 1 only); other
 axes that vary (lr zipped with optimizer, ...) are reduced to their present combinations.
 Step 1 is drawn solid with the theory slope (dashed, gid ``theory``, through the measured
 geometric centre); later steps faded (the derivation covers step 1 only).
@@ -15,16 +17,30 @@ from matplotlib.figure import Figure
 
 from gradstats.results.plots import common
 
-GROUP_COLORS = {"input": "tab:green", "hidden": "tab:blue", "output": "tab:red"}
+GROUP_COLORS = {"input": "tab:green", "hidden": "tab:blue", "output": "tab:red",
+                "output_feature": "tab:orange", "output_readout": "tab:purple"}
+GROUP_LABELS = {"output_feature": "output: features", "output_readout": "output: readout"}
+PARTS = ("output_feature", "output_readout")  # drawn thin, step 1 only
 
 
 def _groups(ds: xr.Dataset) -> dict[str, xr.DataArray]:
     pre = ds["preact_change_rms"]
     depth = ds["depth"] if "depth" in ds.dims else int(ds["depth"].values) if "depth" in ds else 2
     hidden = (pre["layer"] >= 2) & (pre["layer"] <= depth)
-    return {"input": pre.sel(layer=1, drop=True),
-            "hidden": np.exp(np.log(pre.where(hidden & (pre > 0))).mean("layer")),
-            "output": ds["output_change_rms"]}
+    groups = {"input": pre.sel(layer=1, drop=True),
+              "hidden": np.exp(np.log(pre.where(hidden & (pre > 0))).mean("layer")),
+              "output": ds["output_change_rms"]}
+    for part, name in zip(PARTS, ("output_change_feature_rms", "output_change_readout_rms"),
+                          strict=True):
+        if name in ds:  # results of 0.3.0 lack the split
+            groups[part] = ds[name]
+    return groups
+
+
+def _ordered(ds: xr.Dataset, dim: str, order: tuple[str, ...]) -> list[str]:
+    """The values of ``dim`` (a dim or a scalar coordinate) in the abc table's order."""
+    values = [str(v) for v in np.atleast_1d(ds[dim].values).ravel()]
+    return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
 
 
 def plot_coord_check(ds: xr.Dataset) -> Figure:
@@ -32,10 +48,8 @@ def plot_coord_check(ds: xr.Dataset) -> Figure:
 
     common.require(ds, "coord", ("preact_change_rms", "output_change_rms"), ("width",))
     groups = _groups(ds)
-    pzs = [str(v) for v in ds["parameterization"].values.ravel()] if "parameterization" in ds.dims \
-        else [str(ds["parameterization"].values)]
-    opts = [str(v) for v in ds["optimizer"].values.ravel()] if "optimizer" in ds.dims \
-        else [str(ds["optimizer"].values)]
+    pzs = _ordered(ds, "parameterization", ("standard", "ntk", "mup", "mean_field"))
+    opts = _ordered(ds, "optimizer", ("sgd", "momentum", "adam", "adamw"))
     fig, axes = common.panel_grid(len(opts), len(pzs))
     axes = np.asarray(axes).reshape(len(opts), len(pzs))
     for i, opt in enumerate(opts):
@@ -52,14 +66,17 @@ def plot_coord_check(ds: xr.Dataset) -> Figure:
                     part = part.stack(_c=extra).dropna("_c", how="all").isel(_c=0, drop=True)
                 gm = np.exp(np.log(part.where(part > 0)).mean("seed"))
                 widths = gm["width"].values.astype(float)
+                part_line = name in PARTS
                 for step in gm["step"].values:
-                    if step == 0:
+                    if step == 0 or (part_line and step != 1):
                         continue
                     y = gm.sel(step=step).values
                     first = step == 1
-                    ax.plot(widths, y, "o-" if first else ".--", color=GROUP_COLORS[name],
-                            alpha=1.0 if first else 0.35, gid="measured",
-                            label=f"{name} (step 1)" if first else None)
+                    ax.plot(widths, y, ("x-" if part_line else "o-") if first else ".--",
+                            color=GROUP_COLORS[name], alpha=1.0 if first else 0.35,
+                            lw=0.8 if part_line else 1.5, ms=4 if part_line else 6,
+                            gid="measured",
+                            label=f"{GROUP_LABELS.get(name, name)} (step 1)" if first else None)
                     if first and np.isfinite(y).sum() >= 2:
                         ok = np.isfinite(y) & (y > 0)
                         cx, cy = np.exp(np.log(widths[ok]).mean()), np.exp(np.log(y[ok]).mean())
@@ -75,6 +92,9 @@ def plot_coord_check(ds: xr.Dataset) -> Figure:
                 ax.set_xlabel("width")
             if j == 0:
                 ax.set_ylabel("rms change since init")
-    axes[0, 0].legend(fontsize=7, title="dotted: theory slope", title_fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8,
+               title="dotted: the derived slope through the measured step-1 points",
+               title_fontsize=8, frameon=False)
     fig.suptitle("coord check: change after each step vs width (solid step 1, faded later)")
     return fig
