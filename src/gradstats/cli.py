@@ -100,14 +100,13 @@ def run(
 
     console = stdout_console()
     executor = _connect(scheduler) if scheduler else None
-    progress = None
     try:
         with progress_bar(enabled=not quiet, console=stderr_console()) as progress:
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
                                 progress=progress, phase=progress.phase, executor=executor,
                                 workers=n_workers, command=command_line())
     except KeyboardInterrupt:
-        raise Interrupted(_interrupted_line(progress, len(points), out_dir)) from None
+        raise Interrupted(_interrupted_line(points, out_dir)) from None
     finally:
         if executor is not None:
             executor.close()
@@ -122,11 +121,13 @@ def run(
         sys.exit(EXIT_POINTS_FAILED)
 
 
-def _interrupted_line(progress, n_points: int, out_dir: Path) -> str:
-    """The one line of an interrupted run: what is saved and the command that resumes."""
-    saved = progress.done if progress is not None and progress.total else 0
-    total = progress.total if progress is not None and progress.total else n_points
-    return (f"interrupted; {saved} of {plural(total, 'point')} saved in {out_dir}; "
+def _interrupted_line(points, out_dir: Path) -> str:
+    """The one line of an interrupted run: how many point files are saved, how to resume."""
+    from gradstats.results import io
+
+    keys = {p.key(): p for p in points}
+    saved = sum(io.point_path(out_dir, p).exists() for p in keys.values())
+    return (f"interrupted; {saved} of {plural(len(keys), 'point')} saved in {out_dir}; "
             f"resume with: {resume_command(out_dir)}")
 
 
