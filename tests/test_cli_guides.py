@@ -74,6 +74,11 @@ def test_version_prints_the_package_version(capsys):
     assert (code, out, err) == (0, f"gradstats {gradstats.__version__}\n", "")
 
 
+def test_shell_completion_script_is_offered(capsys):
+    code, out, _ = _run(["--show-completion", "bash"], capsys)
+    assert code == 0 and "COMPREPLY" in out and "complete " in out
+
+
 @pytest.mark.parametrize("argv, option, bad", [
     (["plot", "results", "--kind", "bogus"], "--kind", "bogus"),
     (["plot", "results", "--format", "svg"], "--format", "svg"),
@@ -311,3 +316,20 @@ def test_ctrl_c_with_dask_workers_prints_no_worker_tracebacks(tmp_path):
     done = _interrupt_after_first_point(["run", str(sweep), "-o", str(out), "-w", "2",
                                          "--no-compare"], out, prelude=prelude)
     _assert_one_interrupted_line(done, out, total=40)
+
+
+def test_ctrl_c_after_the_run_says_everything_is_saved(tmp_path, monkeypatch, capsys):
+    from gradstats import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    sweep = tmp_path / "two.toml"
+    sweep.write_text('name = "two"\n[grid]\nwidth = [4, 8]\n[fixed]\ndepth = 1\ninput_dim = 4\n'
+                     "n_train = 8\nbatch_size = 4\nsteps = 1\n")
+    monkeypatch.setattr(cli, "_print_results", interrupted)
+    code, _, err = _run(["run", str(sweep), "-o", str(tmp_path / "o"), "-w", "0"], capsys)
+    assert code == 130
+    assert err.splitlines() == [f"error: interrupted after the run; all 2 points are saved in "
+                                f"{tmp_path / 'o'}; compare with: gradstats compare "
+                                f"{tmp_path / 'o'}"]

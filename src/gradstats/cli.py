@@ -18,7 +18,7 @@ import typer
 from gradstats.errors import EXIT_FAILED, EXIT_INPUT_ERROR, InputError, Interrupted, run_guarded
 from gradstats.terminal import plural, status, stderr_console, stdout_console
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Measure how neural-network gradients are distributed and compare "
                        "with infinite-width theory.")
 # The export formats (`gradstats.results.export.FORMATS`, which imports xarray).
@@ -112,7 +112,12 @@ def run(
             executor.close()
     wrote_comparison = False
     if not quiet:
-        wrote_comparison = _print_results(out_dir, compare, console)
+        try:
+            wrote_comparison = _print_results(out_dir, compare, console)
+        except KeyboardInterrupt:  # the run is complete; only the tables were cut short
+            raise Interrupted(f"interrupted after the run; all {plural(summary.total, 'point')}"
+                              f" are saved in {out_dir}; compare with: gradstats compare "
+                              f"{shlex.quote(str(out_dir))}") from None
     _print_run_summary(summary, points, out_dir, console, wrote_comparison, quiet)
     for point, error in summary.failed:
         sys.stderr.write(f"failed {point.key()} (seed {point.seed}): "
@@ -330,7 +335,8 @@ def _load(results: Path):
     from gradstats.results.io import load_results
 
     try:
-        return load_results(results)
+        with status(f"loading {results}"):
+            return load_results(results)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
 
