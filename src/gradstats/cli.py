@@ -11,23 +11,43 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 
-from gradstats.errors import EXIT_FAILED, EXIT_INPUT_ERROR, InputError, run_guarded
+from gradstats.errors import EXIT_FAILED, EXIT_INPUT_ERROR, InputError, Interrupted, run_guarded
+from gradstats.terminal import plural, status, stderr_console, stdout_console
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Measure how neural-network gradients are distributed and compare "
                        "with infinite-width theory.")
-console = Console()
-err_console = Console(stderr=True)
+# The export formats (`gradstats.results.export.FORMATS`, which imports xarray).
+ExportFormat = Literal["netcdf", "zarr", "csv", "parquet"]
+# Points named in the run summary (diverged, failed) before "and N more".
+NAMED_POINTS = 3
 
 EXIT_POINTS_FAILED = EXIT_FAILED
 __all__ = ["EXIT_INPUT_ERROR", "EXIT_POINTS_FAILED", "InputError", "app", "main"]
 # The command line being run (set by `main`; recorded in sweep.json and sweep.zarr).
 _invocation: list[str] = []
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from gradstats import __version__
+
+        typer.echo(f"gradstats {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the version of gradstats and exit")] = False,
+) -> None:
+    """Measure how neural-network gradients are distributed and compare with infinite-width
+    theory."""
 
 
 @app.command()
@@ -78,20 +98,27 @@ def run(
     from gradstats.sweeps.execute import run_sweep
     from gradstats.sweeps.progress import progress_bar
 
+    console = stdout_console()
     executor = _connect(scheduler) if scheduler else None
     try:
-        with progress_bar(enabled=not quiet, console=err_console) as progress:
+        with progress_bar(enabled=not quiet, console=stderr_console()) as progress:
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
-                                progress=progress, executor=executor, workers=n_workers,
-                                command=command_line())
+                                progress=progress, phase=progress.phase, executor=executor,
+                                workers=n_workers, command=command_line())
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted_line(points, out_dir)) from None
     finally:
         if executor is not None:
             executor.close()
+    wrote_comparison = False
     if not quiet:
-        _print_results(out_dir, compare)
-    console.print(f"{summary.total} points: {summary.computed} computed, {summary.skipped} "
-                  f"already done, {len(summary.failed)} failed, {summary.seconds:.1f} s -> "
-                  f"{out_dir}")
+        try:
+            wrote_comparison = _print_results(out_dir, compare, console)
+        except KeyboardInterrupt:  # the run is complete; only the tables were cut short
+            raise Interrupted(f"interrupted after the run; all {plural(summary.total, 'point')}"
+                              f" are saved in {out_dir}; compare with: gradstats compare "
+                              f"{shlex.quote(str(out_dir))}") from None
+    _print_run_summary(summary, points, out_dir, console, wrote_comparison, quiet)
     for point, error in summary.failed:
         sys.stderr.write(f"failed {point.key()} (seed {point.seed}): "
                          f"{' '.join(error.split())}\n")
@@ -99,31 +126,104 @@ def run(
         sys.exit(EXIT_POINTS_FAILED)
 
 
-def _print_results(out_dir: Path, compare: bool) -> None:
-    """The measurements table and, with ``compare``, theory vs measurement of a run."""
+def _interrupted_line(points, out_dir: Path) -> str:
+    """The one line of an interrupted run: how many point files are saved, how to resume."""
+    from gradstats.results import io
+
+    keys = {p.key(): p for p in points}
+    saved = sum(io.point_path(out_dir, p).exists() for p in keys.values())
+    return (f"interrupted; {saved} of {plural(len(keys), 'point')} saved in {out_dir}; "
+            f"resume with: {resume_command(out_dir)}")
+
+
+def resume_command(out_dir: Path) -> str:
+    """The command line that resumes this run: the same one, with ``--out`` made explicit."""
+    args = list(_invocation or sys.argv[1:])
+    if not any(a in ("--out", "-o") or a.startswith("--out=") or (a.startswith("-o") and
+               len(a) > 2) for a in args):
+        args += ["--out", str(out_dir)]
+    return "gradstats " + shlex.join(args)
+
+
+def point_labels(points, among) -> list[str]:
+    """Each point named by the axes that vary among ``among`` and its seed, e.g.
+    ``width=8, lr=10 (seed 1)``."""
+    values = [p.axis_values() for p in among]
+    varying = [a for a in values[0] if len({repr(v[a]) for v in values}) > 1] if values else []
+    labels = []
+    for point in points:
+        own = point.axis_values()
+        named = ", ".join(f"{a}={own[a]:g}" if isinstance(own[a], float) else f"{a}={own[a]}"
+                          for a in varying)
+        labels.append(f"{named} (seed {point.seed})" if named else f"seed {point.seed}")
+    return labels
+
+
+def _named(points, among) -> str:
+    """A few points by their labels, then "and N more"."""
+    labels = point_labels(points[:NAMED_POINTS], among)
+    more = len(points) - len(labels)
+    return "; ".join(labels) + (f"; and {more} more" if more > 0 else "")
+
+
+def _print_run_summary(summary, points, out_dir: Path, console, wrote_comparison: bool,
+                       quiet: bool = False) -> None:
+    """Counts, the diverged and failed points by name, what was written, what to try next."""
+    counts = (f"{plural(summary.total, 'point')}: {summary.computed} computed, "
+              f"{summary.skipped} already done, {len(summary.diverged)} diverged, "
+              f"{len(summary.failed)} failed, {summary.seconds:.1f} s")
+    console.print(counts, markup=False, highlight=False)
+    if summary.diverged:
+        console.print(f"diverged (recorded; inf/nan during training): "
+                      f"{_named(summary.diverged, points)}", markup=False, highlight=False)
+    if summary.failed:
+        console.print(f"failed (rerun to retry; errors on stderr): "
+                      f"{_named([p for p, _ in summary.failed], points)}",
+                      markup=False, highlight=False)
+    written = ["points/"]
+    if summary.store is not None and Path(summary.store).exists():
+        written.append(Path(summary.store).name)
+    if wrote_comparison:
+        written.append("comparison.nc")
+    console.print(f"results: {out_dir} ({', '.join(written)})", markup=False, highlight=False)
+    target = shlex.quote(str(out_dir))
+    if quiet:
+        return
+    console.print(f"next: gradstats compare {target}  |  gradstats plot {target} --kind summary"
+                  f"  |  gradstats show {target}", markup=False, highlight=False)
+
+
+def _print_results(out_dir: Path, compare: bool, console) -> bool:
+    """The measurements table and, with ``compare``, theory vs measurement of a run;
+    whether ``DIR/comparison.nc`` was written."""
     import warnings
 
     from gradstats.results.io import load_results
     from gradstats.results.summary import print_summary
 
     try:
-        results = load_results(out_dir)
+        with status(f"loading the results in {out_dir}"):
+            results = load_results(out_dir)
     except FileNotFoundError:  # no point could be saved: the failures are listed below
-        return
+        return False
     print_summary(results, console)
     if compare and "grad_sq_norm" in results:
         try:
-            _print_theory_comparison(results, out_dir)
+            return _print_theory_comparison(results, out_dir, console)
         except Exception as err:  # the run's results are saved; the comparison is extra
             warnings.warn(f"theory comparison skipped ({type(err).__name__}: {err}); "
                           f"try gradstats compare {out_dir}", stacklevel=1)
+    return False
 
 
-def _print_theory_comparison(results, out_dir: Path) -> None:
-    """Theory vs measurement for a finished run (see `gradstats compare`)."""
+def _print_theory_comparison(results, out_dir: Path, console) -> bool:
+    """Theory vs measurement for a finished run (see `gradstats compare`); whether the
+    comparison file was written."""
     from gradstats.results.compare_command import run_and_print
 
-    run_and_print(results, out_dir / "comparison.nc", console)
+    target = out_dir / "comparison.nc"
+    run_and_print(results, target, console)
+    return target.exists()
 
 
 def _parse_workers(text: str | None, scheduler: str | None) -> int:
@@ -163,6 +263,7 @@ def presets() -> None:
     from gradstats.sweeps.grid import expand
     from gradstats.sweeps.presets import preset_description, preset_names, resolve_sweep
 
+    console = stdout_console()
     table = Table("preset", "points", "description")
     for name in preset_names():
         table.add_row(name, str(len(expand(resolve_sweep(name)))), preset_description(name))
@@ -181,6 +282,7 @@ def show(
         raise typer.Exit(_check_results(results))
     from gradstats.results.summary import print_overview, print_summary
 
+    console = stdout_console()
     ds = _load(results)
     print_overview(ds, console)
     print_summary(ds, console)
@@ -195,6 +297,7 @@ def _check_results(results: Path) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # each problem is reported below, once
         report = check_results_dir(results)
+    console = stdout_console()
     for problem in report.problems:
         console.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
     verdict = "ok" if not report.problems else f"{len(report.problems)} problems"
@@ -206,8 +309,8 @@ def _check_results(results: Path) -> int:
 @app.command()
 def export(
     results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
-    format_: Annotated[str, typer.Option("--format", "-f",
-                                         help="netcdf | zarr | csv | parquet")] = "netcdf",
+    format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format")
+                       ] = "netcdf",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output file")
                      ] = False,
@@ -223,14 +326,17 @@ def export(
     check_target(target, format_, overwrite=force)
     ds = _load(results)
     check_has_values(ds, results)
-    console.print(f"wrote {do_export(ds, format_, target)}")
+    with status(f"writing {target}"):
+        written = do_export(ds, format_, target)
+    stdout_console().print(f"wrote {written}", markup=False, highlight=False)
 
 
 def _load(results: Path):
     from gradstats.results.io import load_results
 
     try:
-        return load_results(results)
+        with status(f"loading {results}"):
+            return load_results(results)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
 

@@ -8,7 +8,8 @@ Exit codes (docs/errors.md):
   problems, an internal error.
 - 2: an input error (a sweep file, an option, a data file, a results directory, an output
   path): nothing was computed or written.
-- 130: interrupted (Ctrl-C); finished points are kept and a rerun resumes.
+- 130: interrupted (Ctrl-C); finished points are kept and a rerun resumes (`Interrupted`:
+  a run's line says how many points are saved and the command that resumes).
 
 `run_guarded` runs a command and maps whatever it raises through `describe`. Warnings of
 gradstats itself (UserWarnings raised from its code) are held back and printed after the
@@ -69,10 +70,13 @@ def describe(err: BaseException) -> tuple[int, str]:
         return EXIT_INPUT_ERROR, one_line(err)
     if isinstance(err, RunStopped):
         return EXIT_FAILED, one_line(err)
+    if isinstance(err, Interrupted):
+        return EXIT_INTERRUPTED, one_line(err)
     if isinstance(err, KeyboardInterrupt | typer.Abort):
         return EXIT_INTERRUPTED, INTERRUPTED
     if isinstance(err, typer.TyperException):  # click usage errors: bad option, missing argument
         message = err.format_message() if hasattr(err, "format_message") else str(err)
+        message = message.replace("Value error, ", "")  # pydantic's prefix on a bad choice
         hint = _help_hint(err)
         return getattr(err, "exit_code", EXIT_INPUT_ERROR) or EXIT_INPUT_ERROR, one_line(
             message + hint)
@@ -131,3 +135,7 @@ def _help_hint(err: BaseException) -> str:
     command = getattr(getattr(ctx, "command", None), "name", None)
     return f" (see gradstats {command} --help)" if command and ctx.parent is not None else (
         " (see gradstats --help)")
+
+
+class Interrupted(Exception):
+    """A run stopped by Ctrl-C; its message says what is saved and how to resume: exit 130."""

@@ -295,8 +295,8 @@ def test_plot_command_writes_every_available_kind_and_pdf(tmp_path, capsys, monk
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--kind", "bogus"], "unknown kind"),
-    (["--format", "svg"], "unknown format"),
+    (["--kind", "bogus"], "'bogus' is not one of 'summary'"),
+    (["--format", "svg"], "'svg' is not one of 'png', 'pdf'"),
     (["--kind", "spectrum"], "noise_eigenvalues"),
 ])
 def test_plot_cli_input_errors_exit_2(tmp_path, capsys, argv, message):

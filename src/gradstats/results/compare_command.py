@@ -19,14 +19,14 @@ def compare_command(
     """Compare measurements with theory: per comparison and cell (configuration x layer x
     step) the test estimate, standard error, p-values, minimum detectable error and verdict
     (agree / disagree / outside the validity domain / undetermined)."""
-    from rich.console import Console
-
     from gradstats.results.io import load_results
+    from gradstats.terminal import status, stdout_console
 
     if not 0 < level < 1:
         raise typer.BadParameter(f"must lie in (0, 1), got {level}", param_hint="--level")
     try:
-        ds = load_results(results)
+        with status(f"loading {results}"):
+            ds = load_results(results)
     except FileNotFoundError as err:
         raise typer.BadParameter(str(err), param_hint="RESULTS") from None
     if not ds.attrs.get("points"):
@@ -34,23 +34,24 @@ def compare_command(
                                  param_hint="RESULTS")
     target = out or (Path(results) if Path(results).is_dir() else Path(results).parent) / \
         "comparison.nc"
-    console = Console()
+    console = stdout_console()
     run_and_print(ds, target, console, level=level, must_write=True)
-    console.print(f"wrote {target}")
+    console.print(f"wrote {target}", markup=False, highlight=False)
 
 
 def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bool = False):
-    """Compare (with a status line while it runs), write ``target``, print the table.
+    """Compare (with a spinner on stderr while it runs), write ``target``, print the table.
 
     A target that cannot be written (e.g. a finished sweep read from a read-only directory)
     is a warning after a run, an error (``must_write``) for `gradstats compare`."""
     import warnings
 
     from gradstats.results.compare import compare
+    from gradstats.terminal import status
 
-    with console.status("comparing with theory", spinner="dots") as status:
+    with status("comparing with theory") as update:
         cmp = compare(ds, level=level,
-                      progress=lambda name: status.update(f"comparing with theory: {name}"))
+                      progress=lambda name: update(f"comparing with theory: {name}"))
     try:
         write_comparison(cmp, target)
     except OSError as err:
@@ -80,6 +81,17 @@ HEADER = ("Each cell (configuration x layer x step) is tested at level {level:g}
           "undetermined: too few seeds for that; outside: the prediction's validity domain (column "
           "'domain') does not contain the cell. Raw disagreements are shown beside their number "
           "expected if the theory were exactly right (an upper bound where an allowance applies).")
+# What each test of the 'test' column is (`gradstats.comparisons`), printed for those shown.
+TESTS = {
+    "log_ratio": "Student-t interval (n_seeds - 1 dof) on per-seed ln(measured/predicted)",
+    "difference": "Student-t on per-seed measured - predicted",
+    "quadratic_form": "seed mean of a chi^2-like statistic vs its gamma null distribution",
+    "chi2_whitened": "sum of squared whitened outputs per seed vs chi^2",
+    "ks": "Kolmogorov-Smirnov of pooled whitened outputs vs N(0, 1)",
+    "bound": "the bound must hold on every seed (up to round-off)",
+    "log_variance": "variance of ln(measured) over seeds vs the predicted one",
+    "exponent": "OLS fit of ln(value) on ln(width), Student-t interval on the slope",
+}
 
 
 def print_comparison(cmp, console) -> None:
@@ -117,8 +129,37 @@ def print_comparison(cmp, console) -> None:
                       + ", ".join(f"{r.name} ({r.undetermined} cells detect only "
                                   f"{_detects(r, r.undetermined_detectable)})" for r in few),
                       highlight=False)
-    for note in cmp.attrs.get("notes", []):
-        console.print(f"[dim]skipped[/dim] {note}", highlight=False)
+    used = [t for t in dict.fromkeys(row.test for row in rows) if t in TESTS]
+    if used:
+        console.print("tests: " + "; ".join(f"{t} = {TESTS[t]}" for t in used),
+                      markup=False, highlight=False)
+    for line in skipped_lines(cmp.attrs.get("notes", [])):
+        console.print(f"[dim]skipped[/dim] {line}", highlight=False, markup=True)
+
+
+def skipped_lines(notes) -> list[str]:
+    """The notes of skipped comparisons, one line per reason: a comparison noted twice keeps
+    its first reason, and comparisons skipped for the same reason share one line
+    (``a, b: needs ...``). Notes that name no comparison are kept as they are."""
+    import re
+
+    from rich.markup import escape
+
+    if isinstance(notes, str):
+        notes = [notes] if notes else []
+    by_reason: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for note in notes:
+        match = re.fullmatch(r"([A-Za-z0-9_]+(?:, [A-Za-z0-9_]+)*): (.+)", str(note), re.S)
+        if match is None:
+            by_reason.setdefault(str(note), [])
+            continue
+        names = [n for n in match.group(1).split(", ") if n not in seen]
+        seen.update(names)
+        if names:
+            by_reason.setdefault(match.group(2), []).extend(names)
+    return [escape(f"{', '.join(names)}: {reason}" if names else reason)
+            for reason, names in by_reason.items()]
 
 
 def _detects(row, value: float | None = None) -> str:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-CHOICES_HELP = "summary | layers | signals | phase | ntk | tails | spectrum | directions | all"
+# The names of `gradstats.results.plots.KINDS` (that module imports matplotlib, so the names
+# are repeated here for a fast --help; tests/test_cli_guides.py checks that they agree).
+KIND_NAMES = ("summary", "layers", "signals", "phase", "ntk", "tails", "spectrum", "directions",
+              "batchnorm", "coord")
+KindChoice = Literal[(*KIND_NAMES, "all")]
+FormatChoice = Literal["png", "pdf"]
+CHOICES_HELP = " | ".join((*KIND_NAMES, "all"))
 
 
 def default_out(results: Path) -> Path:
@@ -18,22 +24,24 @@ def default_out(results: Path) -> Path:
 
 def plot_command(
     results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
-    kind: Annotated[str, typer.Option("--kind", "-k", help=CHOICES_HELP)] = "summary",
+    kind: Annotated[KindChoice, typer.Option(
+        "--kind", "-k", help="Figure to draw; all: every kind the results have variables for"
+    )] = "summary",
     out: Annotated[Path | None, typer.Option("--out", "-o",
                                              help="Output directory (default RESULTS/plots)")] = None,
-    format_: Annotated[str, typer.Option("--format", "-f", help="png | pdf")] = "png",
+    format_: Annotated[FormatChoice, typer.Option("--format", "-f", help="Image format")] = "png",
 ) -> None:
-    """Draw figures of a results dataset; ``all`` draws every kind its variables allow.
+    """Draw figures of a results dataset into RESULTS/plots (or --out), one file per kind.
 
-    Input errors (unknown kind or format, unreadable RESULTS, missing variables, an --out
-    that cannot be written) raise ``InputError`` before anything is drawn: one line, exit 2.
+    A kind whose variables the results lack is an error (with --kind all it is skipped).
     """
-    from rich.console import Console
-
+    # Input errors (unreadable RESULTS, missing variables, an --out that cannot be written)
+    # raise InputError before anything is drawn: one line, exit 2 (docs/errors.md).
     from gradstats import paths
     from gradstats.errors import InputError
     from gradstats.results import plots
     from gradstats.results.io import load_results
+    from gradstats.terminal import status, stdout_console
 
     if kind not in (*plots.KINDS, "all"):
         raise InputError(f"--kind: unknown kind {kind!r}; choose from {CHOICES_HELP}")
@@ -43,14 +51,16 @@ def plot_command(
     paths.check_output_dir(out_dir)
     paths.require_writable(out_dir)
     try:
-        ds = load_results(results)
+        with status(f"loading {results}"):
+            ds = load_results(results)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
-    console = Console()
+    console = stdout_console()
     kinds = plots.kinds_available(ds) if kind == "all" else [kind]
     for name in kinds:
         try:
-            fig = plots.render(ds, name)
+            with status(f"drawing {name}"):
+                fig = plots.render(ds, name)
         except plots.MissingVariables as err:
             if kind != "all":
                 raise InputError(f"--kind: {err}") from None

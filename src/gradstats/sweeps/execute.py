@@ -119,12 +119,15 @@ class RunSummary:
     """How a run went: counts, failed points with their errors, the consolidated store.
 
     ``skipped`` counts points already done, including those another run finished meanwhile.
+    ``diverged``: points computed by this run whose network blew up to inf/nan (recorded, not
+    failed; variable ``diverged`` of their files).
     """
 
     total: int
     skipped: int
     computed: int
     failed: list[tuple[Point, str]] = field(default_factory=list)
+    diverged: list[Point] = field(default_factory=list)
     store: Path | None = None
     seconds: float = 0.0
 
@@ -176,7 +179,8 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
               executor: Executor | None = None,
               progress: Callable[[int, int], None] | None = None,
               consolidate_store: bool = True, workers: int = 0, scheduler: str | None = None,
-              task_seconds: float = TARGET_TASK_SECONDS, command: str = "") -> RunSummary:
+              task_seconds: float = TARGET_TASK_SECONDS, command: str = "",
+              phase: Callable[[str], None] | None = None) -> RunSummary:
     """Compute every pending point of ``points`` into ``out_dir``; see the module docstring.
 
     ``executor``: where tasks run (the caller closes it); by default one from
@@ -185,6 +189,8 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     ``progress(done, total)`` is called after each finished point (skipped ones count as done).
     ``task_seconds``: estimated work per task when grouping seeds for a cluster (0: never).
     ``command``: the command line, recorded in ``sweep.json`` and the consolidated store.
+    ``phase(text)`` is called when a phase after the points begins (combining the point files
+    into the store), so a caller can show that something is still happening.
     Raises `InputError` (nothing written) for a directory that is not one, holds another
     sweep or cannot be written; `RunStopped` when writing fails partway.
     """
@@ -226,6 +232,8 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     if consolidate_store:
         run.summary.store = out_dir / io.CONSOLIDATED
         if run.summary.computed or stale_store:  # consolidate checks again under the lock
+            if phase is not None:
+                phase(f"combining {run.summary.total} point files into {io.CONSOLIDATED}")
             with run.stopping_on_write_errors(), \
                     locks.locked(locks.lock_path(run.out_dir, "consolidate")):
                 run.summary.store = consolidate(run.out_dir, command=command)
@@ -284,6 +292,8 @@ class _Run:
         self.summary.computed += 1
         if not outcome.ok or not data:
             self.summary.failed.append((outcome.point, error))
+        elif _diverged(outcome.dataset):
+            self.summary.diverged.append(outcome.point)
         self.report()
 
     @contextlib.contextmanager
@@ -327,6 +337,16 @@ class _Run:
 
     def _lock_path(self, point: Point) -> Path:
         return locks.lock_path(self.out_dir, point.key())
+
+
+def _diverged(dataset: xr.Dataset) -> bool:
+    """Whether a point's dataset records that its network diverged."""
+    if "diverged" not in dataset:
+        return False
+    try:
+        return bool(float(dataset["diverged"].max()) > 0)
+    except (TypeError, ValueError):
+        return False
 
 
 FINGERPRINT_FILE = io.STORE_META_PREFIX + "points"

@@ -8,8 +8,12 @@ back to the driver, which writes them; workers never touch the results directory
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, TypeVar
 
@@ -27,6 +31,10 @@ QUEUED_PER_THREAD = 2
 LOCAL_CLUSTER_MIN_SECONDS = 30.0
 # How long to try reaching an existing scheduler before giving up.
 CONNECT_TIMEOUT_SECONDS = 10.0
+# How often the driver looks for finished tasks (and for a Ctrl-C) while it waits.
+POLL_SECONDS = 0.05
+# Module that every local worker process preloads (it ignores Ctrl-C: the driver handles it).
+WORKER_PRELOAD = "gradstats.sweeps.worker_init"
 
 
 class Executor(Protocol):
@@ -68,6 +76,9 @@ class DaskExecutor:
     single-threaded processes, so N workers use N cores). A task whose worker dies is rerun
     on another worker (up to ``ALLOWED_WORKER_DEATHS`` times); results are gathered with
     ``as_completed`` and tasks are submitted only as workers have room for them.
+
+    Local workers ignore SIGINT (`worker_init`): Ctrl-C reaches the driver alone, which
+    shuts the cluster down, so no worker prints a traceback.
     """
 
     def __init__(self, n_workers: int | None = None, address: str | None = None,
@@ -78,11 +89,13 @@ class DaskExecutor:
         self.cluster = None
         if address is None:
             # read by the scheduler when it starts (an external cluster keeps its own setting)
-            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS}):
+            with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_WORKER_DEATHS}), \
+                    sigint_ignored_by_children():
                 self.cluster = LocalCluster(
                     n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
                     processes=True, dashboard_address=":0", scheduler_port=0,
-                    silence_logs=logging.CRITICAL, env=single_thread_env())
+                    silence_logs=logging.CRITICAL, env=single_thread_env(),
+                    preload=[WORKER_PRELOAD])
             self.client = Client(self.cluster)
         else:
             self.client = Client(address, timeout=connect_timeout or CONNECT_TIMEOUT_SECONDS)
@@ -111,24 +124,69 @@ class DaskExecutor:
                 task_of[future.key] = task
                 running.add(future)
 
-        submit_more()
-        for future in running:
-            task = task_of.pop(future.key)
-            try:
-                result = future.result()
-            except Exception as err:  # e.g. KilledWorker: the task took down every worker
-                if on_error is None:
-                    raise
-                result = on_error(task, err)
-            future.release()
+        with sigint_deferred() as interrupted:
             submit_more()
-            yield result
+            while not running.is_empty():
+                if not running.has_ready():  # Ctrl-C is raised here, never inside distributed
+                    if interrupted():
+                        raise KeyboardInterrupt
+                    time.sleep(POLL_SECONDS)
+                    continue
+                future = next(running)
+                task = task_of.pop(future.key)
+                try:
+                    result = future.result()
+                except Exception as err:  # e.g. KilledWorker: the task took down every worker
+                    if on_error is None:
+                        raise
+                    result = on_error(task, err)
+                future.release()
+                submit_more()
+                yield result
 
     def close(self) -> None:
         """Disconnect; shut the local cluster down (an external one is left running)."""
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[Callable[[], bool]]:
+    """Within the block, a first Ctrl-C only sets a flag (yields ``interrupted()``), so that the
+    caller raises KeyboardInterrupt where it is safe to: not inside distributed's client
+    machinery, which a KeyboardInterrupt can leave half-closed (it then prints a traceback
+    when collected). A second Ctrl-C raises at once. Outside the main thread, nothing changes."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_children() -> Iterator[None]:
+    """SIGINT ignored while the block starts processes, which inherit that (a Python child
+    then installs no KeyboardInterrupt handler); restored afterwards. A Ctrl-C in the block
+    is raised when it ends. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def call_with_torch_threads(fn: Callable[[T], R], n_threads: int, task: T) -> R:

@@ -136,9 +136,11 @@ def record_steps(record: int | list[int] | None, steps: int) -> tuple[int, ...]:
 
 
 def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
-    """Apply ``--set AXIS=V1,V2`` overrides: one value fixes the axis, several sweep it."""
+    """Apply ``--set AXIS=V1,V2`` overrides: one value fixes the axis, several sweep it. An
+    axis set twice must get the same values both times (else `SweepError`)."""
     grid, fixed = dict(sweep.grid), dict(sweep.fixed)
     seeds: Any = sweep.seeds
+    given: dict[str, list[Any]] = {}
     for text in overrides:
         if "=" not in text:
             raise SweepError(f"--set: expected AXIS=VALUE[,VALUE...], got {text!r}")
@@ -147,6 +149,11 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
         if any(axis in group for group in sweep.zip):
             raise SweepError(f"--set {axis}: the axis is in a [[zip]] group; edit the sweep file")
         values = [_parse_scalar(v) for v in raw.split(",")]
+        if axis in given and given[axis] != values:
+            raise SweepError(f"--set {axis}: given twice with different values "
+                             f"({','.join(map(str, given[axis]))} and {raw.strip()}); give it "
+                             "once (several values: AXIS=V1,V2)")
+        given[axis] = values
         if axis == "seeds":  # validated with the rest by parse_sweep below
             seeds = values[0] if len(values) == 1 else values
             continue

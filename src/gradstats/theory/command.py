@@ -8,17 +8,34 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from gradstats.spec import ACTIVATIONS, PARAMETERIZATIONS
+
+ActivationChoice = Literal[ACTIVATIONS]
+ParameterizationChoice = Literal[PARAMETERIZATIONS]
+# |chi_1 - 1| at or below which the phase is critical (`theory.signal.classify`); there every
+# depth scale -1/ln(chi) exceeds about 1/PHASE_TOL layers and its sign is round-off.
+PHASE_TOL = 1e-3
 
 
 def _fmt(v: float) -> str:
     if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
         return str(v)
     return f"{v:.6g}"
+
+
+def _depth_scale(v: float, phase: str) -> str:
+    """A depth scale for the table: at criticality a huge finite value (whose sign is
+    round-off) reads "> 1000 (critical)" rather than e.g. -103413."""
+    v = float(v)
+    if phase == "critical" and math.isfinite(v) and abs(v) > 1 / PHASE_TOL:
+        return f"> {1 / PHASE_TOL:g} (critical)"
+    if phase == "critical" and math.isinf(v):
+        return "inf (critical)"
+    return _fmt(v)
 
 
 def _check_numbers(q0: float, sigma_w2_max: float, sigma_b2_max: float) -> None:
@@ -33,12 +50,12 @@ def _check_numbers(q0: float, sigma_w2_max: float, sigma_b2_max: float) -> None:
 def theory_command(
     width: Annotated[int, typer.Option("--width", help="hidden width (finite-width rows only)")] = 512,
     depth: Annotated[int, typer.Option("--depth", help="number of hidden layers")] = 3,
-    activation: Annotated[str, typer.Option(
-        "--activation", help=f"one of: {', '.join(ACTIVATIONS)}")] = "relu",
+    activation: Annotated[ActivationChoice, typer.Option(
+        "--activation", help="activation function")] = "relu",
     sigma_w2: Annotated[float, typer.Option("--sigma-w2", help="weight variance")] = 2.0,
     sigma_b2: Annotated[float, typer.Option("--sigma-b2", help="bias variance")] = 0.0,
-    parameterization: Annotated[str, typer.Option(
-        "--parameterization", help="ntk or standard")] = "ntk",
+    parameterization: Annotated[ParameterizationChoice, typer.Option(
+        "--parameterization", help="parameterization (docs/theory.md)")] = "ntk",
     q0: Annotated[float, typer.Option("--q0", help="input mean square |x|^2/input_dim")] = 1.0,
     phase_diagram: Annotated[bool, typer.Option(
         "--phase-diagram", help="compute chi_1 and q* on a (sigma_w2, sigma_b2) grid")] = False,
@@ -52,12 +69,12 @@ def theory_command(
         "--out", help="phase diagram: write the dataset to this .nc file")] = None,
 ) -> None:
     """Print q*, chi_1, depth scales and the phase of an architecture (or a phase diagram)."""
-    from rich.console import Console
     from rich.table import Table
 
     from gradstats.spec import Architecture, SpecError
+    from gradstats.terminal import status, stdout_console
 
-    console = Console()
+    console = stdout_console()
     _check_numbers(q0=q0, sigma_w2_max=sigma_w2_max, sigma_b2_max=sigma_b2_max)
     if out is not None:
         from gradstats import paths
@@ -69,9 +86,11 @@ def theory_command(
     if activation not in ACTIVATIONS:
         raise typer.BadParameter(f"choose from {', '.join(ACTIVATIONS)}", param_hint="--activation")
     if parameterization not in PARAMETERIZATIONS:
-        raise typer.BadParameter("choose ntk or standard", param_hint="--parameterization")
+        raise typer.BadParameter(f"choose from {', '.join(PARAMETERIZATIONS)}",
+                                 param_hint="--parameterization")
 
-    from gradstats import theory
+    with status("loading the theory (jax)"):
+        from gradstats import theory
 
     if phase_diagram:
         if grid_points < 2:
@@ -80,7 +99,8 @@ def theory_command(
 
         sw = np.linspace(0.1, sigma_w2_max, grid_points)
         sb = np.linspace(0.0, sigma_b2_max, grid_points)
-        ds = theory.phase_diagram(activation, sw, sb, q0=q0)
+        with status(f"computing a {grid_points}x{grid_points} phase diagram ({activation})"):
+            ds = theory.phase_diagram(activation, sw, sb, q0=q0)
         if out is not None:
             from gradstats.results import io
 
@@ -100,23 +120,26 @@ def theory_command(
                             sigma_b2=sigma_b2, parameterization=parameterization)
     except SpecError as exc:
         raise typer.BadParameter(exc.problem, param_hint=f"--{exc.field.replace('_', '-')}") from exc
-    sp = theory.signal_propagation(arch, q0=q0)
+    with status("computing mean-field theory"):
+        sp = theory.signal_propagation(arch, q0=q0, tol=PHASE_TOL)
     table = Table(title=f"mean-field theory: {activation}, sigma_w2={sigma_w2:g}, "
                         f"sigma_b2={sigma_b2:g}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    rows = [("q*", sp.q_star), ("c*", sp.c_star), ("chi_1", sp.chi_1), ("chi_c", sp.chi_c),
-            ("xi_q (layers)", sp.xi_q), ("xi_c (layers)", sp.xi_c),
-            ("xi_grad (layers)", sp.xi_grad)]
-    for name, v in rows:
+    for name, v in (("q*", sp.q_star), ("c*", sp.c_star), ("chi_1", sp.chi_1),
+                    ("chi_c", sp.chi_c)):
         table.add_row(name, _fmt(float(v)))
+    for name, v in (("xi_q (layers)", sp.xi_q), ("xi_c (layers)", sp.xi_c),
+                    ("xi_grad (layers)", sp.xi_grad)):
+        table.add_row(name, _depth_scale(v, sp.phase))
     table.add_row("phase", sp.phase)
     table.add_row(f"backward ratio layer 1 / readout (depth {depth})",
                   _fmt(float(sp.backward_ratio[0])))
     if activation == "relu" and arch.init == "gaussian":
         from gradstats.theory import finite_width
 
-        jac = finite_width.jacobian_log_norm(arch)
+        with status("computing finite-width terms"):
+            jac = finite_width.jacobian_log_norm(arch)
         table.add_row(f"beta = depth/width ({width})", _fmt(jac.beta))
         table.add_row("Var ln||J u||^2 (finite width)", _fmt(jac.var))
     console.print(table)
