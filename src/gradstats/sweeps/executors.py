@@ -86,6 +86,10 @@ class DaskExecutor:
         import dask
         from distributed import Client, LocalCluster
 
+        from gradstats.sweeps.worker_init import quiet_shutdown
+
+        quiet_shutdown()  # the driver's client, collected after a Ctrl-C, likewise
+
         self.cluster = None
         if address is None:
             # read by the scheduler when it starts (an external cluster keeps its own setting)

@@ -10,6 +10,7 @@ ignores it again in a worker the nanny restarts.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 
@@ -19,5 +20,24 @@ def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def drop_closed_loop_client_finalizer(unraisable) -> None:
+    """`sys.unraisablehook` that drops one known message and passes the rest on: a
+    distributed Client collected after its event loop closed (the cluster shut down on
+    Ctrl-C) raises "IOLoop is closed" in ``Client.__del__``, printed as a 10-line traceback
+    although nothing is wrong (distributed's own finalizer, not our code)."""
+    obj = getattr(unraisable, "object", None)
+    if (isinstance(unraisable.exc_value, RuntimeError)
+            and "IOLoop is closed" in str(unraisable.exc_value)
+            and getattr(obj, "__qualname__", "") == "Client.__del__"):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def quiet_shutdown() -> None:
+    """Install `drop_closed_loop_client_finalizer` in this process."""
+    sys.unraisablehook = drop_closed_loop_client_finalizer
+
+
 def dask_setup(worker) -> None:  # noqa: ARG001 - the preload hook's signature
     ignore_sigint()
+    quiet_shutdown()
