@@ -384,7 +384,8 @@ WRONG_PREDICTION_TESTS.add("bn_grad_sq_norm_rate")
 FALSE_ALARM_TESTS.add("bn_grad_sq_norm_rate")
 # coord-check width exponents: right and wrong (+1/2) exponents in test_compare_updates.py
 COORD_ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
-              "output_change_exponent")
+              "output_change_exponent", "output_feature_change_exponent",
+              "output_readout_change_exponent")
 WRONG_PREDICTION_TESTS.update(COORD_ROWS)
 FALSE_ALARM_TESTS.update(COORD_ROWS)
 
