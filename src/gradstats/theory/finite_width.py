@@ -241,3 +241,61 @@ def preact_excess_kurtosis_exact(arch: Architecture) -> np.ndarray:
     r = (p4 - p2**2) / p2**2
     growth = np.cumprod([1.0] + [1.0 + r / arch.fan_in(l + 1) for l in range(1, arch.n_layers)])
     return 3.0 * (growth - 1.0)
+
+
+def _chi2_raw_moment(m: np.ndarray, j: int) -> np.ndarray:
+    """E[(chi^2_m)^j] = m (m+2) ... (m+2j-2)."""
+    out = np.ones_like(m, dtype=float)
+    for i in range(j):
+        out = out * (m + 2 * i)
+    return out
+
+
+def _homogeneous_variance_moments(activation: str, n: int, kmax: int = 4) -> np.ndarray:
+    """E[Y^k], k = 0..kmax, Y = (1/n) sum_j phi(z_j)^2 / E[phi(z)^2], z_j iid N(0, 1), for a
+    piecewise-linear phi of slopes (a, b): sum = a^2 chi^2_{n-K} + b^2 chi^2_K,
+    K ~ Binomial(n, 1/2) (exact)."""
+    slopes = activations.get(activation).piecewise
+    if slopes is None:
+        raise ValueError(f"exact moments need a piecewise-linear activation, got {activation!r}")
+    a2, b2 = slopes[0] ** 2, slopes[1] ** 2
+    kk = np.arange(n + 1)
+    p = stats.binom.pmf(kk, n, 0.5)
+    mean = n * (a2 + b2) / 2
+    out = np.ones(kmax + 1)
+    for k in range(1, kmax + 1):
+        total = np.zeros(n + 1)
+        for j in range(k + 1):
+            total += (math.comb(k, j) * a2 ** (k - j) * b2**j
+                      * _chi2_raw_moment((n - kk).astype(float), k - j)
+                      * _chi2_raw_moment(kk.astype(float), j))
+        out[k] = float(p @ total) / mean**k
+    return out
+
+
+def preact_moments_influence_sd(arch: Architecture) -> np.ndarray:
+    """Standard deviation over networks of the delta-method influence value of one network's
+    layer moments, (m4 - a)/b^2 - 2 a (m2 - b)/b^3 (m2, m4: means over the layer's units of
+    h^2, h^4 at one input; a, b their expectations), per layer 1..depth+1: the exact null
+    standard error x sqrt(seeds) of the pooled kurtosis E m4/(E m2)^2 - 3 (homogeneous
+    piecewise-linear activation, no bias, Gaussian weights, one input). Given layer l-1 the
+    units of layer l are iid N(0, G_l), G_l = G_1 prod_{k<l} Y_k with independent Y_k, so
+    m2 = G A, m4 = G^2 C with A, C the means of z^2, z^4 over the units: every moment is exact.
+    """
+    preact_excess_kurtosis_exact(arch)  # checks the setting
+    out = np.zeros(arch.n_layers)
+    for l in range(1, arch.n_layers + 1):
+        g = np.ones(5)
+        for k in range(1, l):
+            g = g * _homogeneous_variance_moments(arch.activation, arch.fan_in(k + 1))
+        units = arch.fan_out(l)
+        ea2 = 1 + 2 / units
+        ec2 = (105 + 9 * (units - 1)) / units
+        eac = (15 + 3 * (units - 1)) / units
+        a, b = 3 * g[2], g[1]
+        var4 = g[4] * ec2 - a**2
+        var2 = g[2] * ea2 - b**2
+        cov = g[3] * eac - a * b
+        c4, c2 = 1 / b**2, -2 * a / b**3
+        out[l - 1] = math.sqrt(max(c4**2 * var4 + 2 * c4 * c2 * cov + c2**2 * var2, 0.0))
+    return out
