@@ -19,6 +19,10 @@ Tests (`gradstats.results.stats`):
   degrees of freedom.
 - ``ks``: pooled whitened outputs vs N(0, 1), Kolmogorov-Smirnov.
 - ``bound``: a deterministic bound; agrees when it holds on every seed (up to round-off).
+- ``pooled_kurtosis``: per seed the layer's moments m2 = forward_q, m4 = forward_m4; the
+  excess kurtosis mean(m4)/mean(m2)^2 - 3 over seeds minus the prediction, with the theory's
+  exact null standard error (delta method); ``max_detectable`` is relative: an error of
+  (MAX_RATIO - 1) x the predicted kurtosis must be visible.
 - ``log_variance``: the variance over seeds of ln(measured) vs the predicted variance, on the
   log scale with a kurtosis-aware standard error.
 - ``exponent``: OLS fit of ln(value) on ln(width) over widths and seeds; agrees when the
@@ -49,6 +53,7 @@ from gradstats.theory.validity import (
     BN_READOUT_GAP,
     BN_WIDTH_COEF,
     BN_WIDTH_MIN,
+    KURTOSIS_MAX,
     LAZY_NTK_CHANGE_MAX,
     WIDTH_COEF,
     WIDTH_MIN,
@@ -185,6 +190,16 @@ COMPARISONS: tuple[Comparison, ...] = (
                source="Hanin & Nica 2019 (gradstats.theory.finite_width)",
                needs="a point in the Hanin-Nica setting (relu, Gaussian, no bias, batch_size 1, "
                      "teacher zero, sphere data)"),
+    Comparison("preact_kurtosis", "excess kurtosis of one pre-activation unit over networks "
+               "(pooled over units and seeds)", "forward_m4",
+               ("theory_preact_kurtosis", "theory_preact_kurtosis_sd"), "pooled_kurtosis",
+               domain="preact_kurtosis", layers="hidden", allowance="none",
+               max_detectable=MAX_RATIO - 1,
+               source="Roberts, Yaida & Hanin 2022 four-point vertex: 15 (l-1)/n relu, "
+                      "6 (l-1)/n linear; exact 3 [(1 + r/n)^(l-1) - 1] "
+                      "(gradstats.theory.finite_width.preact_excess_kurtosis_exact)",
+               needs="a point in its setting (plain relu/linear MLP, Gaussian, no bias, "
+                     "batch_size 1, sphere data) and forward_m4 (gradstats >= this version)"),
     Comparison("full_loss_lazy", "training loss vs the linearized network (lazy regime)",
                "full_loss", "theory_full_loss_lazy", "log_ratio", steps="trained",
                domain="lazy", allowance="lazy_loss",
@@ -268,6 +283,9 @@ def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
     text = {"infinite_width": f"(effective) depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
             "hanin_nica": "plain relu MLP, Gaussian, no bias, batch 1, target 0",
+            "preact_kurtosis": "plain MLP, piecewise-linear activation, Gaussian, no bias, "
+                               "batch 1, sphere data, step 0; hidden layers 2..depth with "
+                               f"predicted kurtosis <= {KURTOSIS_MAX:g}",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
             "coord": "step 1 (one update from init), plain MLP",
             "outputs": f"(effective) depth/width <= {BETA_MAX_OUTPUTS:g}",

@@ -83,7 +83,7 @@ def _outside_parts(point) -> set[str]:
     skip = set()
     if not pz.get(point.arch.parameterization).kernel_row:
         skip |= {"conditional", "at init", "null moments", "NNGP outputs", "signal propagation",
-                 "NTK at init", "finite width", "lazy training"}
+                 "NTK at init", "finite width", "preactivation kurtosis", "lazy training"}
     if point.training.optimizer not in ("sgd", "momentum"):
         skip.add("lazy training")
     return skip
@@ -220,6 +220,26 @@ def finite_width(record, theory) -> dict[str, np.ndarray]:
     return {"theory_ln_grad_sq_norm_var": var, "theory_ln_grad_sq_norm_kurtosis": kurtosis}
 
 
+def preact_kurtosis(record, theory) -> dict[str, np.ndarray]:
+    """Excess kurtosis of one pre-activation unit per layer over networks, on sphere data
+    (q0 = 1) for plain Gaussian MLPs: exact (with the exact per-seed standard deviation of
+    the test's influence values) for homogeneous activations without bias at batch_size 1,
+    else the leading-order recursion alone (`gradstats.theory.validity.preact_kurtosis`)."""
+    from gradstats.theory import validity
+
+    point = record.point
+    if validity.preact_kurtosis_setting(point) is not None:
+        return {}
+    fw = theory.finite_width
+    if validity.preact_kurtosis(point) is None:  # the exact setting of the comparison
+        return {"theory_preact_kurtosis":
+                np.asarray(fw.preact_excess_kurtosis_exact(point.arch), dtype=float),
+                "theory_preact_kurtosis_sd":
+                np.asarray(fw.preact_moments_influence_sd(point.arch), dtype=float)}
+    return {"theory_preact_kurtosis":
+            np.asarray(fw.preact_excess_kurtosis(point.arch, q0=1.0), dtype=float)}
+
+
 def lazy(record, theory) -> dict[str, np.ndarray]:
     """Training loss of the network's linearization at init (same minibatches, lr, momentum)."""
     point, inputs = record.point, record.inputs
@@ -243,7 +263,8 @@ def lazy(record, theory) -> dict[str, np.ndarray]:
 PARTS = (("conditional", conditional), ("at init", at_init), ("null moments", null_moments),
          ("NNGP outputs", nngp_outputs),
          ("signal propagation", signal), ("NTK at init", ntk_at_init), ("bounds", bounds),
-         ("finite width", finite_width), ("lazy training", lazy))
+         ("finite width", finite_width), ("preactivation kurtosis", preact_kurtosis),
+         ("lazy training", lazy))
 
 
 # --- batch normalization ----------------------------------------------------------------------

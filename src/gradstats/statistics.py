@@ -66,6 +66,10 @@ for _s in (
               theory=True),
     Statistic("forward_q", _SL, "mean squared pre-activation", "1",
               "mean over units and examples of h_l^2 (the length map q_l)", theory=True),
+    Statistic("forward_m4", _SL, "mean fourth power of pre-activation", "1",
+              "mean over units and examples of h_l^4; with forward_q, the pooled excess "
+              "kurtosis mean_seeds m4 / (mean_seeds forward_q)^2 - 3 of one unit over networks",
+              theory=True),
     Statistic("backward_q", _SL, "mean squared backward signal", "1",
               "mean over units and examples of (d loss_i / d h_l,i)^2, loss_i the per-example "
               "loss", theory=True),
@@ -385,6 +389,18 @@ for _s in (
               "4th cumulant / variance^2 of ln grad_sq_norm in the Hanin-Nica setting "
               "(pi^4 from the readout's ln chi^2_1 plus the hidden layers' terms)",
               kind="prediction"),
+    Statistic("theory_preact_kurtosis", ("layer",),
+              "theory: excess kurtosis of one pre-activation unit over networks", "1",
+              "E[h_l^4]/E[h_l^2]^2 - 3 at one input of mean square 1 (sphere data): exact "
+              "3 [prod_{k<l} (1 + r/n_k) - 1] for homogeneous activations without bias (r = 5 "
+              "relu, 2 linear), else the leading-order four-point recursion (Roberts, Yaida & Hanin 2022; "
+              "gradstats.theory.finite_width.preact_excess_kurtosis)", kind="prediction"),
+    Statistic("theory_preact_kurtosis_sd", ("layer",),
+              "theory: per-seed sd of the pooled-kurtosis influence value", "1",
+              "exact sd over networks of (m4 - a)/b^2 - 2 a (m2 - b)/b^3 (m2 = forward_q, "
+              "m4 = forward_m4, a, b their expectations): the null standard error x "
+              "sqrt(seeds) of the pooled kurtosis (homogeneous activation, no bias, batch 1; "
+              "gradstats.theory.finite_width.preact_moments_influence_sd)", kind="prediction"),
     Statistic("theory_full_loss_lazy_init", (), "theory: full-batch loss at init", "1",
               "training loss of the network at init (L_0 of the lazy-loss allowance)",
               kind="prediction"),

@@ -95,7 +95,12 @@ class ScaledTheory:
         self.finite_width = SimpleNamespace(  # a variance x c: the law's shape (kurtosis) kept
             ln_grad_sq_norm_variance=lambda arch: factor
             * base.finite_width.ln_grad_sq_norm_variance(arch),
-            ln_grad_sq_norm_excess_kurtosis=base.finite_width.ln_grad_sq_norm_excess_kurtosis)
+            ln_grad_sq_norm_excess_kurtosis=base.finite_width.ln_grad_sq_norm_excess_kurtosis,
+            preact_excess_kurtosis=lambda arch, **kw: factor
+            * base.finite_width.preact_excess_kurtosis(arch, **kw),
+            preact_excess_kurtosis_exact=lambda arch: factor
+            * base.finite_width.preact_excess_kurtosis_exact(arch),
+            preact_moments_influence_sd=base.finite_width.preact_moments_influence_sd)
         self.lazy = SimpleNamespace(
             linearized_sgd=lambda ntk, f0, y, batches, lr, record, **kw:
             base.lazy.linearized_sgd(ntk, f0, y, batches, factor * lr, record, **kw))

@@ -279,6 +279,9 @@ def _package(ctx: Context, comparison: Comparison, template: xr.DataArray,
         detectable = np.broadcast_to(np.asarray(power(ctx.level / n_tested), dtype=float),
                                      p.shape).copy()
     max_detectable = comparison.max_detectable
+    if comparison.test == "pooled_kurtosis":  # relative: an error of (ratio - 1) x kappa
+        max_detectable = comparison.max_detectable * np.abs(np.broadcast_to(
+            np.asarray(values["pred"], dtype=float), p.shape))
     if comparison.layers == "decay":  # ln 2 over the whole network, per layer
         max_detectable = math.log(decl.MAX_RATIO) / np.maximum(
             _depth(ctx).broadcast_like(template).transpose(*template.dims).values, 1)
@@ -599,6 +602,57 @@ def run_log_variance(ctx: Context, comparison: Comparison) -> dict[str, xr.DataA
                     power=lambda level: test(level).detectable)
 
 
+def run_pooled_kurtosis(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    """Excess kurtosis of a layer's pre-activations pooled over units and seeds,
+    mean_s m4 / (mean_s m2)^2 - 3 with m2 = forward_q and m4 = ``measured`` per seed, vs the
+    prediction (``predicted[0]``), with the theory's null standard error (``predicted[1]``:
+    the per-seed sd of the delta-method influence values), per layer at step 0. Cells outside
+    `validity.preact_kurtosis_layer` (layer 1, the readout, predicted kurtosis above
+    KURTOSIS_MAX) are `outside`; an error of (MAX_RATIO - 1) x the prediction must be visible."""
+    m4 = _variable(ctx, comparison, comparison.measured)
+    m2 = _variable(ctx, comparison, "forward_q")
+    pred_name, sd_name = comparison.predicted
+    if m4 is None or m2 is None:
+        return {}
+    predicted = _variable(ctx, comparison, pred_name)
+    if predicted is None:
+        return {}
+    # the exact standard error is stored only inside the domain: elsewhere the cells are
+    # outside (the leading-order prediction is stored for every plain Gaussian MLP on spheres)
+    sd = ctx.ds[sd_name] if sd_name in ctx.ds else xr.full_like(predicted, np.nan)
+    steps = m4[STEP_DIM].values if STEP_DIM in m4.dims else np.zeros(1, int)
+    reasons = _domain(ctx, comparison, steps)
+    if STEP_DIM not in m4.dims:
+        reasons = reasons.isel({STEP_DIM: 0}, drop=True)
+    mm4, mm2, pp, ss = _cells(m4, m2, predicted, sd)
+    template = _cell_template(mm4)
+    pred = pp.mean(SEED_DIM)
+    reasons = reasons.broadcast_like(template).transpose(*template.dims).copy()
+    for key, points in ctx.configs.items():
+        sel = ctx.sel(key)
+        if reasons.sel(sel).isel({d: 0 for d in reasons.dims if d not in ctx.axes}).item():
+            continue  # the whole configuration is outside
+        for layer in template[LAYER_DIM].values:
+            value = float(pred.sel({**sel, LAYER_DIM: layer}).max()) if STEP_DIM in pred.dims \
+                else float(pred.sel({**sel, LAYER_DIM: layer}))
+            reason = validity.preact_kurtosis_layer(points[0], int(layer), value)
+            if reason and int(layer) <= points[0].arch.n_layers:
+                reasons.loc[{**sel, LAYER_DIM: layer}] = reason
+    pv, sdv = pred.values, ss.mean(SEED_DIM).values
+    m2v, m4v = mm2.values, mm4.values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.pooled_kurtosis_test(m2v, m4v, pv, level, influence_sd=sdv)
+
+    result = test(ctx.level)
+    values = {"mean": result.estimate + pv, "pred": pv, "estimate": result.estimate,
+              "se": result.se, "p": result.pvalue, "allowance": np.zeros(template.shape),
+              "z": result.estimate / result.se}
+    return _package(ctx, comparison, template, values, reasons,
+                    "pooled excess kurtosis over units and seeds at init vs the exact formula",
+                    power=lambda level: test(level).detectable)
+
+
 def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     """OLS of ln(value) on ln(width) over widths (inside the domain) and seeds, per
     combination of the other axes; H0 |slope - predicted| <= allowance."""
@@ -689,6 +743,7 @@ RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "log_ratio": run_ratio_or_difference, "difference": run_ratio_or_difference,
     "quadratic_form": run_quadratic_form, "chi2_whitened": run_chi2_whitened, "ks": run_ks,
     "bound": run_bound, "log_variance": run_log_variance, "exponent": run_exponent,
+    "pooled_kurtosis": run_pooled_kurtosis,
     "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
 }
 

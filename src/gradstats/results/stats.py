@@ -272,6 +272,45 @@ def difference_test(
     return TestResult(mean, se, pvalue, detectable, n)
 
 
+def pooled_kurtosis_test(
+    m2: ArrayLike, m4: ArrayLike, predicted: ArrayLike, level: float,
+    allowance: ArrayLike = 0.0, influence_sd: ArrayLike | None = None,
+    power: float = DEFAULT_POWER,
+) -> TestResult:
+    """Test per cell the excess kurtosis of a law from per-seed second and fourth moments.
+
+    m2, m4: (..., seed) per-seed means of x^2 and x^4 over exchangeable draws (units of a
+    layer); seeds where either is not finite are dropped. predicted, allowance: broadcastable
+    to the cell shape (...). estimate = mean(m4) / mean(m2)^2 - 3 - predicted (the ratio of
+    seed averages: within one seed the draws may share a random scale, the kurtosis being its
+    fluctuation between seeds); SE by the delta method, the standard deviation over seeds of
+    the influence values (m4 - a)/b^2 - 2 a (m2 - b)/b^3 (a, b the seed means of m4, m2) over
+    sqrt(n); t with n - 1 dof; p and detectable as in `difference_test`. ``influence_sd``
+    (cell shape): the theory's standard deviation of the influence values, used instead of
+    the sample one (fourth moments are heavy-tailed: the sample SE is small exactly when the
+    estimate is low, and made the test falsely disagree 2-4x too often at 32-128 seeds).
+    """
+    check_probability(level, "level")
+    check_probability(power, "power")
+    m2, m4 = np.broadcast_arrays(np.asarray(m2, float), np.asarray(m4, float))
+    valid = np.isfinite(m2) & np.isfinite(m4)
+    n, b, _ = _seed_moments(m2, valid)
+    _, a, _ = _seed_moments(m4, valid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        influence = (m4 - a[..., None]) / b[..., None] ** 2 \
+            - 2 * a[..., None] * (m2 - b[..., None]) / b[..., None] ** 3
+        _, _, var = _seed_moments(influence, valid)
+        estimate = a / b**2 - 3 - np.asarray(predicted, float)
+    allowance = _cell_allowance(allowance, n.shape)
+    dof = _t_dof(n)
+    if influence_sd is not None:
+        var = np.broadcast_to(np.asarray(influence_sd, float), n.shape) ** 2
+    se = np.sqrt(var / n)
+    pvalue = _interval_t_pvalue(estimate, se, allowance, dof)
+    detectable = allowance + _power_margin(level, power, dof) * se
+    return TestResult(estimate, se, pvalue, detectable, n)
+
+
 def log_variance_test(
     values: ArrayLike, predicted_var: ArrayLike, level: float,
     excess_kurtosis: ArrayLike | None = None, power: float = DEFAULT_POWER,

@@ -24,7 +24,7 @@ from gradstats.simulate.theory_inputs import TheoryInputs, capture_step0, init_i
 from gradstats.spec import Point
 
 SPINE_STATISTICS = (
-    "grad_sq_norm", "bias_grad_sq_norm", "forward_q", "backward_q", "active_fraction",
+    "grad_sq_norm", "bias_grad_sq_norm", "forward_q", "forward_m4", "backward_q", "active_fraction",
     "weight_sq_norm", "batch_loss", "full_loss", "accuracy", "output_mean_sq", "precision_loss",
 )
 ACTIVE_THRESHOLD = 1e-6
@@ -219,6 +219,7 @@ def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:
         bias_sq = [_sq(g) for g in snap.bias_grads] if snap.bias_grads else [math.nan] * n
         streams = snap.forward.streams
         forward_q = [float((h.detach().double() ** 2).mean()) for h in streams]
+        forward_m4 = [float((h.detach().double() ** 4).mean()) for h in streams]
         backward_q = [
             float(((batch * h.grad.double()) ** 2).mean()) if h.grad is not None else math.nan
             for h in streams]
@@ -232,7 +233,8 @@ def spine_values(snap: StepSnapshot, ctx: RunContext) -> dict[str, np.ndarray]:
         full_loss = _full_loss(model, ctx)
     return {
         "grad_sq_norm": np.array(grad_sq), "bias_grad_sq_norm": np.array(bias_sq),
-        "forward_q": np.array(forward_q), "backward_q": np.array(backward_q),
+        "forward_q": np.array(forward_q), "forward_m4": np.array(forward_m4),
+        "backward_q": np.array(backward_q),
         "active_fraction": np.array(active), "weight_sq_norm": np.array(weight_sq),
         "batch_loss": np.asarray(float(snap.loss)), "full_loss": np.asarray(full_loss),
         "accuracy": np.asarray(accuracy),

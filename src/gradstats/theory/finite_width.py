@@ -44,12 +44,14 @@ constant of the Jacobian above); only the width^-1/2 scaling is claimed and test
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
 
+from gradstats import activations
 from gradstats.spec import Architecture
 
 
@@ -156,3 +158,144 @@ def ln_grad_sq_norm_excess_kurtosis(arch: Architecture) -> float:
     cumulant4 = math.pi**4 + 16 * arch.depth * float(special.polygamma(3, arch.width / 4))
     var = float(np.asarray(ln_grad_sq_norm_variance(arch), dtype=float).ravel()[-1])
     return cumulant4 / var**2
+
+
+# --- preactivation kurtosis (Roberts, Yaida & Hanin 2022, four-point vertex) ------------------
+# One fixed input x of mean square q0 = ||x||^2 / input_dim; h_{l,i}(x) the pre-activation of
+# unit i of dense layer l (l = 1..depth+1, the readout's output included). Given layer l, the
+# units of layer l+1 are iid N(0, G_{l+1}) with the random variance
+#     G_{l+1} = sigma_b^2 + sigma_w^2 / n_l  sum_j phi(h_{l,j})^2,
+# so E h^4 = 3 E G^2, E h^2 = E G and the excess kurtosis of one unit over initializations is
+#     kappa_{l+1} = 3 Var(G_{l+1}) / (E G_{l+1})^2.
+# h_1 = W_1 x + b_1 is Gaussian exactly: kappa_1 = 0. To leading order in 1/n, with
+# K_l the infinite-width variance (length map) and <.>_K the Gaussian average at variance K:
+#     V_{l+1} = sigma_w^4 (<phi^4>_K - <phi^2>_K^2) / n_l + chi_par^2 V_l,   V_1 = 0,
+#     chi_par = sigma_w^2 d<phi^2>_K / dK,   kappa_l = 3 V_l / K_l^2
+# (V_l = Var G_l; RYH's V^(l) / n normalization). For relu at sigma_w^2 = 2 this is
+# 15 (l-1)/n, for linear at sigma_w^2 = 1 it is 6 (l-1)/n. For positively homogeneous
+# activations without bias G_{l+1} = G_l Y_l with Y_l independent of the past, so exactly
+#     kappa_l = 3 [prod_{k<l} (1 + r/n_k) - 1],  r = Var(phi(z)^2) / E[phi(z)^2]^2
+# (r = 5 relu, 2 linear), whose expansion shows the next-order term: kappa^2/6 (l-2)/(l-1).
+
+_KURTOSIS_QUADRATURE = 96
+
+
+@functools.cache
+def _hermite_rule() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(_KURTOSIS_QUADRATURE)
+    return x, w / math.sqrt(2 * math.pi)
+
+
+def _phi_moments(name: str, k: float) -> tuple[float, float, float]:
+    """<phi^2>_K, <phi^4>_K and d<phi^2>_K/dK (Stein: E[phi^2 (z^2 - 1)] / (2K))."""
+    z, w = _hermite_rule()
+    phi, _ = activations.functions(name, "numpy")
+    p2 = np.asarray(phi(math.sqrt(k) * z), dtype=float) ** 2
+    return float(w @ p2), float(w @ p2**2), float(w @ (p2 * (z**2 - 1))) / (2 * k)
+
+
+def _check_kurtosis_arch(arch: Architecture) -> None:
+    if not arch.is_mlp:
+        raise ValueError("the preactivation kurtosis is derived for plain MLPs")
+    if arch.init != "gaussian":
+        raise ValueError("the preactivation kurtosis assumes Gaussian weights (init='gaussian')")
+
+
+def preact_excess_kurtosis(arch: Architecture, q0: float = 1.0) -> np.ndarray:
+    """Leading-order excess kurtosis of one pre-activation unit h_{l,i}(x) over networks.
+
+    Shape (depth+1,): layers 1..depth+1 (the last is the readout's output f_i(x)). One fixed
+    input of mean square ``q0`` = ||x||^2 / input_dim (1 on sphere data); any activation,
+    sigma_w^2, sigma_b^2 (on or off criticality); Gaussian weights, plain MLP. The recursion
+    V_{l+1} = sigma_w^4 (<phi^4> - <phi^2>^2)/n_l + chi_par^2 V_l of the module section above;
+    valid to leading order in 1/n (the relative error grows like (l/n)).
+    """
+    _check_kurtosis_arch(arch)
+    sw2 = float(arch.sigma_w2)
+    sb2 = float(arch.sigma_b2) if arch.bias else 0.0
+    k = sw2 * q0 + sb2
+    v = 0.0
+    out = np.zeros(arch.n_layers)
+    for l in range(1, arch.n_layers):
+        if k <= 0:
+            out[l:] = np.nan
+            break
+        p2, p4, dp2 = _phi_moments(arch.activation, k)
+        v = sw2**2 * (p4 - p2**2) / arch.fan_in(l + 1) + (sw2 * dp2) ** 2 * v
+        k = sw2 * p2 + sb2
+        out[l] = 3.0 * v / k**2 if k > 0 else np.nan
+    return out
+
+
+def preact_excess_kurtosis_exact(arch: Architecture) -> np.ndarray:
+    """Exact excess kurtosis of one pre-activation unit for a positively homogeneous
+    activation (relu, linear, leaky relu, ...) without bias: 3 [prod_{k<l}(1 + r/n_k) - 1],
+    r = Var(phi(z)^2)/E[phi(z)^2]^2 (5 for relu, 2 for linear). Any input, any sigma_w^2."""
+    _check_kurtosis_arch(arch)
+    if not activations.get(arch.activation).homogeneous:
+        raise ValueError(f"the exact kurtosis needs a homogeneous activation, got "
+                         f"{arch.activation!r}")
+    if arch.bias and arch.sigma_b2 > 0:
+        raise ValueError("the exact kurtosis assumes no bias (bias=False or sigma_b2=0)")
+    p2, p4, _ = _phi_moments(arch.activation, 1.0)
+    r = (p4 - p2**2) / p2**2
+    growth = np.cumprod([1.0] + [1.0 + r / arch.fan_in(l + 1) for l in range(1, arch.n_layers)])
+    return 3.0 * (growth - 1.0)
+
+
+def _chi2_raw_moment(m: np.ndarray, j: int) -> np.ndarray:
+    """E[(chi^2_m)^j] = m (m+2) ... (m+2j-2)."""
+    out = np.ones_like(m, dtype=float)
+    for i in range(j):
+        out = out * (m + 2 * i)
+    return out
+
+
+def _homogeneous_variance_moments(activation: str, n: int, kmax: int = 4) -> np.ndarray:
+    """E[Y^k], k = 0..kmax, Y = (1/n) sum_j phi(z_j)^2 / E[phi(z)^2], z_j iid N(0, 1), for a
+    piecewise-linear phi of slopes (a, b): sum = a^2 chi^2_{n-K} + b^2 chi^2_K,
+    K ~ Binomial(n, 1/2) (exact)."""
+    slopes = activations.get(activation).piecewise
+    if slopes is None:
+        raise ValueError(f"exact moments need a piecewise-linear activation, got {activation!r}")
+    a2, b2 = slopes[0] ** 2, slopes[1] ** 2
+    kk = np.arange(n + 1)
+    p = stats.binom.pmf(kk, n, 0.5)
+    mean = n * (a2 + b2) / 2
+    out = np.ones(kmax + 1)
+    for k in range(1, kmax + 1):
+        total = np.zeros(n + 1)
+        for j in range(k + 1):
+            total += (math.comb(k, j) * a2 ** (k - j) * b2**j
+                      * _chi2_raw_moment((n - kk).astype(float), k - j)
+                      * _chi2_raw_moment(kk.astype(float), j))
+        out[k] = float(p @ total) / mean**k
+    return out
+
+
+def preact_moments_influence_sd(arch: Architecture) -> np.ndarray:
+    """Standard deviation over networks of the delta-method influence value of one network's
+    layer moments, (m4 - a)/b^2 - 2 a (m2 - b)/b^3 (m2, m4: means over the layer's units of
+    h^2, h^4 at one input; a, b their expectations), per layer 1..depth+1: the exact null
+    standard error x sqrt(seeds) of the pooled kurtosis E m4/(E m2)^2 - 3 (homogeneous
+    piecewise-linear activation, no bias, Gaussian weights, one input). Given layer l-1 the
+    units of layer l are iid N(0, G_l), G_l = G_1 prod_{k<l} Y_k with independent Y_k, so
+    m2 = G A, m4 = G^2 C with A, C the means of z^2, z^4 over the units: every moment is exact.
+    """
+    preact_excess_kurtosis_exact(arch)  # checks the setting
+    out = np.zeros(arch.n_layers)
+    for l in range(1, arch.n_layers + 1):
+        g = np.ones(5)
+        for k in range(1, l):
+            g = g * _homogeneous_variance_moments(arch.activation, arch.fan_in(k + 1))
+        units = arch.fan_out(l)
+        ea2 = 1 + 2 / units
+        ec2 = (105 + 9 * (units - 1)) / units
+        eac = (15 + 3 * (units - 1)) / units
+        a, b = 3 * g[2], g[1]
+        var4 = g[4] * ec2 - a**2
+        var2 = g[2] * ea2 - b**2
+        cov = g[3] * eac - a * b
+        c4, c2 = 1 / b**2, -2 * a / b**3
+        out[l - 1] = math.sqrt(max(c4**2 * var4 + 2 * c4 * c2 * cov + c2**2 * var2, 0.0))
+    return out
