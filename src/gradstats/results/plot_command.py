@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-CHOICES_HELP = "summary | layers | signals | phase | ntk | tails | spectrum | directions | all"
+CHOICES_HELP = ("summary | layers | signals | phase | ntk | tails | spectrum | directions | "
+                "batchnorm | coord | lr-transfer | all")
 
 
 def default_out(results: Path) -> Path:
