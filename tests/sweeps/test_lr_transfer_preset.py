@@ -20,7 +20,7 @@ def test_lr_transfer_expands_to_a_factor_2_lr_grid_per_parameterization_over_8x_
     for grid in lrs.values():
         steps = sorted(math.log2(lr) for lr in grid)
         assert steps == list(range(int(steps[0]), int(steps[-1]) + 1)), steps
-    assert len(lrs["standard"]) == 8 and len(lrs["mup"]) == 6
+    assert len(lrs["standard"]) == 9 and len(lrs["mup"]) == 6
     seeds = sorted({p.seed for p in points})
     assert seeds == [0, 1, 2]
     assert len(points) == len(widths) * (len(lrs["standard"]) + len(lrs["mup"])) * len(seeds)
