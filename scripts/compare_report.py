@@ -18,7 +18,11 @@ rewrites, between their markers:
   fitted step-1 width exponents of the coord rows against the derivation, with verdicts;
 - README.md ``<!-- residual-table:begin/end -->`` (when the ``residual`` preset is run): per
   network of that preset, the measured and predicted growth of the forward signal, the
-  backward signal and the gradient norm over depth, and the verdict counts of the kernel rows.
+  backward signal and the gradient norm over depth, and the verdict counts of the kernel rows;
+- README.md ``<!-- lr-transfer-table:begin/end -->`` (when the ``lr-transfer`` preset is
+  run): per parameterization (and optimizer) the loss-optimal base lr at each width, the
+  seed-mean final loss there, and the shift of the optimum over the width range in grid
+  steps (`gradstats.results.lr_transfer`).
 
 With preset names, only those presets' sections and table lines are replaced (the others are
 kept as they are); without, every preset is run. No number in those sections is written by
@@ -270,6 +274,72 @@ def adam_table(ds) -> str:
     return "\n".join(lines)
 
 
+def _lr_text(lr: float) -> str:
+    """2^k for a power of two, else 3 significant digits."""
+    if not math.isfinite(lr):
+        return "-"
+    k = math.log2(lr)
+    return f"2^{k:.0f}" if abs(k - round(k)) < 1e-9 else f"{lr:.3g}"
+
+
+def lr_transfer_table(ds) -> str:
+    """Per group of the lr-transfer preset (parameterization, optimizer) and width: the
+    loss-optimal base lr, the seed-mean final loss there (± se), its status and plausible lrs;
+    then per group the shift of the optimum over the width range in grid steps, with the
+    range the plausible lrs allow."""
+    from gradstats.results.lr_transfer import WIDTH_DIM, lr_transfer_summary
+
+    s = lr_transfer_summary(ds)
+    widths = [int(w) for w in s[WIDTH_DIM].values]
+    groups = [d for d in s["lr_opt"].dims if d != WIDTH_DIM]
+    seeds, steps = ds.sizes.get("seed", 1), int(ds["step"].values[-1])
+    start = ds["full_loss"].isel(step=0)
+    lines = [f"Seed-mean full training loss after {steps} steps ({seeds} seeds), minimized over "
+             "each parameterization's factor-2 grid of base lrs. "
+             "*Plausible*: the grid lrs whose loss is not above the optimum's by more than "
+             f"Welch's one-sided {s.attrs['level']:g} critical value times the standard error "
+             "of the difference; the optimum is *resolved* when both its grid neighbours are "
+             "above it in that sense.", "",
+             "| " + " | ".join([*groups, "width", "optimal lr", "loss there", "status",
+                                "plausible lrs", f"shift from {widths[0]} (grid steps)"]) + " |",
+             "|" + "---|" * (len(groups) + 6)]
+    combos = _combos(s, groups)
+    for sel in combos:
+        for w in widths:
+            c = s.sel({**sel, WIDTH_DIM: w})
+            status = str(c["status"].values)
+            head = [*(str(sel[d]) for d in groups), str(w)]
+            if status in ("diverged", "empty"):
+                lines.append("| " + " | ".join(head + ["-", "-", status, "-", "-"]) + " |")
+                continue
+            plausible = [_lr_text(lr) for lr in c["lr"].values[c["plausible"].values]]
+            lines.append("| " + " | ".join(head + [
+                _lr_text(float(c["lr_opt"])),
+                f"{float(c['loss_opt']):.3f} ± {float(c['loss_opt_se']):.3f}",
+                status + (f" ({int(c['edge_steps'])} from the edge)" if status != "edge" else ""),
+                ", ".join(plausible), f"{float(c['shift_steps']):+.0f}"]) + " |")
+    lines += ["", "| " + " | ".join([*groups, "lr grid", "loss at step 0",
+                                     f"optimum shift {widths[0]}→{widths[-1]}",
+                                     "shifts the plausible lrs allow", "both ends resolved"])
+              + " |", "|" + "---|" * (len(groups) + 5)]
+    for sel in combos:
+        g = s.sel(sel)
+        grid = g["lr"].values[g["on_grid"].values.any(0)]
+        low, high, shift = (float(g[k]) for k in ("lr_shift_low", "lr_shift_high", "lr_shift"))
+        lines.append("| " + " | ".join([
+            *(str(sel[d]) for d in groups), f"{_lr_text(grid.min())} .. {_lr_text(grid.max())}",
+            f"{float(start.sel(sel).mean()):.2f}", f"{shift:+.0f}", f"{low:+.0f} .. {high:+.0f}",
+            "yes" if bool(g["lr_shift_resolved"]) else "no"]) + " |")
+    return "\n".join(lines)
+
+
+def _combos(ds, dims: list[str]) -> list[dict]:
+    import itertools
+
+    values = [ds[d].values.tolist() for d in dims]
+    return [dict(zip(dims, c, strict=True)) for c in itertools.product(*values)]
+
+
 def merge_sections(old: str, new: dict[str, str], order: list[str]) -> str:
     """The ``### preset`` sections of ``old`` with those in ``new`` replaced or added, in
     ``order`` (presets not in ``order`` last)."""
@@ -355,6 +425,10 @@ def main() -> None:
         if name == "residual":
             body = residual_table(ds, cmp)
             replace_between(README, "residual-table", body)
+            print(body, "\n", flush=True)
+        if name == "lr-transfer":
+            body = lr_transfer_table(ds)
+            replace_between(README, "lr-transfer-table", body)
             print(body, "\n", flush=True)
     old_sections = read_between(COMPARE_DOC, "presets") if args.presets else ""
     old_table = read_between(README, "preset-table") if args.presets else "\n".join(head)

@@ -44,7 +44,7 @@ class TheoryInputs:
     probe_ntk0: (P, P) per-output empirical NTK at init on the first P = min(16, n) inputs
     ((0, 0) without per-example gradients: batch normalization);
     train_ntk0, train_output0: (n, n) per-output NTK and (n, output_dim) outputs at init on the
-    whole training set (None when not trained or n > `LAZY_MAX_TRAIN`).
+    whole training set (None unless `keeps_train_ntk`).
     """
 
     x_train: np.ndarray
@@ -67,6 +67,19 @@ class TheoryInputs:
         return np.stack(self.batches) if self.batches else np.zeros((0, 0), dtype=np.int64)
 
 
+def keeps_train_ntk(point) -> bool:
+    """Whether `init_inputs` forms the n x n NTK at init of the whole training set: its one
+    consumer, the lazy-training prediction, is computed only for trained sgd/momentum points
+    of a kernel-row parameterization (`gradstats.predictions`), and n <= `LAZY_MAX_TRAIN`.
+    (On the 1797 digits it costs 1.1 s at width 128, 4.4 s at 1024: 70% of an Adam point.)"""
+    from gradstats import parameterization as pz
+
+    t = point.training
+    return (t.steps > 0 and point.data.n_train <= LAZY_MAX_TRAIN
+            and pz.optimizer_family(t.optimizer) == "sgd"
+            and pz.get(point.arch.parameterization).kernel_row)
+
+
 def init_inputs(ctx: RunContext) -> TheoryInputs:
     """The inputs available before the first update: training set and NTKs at init.
 
@@ -77,7 +90,7 @@ def init_inputs(ctx: RunContext) -> TheoryInputs:
     ``probe_ntk0`` is then empty and ``train_ntk0`` None.
     """
     x_train = ctx.x_train.to(torch.float64)
-    trained = ctx.point.training.steps > 0 and len(x_train) <= LAZY_MAX_TRAIN
+    lazy = keeps_train_ntk(ctx.point) and len(x_train) <= LAZY_MAX_TRAIN
     inputs = TheoryInputs(x_train=_np(x_train), y_train=ctx.y_train.detach().cpu().numpy(),
                           probe_ntk0=np.zeros((0, 0)))
     if ctx.point.training.loss != "cross_entropy":
@@ -85,7 +98,7 @@ def init_inputs(ctx: RunContext) -> TheoryInputs:
     if not ctx.model.per_example:
         return inputs
     model = engine.model_as_dtype(ctx.model, torch.float64)
-    if trained:
+    if lazy:
         theta = _np(engine.empirical_ntk_model(model, x_train, classes="mean"))
         inputs.train_ntk0 = theta
         inputs.probe_ntk0 = theta[:PROBE_SIZE, :PROBE_SIZE]

@@ -83,6 +83,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          plot_batchnorm),
     Kind("coord", "coord check: change since init vs width per layer group, theory slopes",
          lambda ds: _coord(ds)),
+    Kind("lr-transfer", "final loss vs base lr per width, the loss-optimal lr of each width",
+         lambda ds: _lr_transfer(ds)),
 )}
 
 
@@ -90,6 +92,12 @@ def _coord(ds: xr.Dataset) -> Figure:
     from gradstats.results.plots.coord import plot_coord_check
 
     return plot_coord_check(ds)
+
+
+def _lr_transfer(ds: xr.Dataset) -> Figure:
+    from gradstats.results.plots.lr_transfer import plot_lr_transfer
+
+    return plot_lr_transfer(ds)
 
 
 def render(ds: xr.Dataset, kind: str) -> Figure:
@@ -113,6 +121,7 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
         "batchnorm": lambda: all(v in ds for v in batchnorm.REQUIRES) and "layer" in ds.dims,
         "coord": lambda: "preact_change_rms" in ds and "output_change_rms" in ds
                          and "width" in ds.dims,
+        "lr-transfer": lambda: "full_loss" in ds and "lr" in ds.dims and "width" in ds.dims,
     }
     return [k for k in KINDS if checks[k]()]
 
