@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     included) come here too: click runs without its standalone mode."""
     args = list(sys.argv[1:] if argv is None else argv)
     _invocation[:] = args
-    code = run_guarded(lambda: app(args=args, standalone_mode=False))
+    code = run_guarded(lambda: app(args=args, standalone_mode=False, prog_name="gradstats"))
     if code:
         sys.exit(code)
 
