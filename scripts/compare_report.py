@@ -202,6 +202,7 @@ def coord_table(cmp, ds) -> str:
     exponent of each coord row (OLS over widths and seeds, +- its standard error), the
     derived exponent in brackets and the row's verdict."""
     from gradstats.results import stats
+    from gradstats.results.plots.coord import in_table_order
 
     widths = ds["width"].values
     head = ("| optimizer | parameterization | " + " | ".join(t for _, t in COORD_ROWS) + " |")
@@ -210,12 +211,8 @@ def coord_table(cmp, ds) -> str:
              f"{cmp[COORD_ROWS[0][0] + '_verdict'].attrs['level']:g}, allowance ±0.15:", "",
              head, "|---|---|" + "---|" * len(COORD_ROWS)]
     first = cmp[f"{COORD_ROWS[0][0]}_verdict"].sel(step=1)
-    def ordered(dim: str, order: tuple[str, ...]) -> list[str]:
-        values = [str(v) for v in np.atleast_1d(first[dim].values)]
-        return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
-
-    optimizers = ordered("optimizer", ("sgd", "momentum", "adam", "adamw"))
-    parameterizations = ordered("parameterization", ("standard", "ntk", "mup", "mean_field"))
+    optimizers = in_table_order(first["optimizer"].values, "optimizer")
+    parameterizations = in_table_order(first["parameterization"].values, "parameterization")
     for opt in optimizers:
         for pz in parameterizations:
             cells = []
@@ -252,6 +249,8 @@ ADAM_COLUMNS = (("adam_update_ratio", "‖u‖/‖g‖", "{:.3g}"),
 def adam_table(ds) -> str:
     """Under Adam, per parameterization: the step-1 Adam statistics of the hidden layer (layer
     2), seed means per width (smallest to largest)."""
+    from gradstats.results.plots.coord import in_table_order
+
     if "adam_update_ratio" not in ds or "optimizer" not in ds.dims:
         return ""
     part = ds.sel(optimizer="adam", step=1, layer=2)
@@ -260,9 +259,7 @@ def adam_table(ds) -> str:
              f"means at widths {', '.join(map(str, widths))}:", "",
              "| parameterization | " + " | ".join(t for _, t, _ in ADAM_COLUMNS) + " |",
              "|---|" + "---|" * len(ADAM_COLUMNS)]
-    order = ("standard", "ntk", "mup", "mean_field")
-    for pz in sorted((str(v) for v in part["parameterization"].values),
-                     key=lambda v: order.index(v) if v in order else len(order)):
+    for pz in in_table_order(part["parameterization"].values, "parameterization"):
         cells = []
         for name, _, fmt in ADAM_COLUMNS:
             da = part[name].sel(parameterization=pz)

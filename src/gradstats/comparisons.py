@@ -138,6 +138,15 @@ COORD_NEEDS = 'measure = ["updates"], at least 4 widths and step 1 recorded'
 # the batch-norm rate row must be able to see a per-layer factor lambda off by 10%
 BN_RATE_MAX_DETECTABLE = math.log(1.1)
 
+def _coord_row(name: str, what: str, measured: str, group: str) -> Comparison:
+    """A coord-check row: the step-1 width exponent of ``measured`` for the layer ``group`` of
+    `gradstats.theory.coord.GROUPS` against the abc-table derivation."""
+    return Comparison(name, f"width exponent of {what} after one step", measured, "",
+                      "width_exponent", steps="trained", domain="coord", layers=group,
+                      allowance="coord_exponent", max_detectable=COORD_MAX_DETECTABLE,
+                      source=COORD_SOURCE, needs=COORD_NEEDS)
+
+
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
                "grad_sq_norm", "theory_grad_sq_norm", "log_ratio", steps="training",
@@ -221,30 +230,15 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
                source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
                needs="at least 3 widths and training steps"),
-    Comparison("preact_change_input_exponent", "width exponent of the input layer's "
-               "pre-activation change after one step", "preact_change_rms", "",
-               "width_exponent", steps="trained", domain="coord", layers="input",
-               allowance="coord_exponent", max_detectable=COORD_MAX_DETECTABLE,
-               source=COORD_SOURCE, needs=COORD_NEEDS),
-    Comparison("preact_change_hidden_exponent", "width exponent of the hidden layers' "
-               "pre-activation change after one step (geometric mean over layers 2..depth)",
-               "preact_change_rms", "", "width_exponent", steps="trained", domain="coord",
-               layers="hidden", allowance="coord_exponent",
-               max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
-    Comparison("output_change_exponent", "width exponent of the output change after one step",
-               "output_change_rms", "", "width_exponent", steps="trained", domain="coord",
-               layers="output", allowance="coord_exponent",
-               max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
-    Comparison("output_feature_change_exponent", "width exponent of the output change from "
-               "the features moving, W_out(0) Delta a_L, after one step",
-               "output_change_feature_rms", "", "width_exponent", steps="trained",
-               domain="coord", layers="output_feature", allowance="coord_exponent",
-               max_detectable=COORD_MAX_DETECTABLE, source=COORD_SOURCE, needs=COORD_NEEDS),
-    Comparison("output_readout_change_exponent", "width exponent of the output change from "
-               "the readout's own update after one step", "output_change_readout_rms", "",
-               "width_exponent", steps="trained", domain="coord", layers="output_readout",
-               allowance="coord_exponent", max_detectable=COORD_MAX_DETECTABLE,
-               source=COORD_SOURCE, needs=COORD_NEEDS),
+    _coord_row("preact_change_input_exponent", "the input layer's pre-activation change",
+               "preact_change_rms", "input"),
+    _coord_row("preact_change_hidden_exponent", "the hidden layers' pre-activation change "
+               "(geometric mean over layers 2..depth)", "preact_change_rms", "hidden"),
+    _coord_row("output_change_exponent", "the output change", "output_change_rms", "output"),
+    _coord_row("output_feature_change_exponent", "the output change from the features "
+               "moving, W_out(0) Delta a_L,", "output_change_feature_rms", "output_feature"),
+    _coord_row("output_readout_change_exponent", "the output change from the readout's own "
+               "update", "output_change_readout_rms", "output_readout"),
     Comparison("bn_grad_sq_norm_rate", "growth of grad_sq_norm per layer toward the input "
                f"with batch norm (layers {BN_FIRST_LAYER}..depth-{BN_READOUT_GAP})",
                "grad_sq_norm", "theory_bn_ln_growth", "difference", domain="batch_norm",

@@ -37,10 +37,15 @@ def _groups(ds: xr.Dataset) -> dict[str, xr.DataArray]:
     return groups
 
 
-def _ordered(ds: xr.Dataset, dim: str, order: tuple[str, ...]) -> list[str]:
-    """The values of ``dim`` (a dim or a scalar coordinate) in the abc table's order."""
-    values = [str(v) for v in np.atleast_1d(ds[dim].values).ravel()]
-    return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
+def in_table_order(values, dim: str) -> list[str]:
+    """Parameterizations (``dim = "parameterization"``) in the abc table's order, optimizers in
+    `gradstats.spec.OPTIMIZERS` order; ``values``: an array or a scalar."""
+    from gradstats.parameterization import NAMES
+    from gradstats.spec import OPTIMIZERS
+
+    order = NAMES if dim == "parameterization" else OPTIMIZERS
+    names = [str(v) for v in np.atleast_1d(values).ravel()]
+    return sorted(names, key=lambda v: order.index(v) if v in order else len(order))
 
 
 def plot_coord_check(ds: xr.Dataset) -> Figure:
@@ -48,8 +53,8 @@ def plot_coord_check(ds: xr.Dataset) -> Figure:
 
     common.require(ds, "coord", ("preact_change_rms", "output_change_rms"), ("width",))
     groups = _groups(ds)
-    pzs = _ordered(ds, "parameterization", ("standard", "ntk", "mup", "mean_field"))
-    opts = _ordered(ds, "optimizer", ("sgd", "momentum", "adam", "adamw"))
+    pzs = in_table_order(ds["parameterization"].values, "parameterization")
+    opts = in_table_order(ds["optimizer"].values, "optimizer")
     fig, axes = common.panel_grid(len(opts), len(pzs))
     axes = np.asarray(axes).reshape(len(opts), len(pzs))
     for i, opt in enumerate(opts):
