@@ -213,3 +213,44 @@ def test_validity_figure_draws_heatmaps_and_the_collapse_panel():
     assert any("forward_q (last hidden layer)" in t for t in titles)
     assert any("vs beta" in t for t in titles)
     assert "validity" in plots.kinds_available(ds)
+
+
+@pytest.mark.slow
+def test_cells_beyond_the_map_boundary_are_outside_for_compare():
+    """Consistency of the map and the verdicts: a small simulated relu sweep at beta =
+    depth/width 0.125-0.5 (narrow and deep); wherever the map finds the infinite-width error
+    above the threshold, compare's row for that statistic must say `outside`, not agree or
+    disagree."""
+    from compare_helpers import OUTSIDE, compared, make_points, simulate, to_results
+
+    records = []
+    for width, depth in ((16, 4), (32, 4), (32, 8)):
+        records += simulate(make_points(6, width=width, depth=depth, sigma_w2=2.0,
+                                        sigma_b2=0.0, bias=False, batch_size=1, n_train=8,
+                                        input_dim=4, teacher="zero"))
+    ds = to_results(records)
+    vmap = validity_map(ds)
+    cmp = compared(records)
+    checked = 0
+    for name in ("forward_q", "backward_q", "grad_sq_norm"):
+        err = vmap["rel_error"].sel(quantity=name).isel(step=0)
+        verdict = cmp[f"{name}_verdict"].isel(step=0) if "step" in cmp[f"{name}_verdict"].dims \
+            else cmp[f"{name}_verdict"]
+        err, verdict = xr.align(err, verdict, join="inner")
+        beyond = (err > vmap.attrs["threshold"]).values & np.isfinite(verdict.values)
+        checked += int(beyond.sum())
+        assert np.all(verdict.values[beyond] == OUTSIDE), name
+    assert checked > 0  # the sweep does reach beyond the boundary
+
+
+def test_one_noisy_configuration_does_not_set_the_boundary():
+    # error 2 beta everywhere (crossing at 0.05) except a wide-interval outlier at the
+    # smallest beta: the weighted isotonic fit keeps the crossing near 0.05
+    x = np.array([0.01, 0.02, 0.04, 0.08, 0.16])
+    y = 2 * x
+    y_noisy = y.copy()
+    y_noisy[0] = 0.3
+    w = np.array([1 / 0.5**2, 1e4, 1e4, 1e4, 1e4])
+    assert crossing(x, y_noisy, 0.1) == 0.0  # the raw first crossing
+    assert crossing(x, y_noisy, 0.1, weights=w) == pytest.approx(
+        crossing(x, y, 0.1), rel=0.05)

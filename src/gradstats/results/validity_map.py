@@ -34,9 +34,11 @@ signed interval contains 0). ``typical_error`` is the median over seeds of |m_s 
 the error one network sees (NaN for the kurtosis, a statistic over networks only).
 
 Boundaries. Over the configurations of each combination of the other axes (activation,
-sigma_w2, ...) sorted by beta, the boundary is the beta at which the relative error first
-exceeds the threshold, interpolated linearly in (ln beta, error) between the last
-configuration below the threshold and the first above it; +inf when no configuration
+sigma_w2, ...) sorted by beta, the relative error is replaced by its weighted isotonic fit
+(non-decreasing in beta, weights 1 / half-width^2 of its interval: the theory's error grows
+with beta, and one noisy configuration must not set the boundary); the boundary is the beta
+at which that fit first exceeds the threshold, interpolated linearly in (ln beta, error)
+between the last configuration below the threshold and the first above it; +inf when no configuration
 exceeds it, 0 when the smallest beta already does, NaN without data. ``_lo`` / ``_hi``
 boundaries come from the upper / lower ends of the error interval. The same is computed per
 recorded step, per layer position (``position``: ``last_hidden`` = layer depth, ``readout``
@@ -53,6 +55,7 @@ from collections.abc import Callable
 import numpy as np
 import xarray as xr
 from scipy import stats as sps
+from scipy.optimize import isotonic_regression
 
 from gradstats.results import stats
 from gradstats.spec import AXES, LAYER_DIM, SEED_DIM, STEP_DIM, Point
@@ -120,8 +123,9 @@ def validity_map(ds: xr.Dataset, threshold: float = DEFAULT_THRESHOLD,
                                 "grad_sq_norm_mean_factor inside validity.hanin_nica; "
                                 "preact_kurtosis: theory_preact_kurtosis; forward_q, "
                                 "backward_q: none (NaN)",
-                 "boundary": "beta at which rel_error first exceeds the threshold over "
-                             "configurations sorted by beta, linear in (ln beta, error); "
+                 "boundary": "beta at which the isotonic fit of rel_error over "
+                             "configurations sorted by beta first exceeds the threshold, "
+                             "linear in (ln beta, error); "
                              "+inf: never exceeded; 0: exceeded at the smallest beta",
                  "source": "gradstats.results.validity_map"}
     return out
@@ -358,17 +362,25 @@ def _at_positions(out: xr.Dataset, depth: xr.DataArray) -> dict[str, xr.DataArra
 
 # --- boundaries -------------------------------------------------------------------------------
 
-def crossing(x: np.ndarray, y: np.ndarray, threshold: float, log: bool = True) -> float:
+def crossing(x: np.ndarray, y: np.ndarray, threshold: float, log: bool = True,
+             weights: np.ndarray | None = None) -> float:
     """The x at which y first exceeds ``threshold`` over points sorted by x, interpolated
     linearly in (ln x, y) (``log``) or (x, y) between the last point below and the first
     above; +inf if y never exceeds it, 0.0 if the first point already exceeds it, NaN
-    without finite points (``log``: points with x <= 0 are left out)."""
+    without finite points (``log``: points with x <= 0 are left out). With ``weights``, y is
+    first replaced by its weighted isotonic (non-decreasing in x) regression, so that one
+    noisy point does not set the crossing."""
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
     ok = np.isfinite(x) & np.isfinite(y) & ((x > 0) if log else True)
+    if weights is not None:
+        weights = np.asarray(weights, float).ravel()
+        ok &= np.isfinite(weights) & (weights > 0)
     if not ok.any():
         return math.nan
     order = np.argsort(x[ok], kind="stable")
     xs, ys = x[ok][order], y[ok][order]
+    if weights is not None:
+        ys = isotonic_regression(ys, weights=weights[ok][order]).x
     above = np.flatnonzero(ys > threshold)
     if len(above) == 0:
         return math.inf
@@ -382,6 +394,13 @@ def crossing(x: np.ndarray, y: np.ndarray, threshold: float, log: bool = True) -
     return float(x0 + t * (x1 - x0))
 
 
+def _weights(lo: xr.DataArray, hi: xr.DataArray) -> xr.DataArray:
+    """Inverse squared half-width of the error's interval (floored at 0.001): the weights of
+    the isotonic fit before a boundary is read off."""
+    half = np.maximum((hi - lo) / 2, 1e-3)
+    return 1.0 / half**2
+
+
 BOUNDARY_PARTS = {"": "rel_error", "_lo": "rel_error_hi", "_hi": "rel_error_lo"}
 
 
@@ -393,13 +412,14 @@ def _beta_boundaries(out: xr.Dataset, beta: xr.DataArray, others: list[str], thr
     for corr in ("", "_corrected"):
         for part, source in BOUNDARY_PARTS.items():
             name = source.replace("rel_error", f"rel_error{corr}") + suffix
-            err, b = xr.broadcast(out[name], beta)
+            w = _weights(out[f"rel_error{corr}_lo{suffix}"], out[f"rel_error{corr}_hi{suffix}"])
+            err, b, w = xr.broadcast(out[name], beta, w)
             if config_dims:
-                err, b = err.stack(_config=config_dims), b.stack(_config=config_dims)
+                err, b, w = (a.stack(_config=config_dims) for a in (err, b, w))
             else:
-                err, b = err.expand_dims(_config=[0]), b.expand_dims(_config=[0])
-            bound = xr.apply_ufunc(crossing, b, err, kwargs={"threshold": threshold},
-                                   input_core_dims=[["_config"], ["_config"]],
+                err, b, w = (a.expand_dims(_config=[0]) for a in (err, b, w))
+            bound = xr.apply_ufunc(lambda x, y, ww: crossing(x, y, threshold, weights=ww),
+                                   b, err, w, input_core_dims=[["_config"]] * 3,
                                    vectorize=True)
             keep = ["quantity", along, STEP_DIM, *others]
             bound = bound.transpose(*[d for d in keep if d in bound.dims])
@@ -410,7 +430,8 @@ def _beta_boundaries(out: xr.Dataset, beta: xr.DataArray, others: list[str], thr
                 long_name=f"beta where the {which} prediction's error exceeds "
                           f"{threshold:g}{end}", units="1",
                 description=f"over configurations ({', '.join(config_dims) or 'one'}) sorted "
-                            "by beta, linear in (ln beta, error) between the last below and "
+                            "by beta, the error's isotonic fit (weights 1/half-width^2 of its "
+                            "interval), linear in (ln beta, error) between the last below and "
                             "the first above the threshold; inf: never exceeded, 0: exceeded "
                             "at the smallest beta, NaN: no data")
     return result
