@@ -90,6 +90,7 @@ TESTS = {
     "ks": "Kolmogorov-Smirnov of pooled whitened outputs vs N(0, 1)",
     "bound": "the bound must hold on every seed (up to round-off)",
     "log_variance": "variance of ln(measured) over seeds vs the predicted one",
+    "log_mean": "Student-t on the seed mean of ln(measured) vs the predicted mean log",
     "exponent": "OLS fit of ln(value) on ln(width), Student-t interval on the slope",
 }
 
