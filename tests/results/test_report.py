@@ -202,6 +202,8 @@ def test_provenance_shows_the_recorded_attrs(expected, report):
     assert rows["devices the points ran on"] == ds.attrs["device_used"] == "cpu"
     assert rows["git commit"] == "not recorded"
     assert rows["command"].startswith("gradstats run ")
+    # a directory is combined when loaded: the page dates its point files, not the loading
+    assert "combined (UTC)" not in rows and rows["point files written (UTC)"].startswith("20")
 
 
 def test_the_page_is_self_contained_escaped_and_has_no_script(report):

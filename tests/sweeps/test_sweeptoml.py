@@ -31,3 +31,23 @@ def test_every_section_and_awkward_strings_round_trip():
     assert text.startswith("# line one\n#\n# line three\nname = ")
     assert tomllib.loads(text) == EVERY_SECTION
     assert parse_sweep(tomllib.loads(text)) == sweep
+
+
+def test_run_sweep_stores_the_sweep_file_and_rewrites_it_only_when_it_changes(tmp_path):
+    from gradstats.sweeps import expand
+    from gradstats.sweeps.execute import run_sweep
+
+    sweep = parse_sweep({"name": "t", "seeds": 1, "grid": {"width": [4, 8]},
+                         "fixed": {"depth": 1, "input_dim": 4, "n_train": 8, "batch_size": 4,
+                                   "steps": 0}})
+    text = sweeptoml.dumps(sweep)
+    points = expand(sweep)
+    run_sweep(points[:1], [], tmp_path, name="t", consolidate_store=False, sweep_toml=text)
+    stored = tmp_path / "sweep.toml"
+    assert stored.read_text() == text
+    inode = stored.stat().st_ino
+    run_sweep(points, [], tmp_path, name="t", consolidate_store=False, sweep_toml=text)
+    assert stored.stat().st_ino == inode  # the same sweep: not rewritten
+    other = text.replace('name = "t"', 'name = "t2"')
+    run_sweep(points, [], tmp_path, name="t", consolidate_store=False, sweep_toml=other)
+    assert stored.read_text() == other and stored.stat().st_ino != inode

@@ -130,9 +130,8 @@ def comparison_for(ds: xr.Dataset, directory: Path, level: float | None, update:
             if level is None or math.isclose(float(cmp.attrs.get("level", math.nan)), level):
                 notes = cmp.attrs.get("notes", "")
                 cmp.attrs["notes"] = notes.splitlines() if isinstance(notes, str) else list(notes)
-                when = dt.datetime.fromtimestamp(stored.stat().st_mtime, dt.UTC)
                 return cmp, (f"Read from {COMPARISON_FILE} (written "
-                             f"{when.isoformat(timespec='seconds')}).")
+                             f"{_utc(stored.stat().st_mtime)}).")
     if not ds.attrs.get("points"):
         return None, ("No comparison: these results carry no point specs; make the report of "
                       "a results directory.")
@@ -449,9 +448,16 @@ def _provenance_section(ds: xr.Dataset, path: Path) -> str:
 
     from gradstats import __version__
 
-    attrs = ds.attrs
+    attrs = dict(ds.attrs)
+    files = io.point_files(path) if Path(path).is_dir() else []
+    if files:  # combined just now from the point files: say when those were written instead
+        attrs.pop("created", None)
     rows = [(label, _attr_text(attrs[key]) if key in attrs else "not recorded")
-            for key, label in PROVENANCE]
+            for key, label in PROVENANCE if key in attrs or key != "created"]
+    if files:
+        times = sorted(_utc(f.stat().st_mtime) for f in files)
+        rows.append(("point files written (UTC)",
+                     times[0] if times[0] == times[-1] else f"{times[0]} to {times[-1]}"))
     known = {k for k, _ in PROVENANCE} | NOT_PROVENANCE
     rows += [(key, _attr_text(value)) for key, value in attrs.items() if key not in known]
     report = [("results", str(path)), ("made by", f"gradstats {__version__}"),
@@ -459,6 +465,10 @@ def _provenance_section(ds: xr.Dataset, path: Path) -> str:
               ("python", platform.python_version())]
     return (h.paragraph("As recorded in the results:", "note") + h.key_values(rows)
             + h.paragraph("This report:", "note") + h.key_values(report))
+
+
+def _utc(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
 
 
 def _attr_text(value) -> str:

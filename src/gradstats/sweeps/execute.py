@@ -205,8 +205,10 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     tasks, skipped = pending_tasks(points, measure, run.out_dir)
     run.summary = RunSummary(total=skipped + len(tasks), skipped=skipped, computed=0)
     stale_store = consolidate_store and not store_is_current(out_dir)
-    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or \
-            resultsdir.sweep_toml_changed(out_dir, sweep_toml):
+    # a finished sweep in a read-only directory still reads back without its sweep.toml
+    toml_due = resultsdir.sweep_toml_changed(out_dir, sweep_toml) and \
+        paths.writable(paths.existing_ancestor(out_dir))
+    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or toml_due:
         paths.require_writable(out_dir)
         with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
             resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
