@@ -84,7 +84,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def report(run_dir, tmp_path_factory) -> tuple[Path, str]:
+def report(run_dir) -> tuple[Path, str]:
     """(the report's path, its text) made with the default --out."""
     code, out, err = _main(["report", str(run_dir)])
     assert code == 0, err

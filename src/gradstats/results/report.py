@@ -355,9 +355,11 @@ def _cells_block(cmp: xr.Dataset, row, level: float) -> str:
 
     verdict = cmp[f"{row.name}_verdict"]
     dims = list(verdict.dims)
-    value_name = next((f"{row.name}_{s}" for s in ("ratio", "tightness", "mean", "estimate")
-                       if f"{row.name}_{s}" in cmp), None)
-    extra = [(f"{row.name}_p_holm", "p (Holm)"), (f"{row.name}_detectable", "detects")]
+    typical = ("ratio", "tightness", "mean" if row.name.endswith("_exponent") else "estimate")
+    value_name = next((f"{row.name}_{s}" for s in typical if f"{row.name}_{s}" in cmp), None)
+    extra = [(f"{row.name}_{s}", t) for s, t in (("mean", "measured"), ("pred", "predicted"))
+             if f"{row.name}_{s}" != value_name]
+    extra += [(f"{row.name}_p_holm", "p (Holm)"), (f"{row.name}_detectable", "detects")]
     extra = [(v, t) for v, t in extra if v in cmp]
     reason = cmp[f"{row.name}_reason"] if f"{row.name}_reason" in cmp else None
     codes = np.asarray(verdict.values, float)
