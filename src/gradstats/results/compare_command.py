@@ -138,10 +138,11 @@ def print_comparison(cmp, console) -> None:
         console.print(f"[dim]skipped[/dim] {line}", highlight=False, markup=True)
 
 
-def skipped_lines(notes) -> list[str]:
+def skipped_lines(notes, markup: bool = True) -> list[str]:
     """The notes of skipped comparisons, one line per reason: a comparison noted twice keeps
     its first reason, and comparisons skipped for the same reason share one line
-    (``a, b: needs ...``). Notes that name no comparison are kept as they are."""
+    (``a, b: needs ...``). Notes that name no comparison are kept as they are. With
+    ``markup`` the lines are escaped for rich, else plain text."""
     import re
 
     from rich.markup import escape
@@ -159,8 +160,9 @@ def skipped_lines(notes) -> list[str]:
         seen.update(names)
         if names:
             by_reason.setdefault(match.group(2), []).extend(names)
-    return [escape(f"{', '.join(names)}: {reason}" if names else reason)
-            for reason, names in by_reason.items()]
+    lines = [f"{', '.join(names)}: {reason}" if names else reason
+             for reason, names in by_reason.items()]
+    return [escape(line) for line in lines] if markup else lines
 
 
 def _detects(row, value: float | None = None) -> str:
