@@ -61,3 +61,42 @@ def test_block_runs(name, code, workdir, monkeypatch):
         exec(compile(code, name, "exec"), {"__name__": "__snippet__"})  # noqa: S102
     finally:
         plt.close("all")
+
+
+@pytest.mark.slow
+def test_lazy_and_eager_results_agree(workdir):
+    """The lazy dataset (read from sweep.zarr) holds what the point files hold."""
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    import gradstats
+
+    path = workdir / "results" / "quickstart"
+    lazy = gradstats.load_results(path)
+    eager = gradstats.load_results(path, lazy=False)
+    assert isinstance(lazy.grad_sq_norm.data, da.Array)
+    assert isinstance(eager.grad_sq_norm.data, np.ndarray)
+    xr.testing.assert_identical(lazy.compute().drop_attrs(deep=False),
+                                eager.drop_attrs(deep=False))
+    assert lazy.attrs["points"] == eager.attrs["points"]
+
+
+@pytest.mark.slow
+def test_compare_table_counts_every_cell(workdir, tmp_path):
+    """compare(): a row per comparison whose verdict counts are its cells' verdicts."""
+    import numpy as np
+    import xarray as xr
+
+    import gradstats
+
+    cmp = gradstats.compare(workdir / "results" / "quickstart", out=tmp_path / "c.nc")
+    assert cmp.table.index.name == "comparison" and "grad_sq_norm" in cmp.table.index
+    for name, row in cmp.table.iterrows():
+        codes = cmp.cells[f"{name}_verdict"].values
+        codes = codes[np.isfinite(codes)]
+        assert [row.disagree, row.agree, row.outside, row.undetermined] == [
+            int((codes == c).sum()) for c in range(4)], name
+    on_disk = xr.open_dataset(tmp_path / "c.nc")
+    assert set(on_disk.data_vars) == set(cmp.cells.data_vars)
+    assert any("needs" in line for line in cmp.skipped)
