@@ -68,7 +68,7 @@ def run_preset(name: str, results: Path, run: bool, workers: int):
     if run:
         run_sweep(points, sweep.measure, out, name=sweep.name, workers=workers)
     seeds = len({p.seed for p in points})
-    return load_results(out), len(points), seeds
+    return load_results(out, lazy=False), len(points), seeds
 
 
 def _fmt(value: float, digits: int = 3) -> str:

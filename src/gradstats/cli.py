@@ -206,7 +206,7 @@ def _print_results(out_dir: Path, compare: bool, console) -> bool:
 
     try:
         with status(f"loading the results in {out_dir}"):
-            results = load_results(out_dir)
+            results = load_results(out_dir, lazy=False)
     except FileNotFoundError:  # no point could be saved: the failures are listed below
         return False
     print_summary(results, console)
@@ -339,7 +339,7 @@ def _load(results: Path):
 
     try:
         with status(f"loading {results}"):
-            return load_results(results)
+            return load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
 

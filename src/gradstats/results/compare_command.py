@@ -26,7 +26,7 @@ def compare_command(
         raise typer.BadParameter(f"must lie in (0, 1), got {level}", param_hint="--level")
     try:
         with status(f"loading {results}"):
-            ds = load_results(results)
+            ds = load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise typer.BadParameter(str(err), param_hint="RESULTS") from None
     if not ds.attrs.get("points"):

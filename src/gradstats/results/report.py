@@ -91,7 +91,7 @@ def build_report(path: Path, ds: xr.Dataset | None = None, level: float | None =
     update = update or (lambda _text: None)
     path = Path(path)
     if ds is None:
-        ds = io.load_results(path)
+        ds = io.load_results(path, lazy=False)
     directory = results_dir(path)
     manifest = _read_json(directory / MANIFEST)
     cmp, origin = comparison_for(ds, directory, level, update)

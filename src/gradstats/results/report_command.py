@@ -51,7 +51,7 @@ def report_command(
     paths.check_output_file(target, "--out", suffix=REPORT_SUFFIX)
     try:
         with status(f"loading {results}"):
-            ds = io.load_results(results)
+            ds = io.load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
     with status("making the report") as update:
