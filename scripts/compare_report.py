@@ -72,7 +72,7 @@ def run_preset(name: str, results: Path, run: bool, workers: int):
     if run:
         run_sweep(points, sweep.measure, out, name=sweep.name, workers=workers)
     seeds = len({p.seed for p in points})
-    return load_results(out), len(points), seeds
+    return load_results(out, lazy=False), len(points), seeds
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -388,6 +388,39 @@ def validity_table(ds) -> str:
     return "\n".join(rows) + f"\n\n{note}."
 
 
+def ntk_change_table(ds, cmp) -> str:
+    """The NTK change at the last step vs width per activation: seed means, the local slope
+    between neighbouring widths and the fit over all widths (each with its SE over seeds),
+    beside the theory's -1 and the row's verdict (fitted over its domain's widths)."""
+    from gradstats.results import stats
+
+    change = ds["ntk_rel_change"].isel(step=-1)
+    widths = change["width"].values
+    head = ("| activation | " + " | ".join(f"width {w}" for w in widths) + " | "
+            + " | ".join(f"slope {a}-{b}" for a, b in zip(widths[:-1], widths[1:], strict=True))
+            + " | slope, all widths | theory | `ntk_change_exponent` |")
+    rows = [head, "|" + "---|" * (len(widths) * 2 + 3)]
+    for act in change["activation"].values:
+        v = change.sel(activation=act).transpose("width", "seed").values
+        means = [f"{m:.2g}" for m in v.mean(axis=1)]
+        local = []
+        for i in range(len(widths) - 1):
+            fit = stats.fit_width_exponent(widths[i:i + 2], v[i:i + 2], 0.05)
+            local.append(f"{fit.slope:.2f} ± {fit.slope_se:.2f}" if fit else "-")
+        fit = stats.fit_width_exponent(widths, v, 0.05)
+        verdict = "-"
+        if "ntk_change_exponent_mean" in cmp:
+            row = cmp.sel(activation=act)
+            code = int(row["ntk_change_exponent_verdict"]) if np.isfinite(
+                float(row["ntk_change_exponent_verdict"])) else None
+            verdict = (f"{stats.VERDICT_NAMES.get(code, '-')} "
+                       f"({float(row['ntk_change_exponent_mean']):.2f})"
+                       if code is not None else "-")
+        rows.append(f"| {act} | " + " | ".join(means) + " | " + " | ".join(local)
+                    + f" | {fit.slope:.2f} ± {fit.slope_se:.2f} | -1 | {verdict} |")
+    return "\n".join(rows)
+
+
 def _combos(ds, dims: list[str]) -> list[dict]:
     import itertools
 
@@ -480,6 +513,10 @@ def main() -> None:
         if name == "residual":
             body = residual_table(ds, cmp)
             replace_between(README, "residual-table", body)
+            print(body, "\n", flush=True)
+        if name == "ntk-change":
+            body = ntk_change_table(ds, cmp)
+            replace_between(README, "ntk-change-table", body)
             print(body, "\n", flush=True)
         if name == "lr-transfer":
             body = lr_transfer_table(ds)

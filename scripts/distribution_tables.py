@@ -43,7 +43,7 @@ def load_preset(name: str, results: Path, run: bool):
 
         sweep = resolve_sweep(name)
         run_sweep(expand(sweep), sweep.measure, out, name=sweep.name)
-    return load_results(out)
+    return load_results(out, lazy=False)
 
 
 def g(x: float, digits: int = 2) -> str:

@@ -36,7 +36,7 @@ def draw(results: Path, out: Path, prefix: str, dpi: int, kinds: list[str] | Non
     """Every available plot kind (or ``kinds``) of ``results`` as ``out/<prefix>_<kind>.png``."""
     from gradstats.results import load_results, plots
 
-    ds = load_results(results)
+    ds = load_results(results, lazy=False)
     written = []
     for kind in kinds or plots.kinds_available(ds):
         try:

@@ -1,4 +1,4 @@
-"""`gradstats run | presets | show | export | theory | compare | plot | validity`.
+"""`gradstats run | presets | show | export | theory | compare | plot | report | validity`.
 
 Heavy imports (torch, jax, xarray, matplotlib) happen inside the commands, so
 ``gradstats --help`` is fast. Every failure, in every command, ends as one line on stderr
@@ -95,6 +95,7 @@ def run(
     out_dir = out or Path("results") / sweep_file.name
     paths.check_output_dir(out_dir)
 
+    from gradstats.sweeps import sweeptoml
     from gradstats.sweeps.execute import run_sweep
     from gradstats.sweeps.progress import progress_bar
 
@@ -104,7 +105,8 @@ def run(
         with progress_bar(enabled=not quiet, console=stderr_console()) as progress:
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
                                 progress=progress, phase=progress.phase, executor=executor,
-                                workers=n_workers, command=command_line())
+                                workers=n_workers, command=command_line(),
+                                sweep_toml=sweeptoml.dumps(sweep_file))
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_line(points, out_dir)) from None
     finally:
@@ -190,7 +192,8 @@ def _print_run_summary(summary, points, out_dir: Path, console, wrote_comparison
     if quiet:
         return
     console.print(f"next: gradstats compare {target}  |  gradstats plot {target} --kind summary"
-                  f"  |  gradstats show {target}", markup=False, highlight=False)
+                  f"  |  gradstats report {target}  |  gradstats show {target}",
+                  markup=False, highlight=False)
 
 
 def _print_results(out_dir: Path, compare: bool, console) -> bool:
@@ -203,7 +206,7 @@ def _print_results(out_dir: Path, compare: bool, console) -> bool:
 
     try:
         with status(f"loading the results in {out_dir}"):
-            results = load_results(out_dir)
+            results = load_results(out_dir, lazy=False)
     except FileNotFoundError:  # no point could be saved: the failures are listed below
         return False
     print_summary(results, console)
@@ -336,7 +339,7 @@ def _load(results: Path):
 
     try:
         with status(f"loading {results}"):
-            return load_results(results)
+            return load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
 
@@ -353,12 +356,14 @@ def _register_subpackage_commands() -> None:
     """Commands that live in their subpackages (each module imports its heavy deps lazily)."""
     from gradstats.results.compare_command import compare_command
     from gradstats.results.plot_command import plot_command
+    from gradstats.results.report_command import report_command
     from gradstats.results.validity_command import validity_command
     from gradstats.theory.command import theory_command
 
     app.command("theory")(theory_command)
     app.command("compare")(compare_command)
     app.command("plot")(plot_command)
+    app.command("report")(report_command)
     app.command("validity")(validity_command)
 
 

@@ -25,6 +25,8 @@ Tests (`gradstats.results.stats`):
   (MAX_RATIO - 1) x the predicted kurtosis must be visible.
 - ``log_variance``: the variance over seeds of ln(measured) vs the predicted variance, on the
   log scale with a kurtosis-aware standard error.
+- ``log_mean``: the mean over seeds of ln(measured) vs the predicted mean log, Student-t with
+  the sample sd (a ratio of geometric means).
 - ``exponent``: OLS fit of ln(value) on ln(width) over widths and seeds; agrees when the
   t-interval widened by the allowance contains the predicted exponent.
 
@@ -55,6 +57,7 @@ from gradstats.theory.validity import (
     BN_WIDTH_MIN,
     KURTOSIS_MAX,
     LAZY_NTK_CHANGE_MAX,
+    NTK_CHANGE_WIDTH_MIN,
     WIDTH_COEF,
     WIDTH_MIN,
 )
@@ -199,6 +202,15 @@ COMPARISONS: tuple[Comparison, ...] = (
                source="Hanin & Nica 2019 (gradstats.theory.finite_width)",
                needs="a point in the Hanin-Nica setting (relu, Gaussian, no bias, batch_size 1, "
                      "teacher zero, sphere data)"),
+    Comparison("ln_grad_sq_norm_mean", "mean of ln grad_sq_norm over networks",
+               "grad_sq_norm", ("theory_grad_sq_norm_null_mean",
+                                "theory_ln_grad_sq_norm_mean_shift"), "log_mean",
+               domain="hanin_nica", allowance="none",
+               source="Hanin & Nica 2019: E ln ||dL/dW||^2 = ln E_inf ||dL/dW||^2 + shift, "
+                      "~ -5 beta/2 per ln ||a||^2 plus the readout's ln chi^2 term "
+                      "(gradstats.theory.finite_width.ln_grad_sq_norm_mean_shift)",
+               needs="a point in the Hanin-Nica setting (relu, Gaussian or orthogonal, no bias, "
+                     "batch_size 1, teacher zero, sphere data)"),
     Comparison("preact_kurtosis", "excess kurtosis of one pre-activation unit over networks "
                "(pooled over units and seeds)", "forward_m4",
                ("theory_preact_kurtosis", "theory_preact_kurtosis_sd"), "pooled_kurtosis",
@@ -226,10 +238,12 @@ COMPARISONS: tuple[Comparison, ...] = (
                max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
                source="NTK fluctuations ~ width^-1/2", needs="at least 3 widths"),
     Comparison("ntk_change_exponent", "width exponent of the NTK change during training",
-               "ntk_rel_change", "", "exponent", steps="last", domain="lazy",
-               allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-0.5,
-               source="lazy training: NTK change ~ width^-1/2 (Lee et al. 2019)",
-               needs="at least 3 widths and training steps"),
+               "ntk_rel_change", "", "exponent", steps="last", domain="ntk_change",
+               allowance="exponent", max_detectable=EXPONENT_MAX_DETECTABLE, exponent=-1.0,
+               source="lazy training: NTK change ~ width^-1 (Dyer & Gur-Ari 2019, Huang & Yau "
+                      "2019; Lee et al. 2019's width^-1/2 is a bound)",
+               needs="at least 3 widths inside the domain (relu: >= 1024, smooth: >= 128) "
+                     "and training steps"),
     _coord_row("preact_change_input_exponent", "the input layer's pre-activation change",
                "preact_change_rms", "input"),
     _coord_row("preact_change_hidden_exponent", "the hidden layers' pre-activation change "
@@ -276,11 +290,14 @@ def allowance_text(comparison: Comparison) -> str:
 def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
     text = {"infinite_width": f"(effective) depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
-            "hanin_nica": "plain relu MLP, Gaussian, no bias, batch 1, target 0",
+            "hanin_nica": "plain relu MLP, Gaussian or orthogonal, no bias, batch 1, target 0",
             "preact_kurtosis": "plain MLP, piecewise-linear activation, Gaussian, no bias, "
                                "batch 1, sphere data, step 0; hidden layers 2..depth with "
                                f"predicted kurtosis <= {KURTOSIS_MAX:g}",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
+            "ntk_change": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}, sgd, width >= "
+                          f"{NTK_CHANGE_WIDTH_MIN['piecewise']} (piecewise-linear) or "
+                          f">= {NTK_CHANGE_WIDTH_MIN['smooth']} (smooth)",
             "coord": "step 1 (one update from init), plain MLP",
             "outputs": f"(effective) depth/width <= {BETA_MAX_OUTPUTS:g}",
             "mlp": "plain MLPs (no residual, no norm)",

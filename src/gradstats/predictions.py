@@ -205,7 +205,8 @@ def bounds(record, theory) -> dict[str, np.ndarray]:
 
 
 def finite_width(record, theory) -> dict[str, np.ndarray]:
-    """Hanin-Nica variance of ln grad_sq_norm per layer, inside its setting only."""
+    """Hanin-Nica law of ln grad_sq_norm per layer (variance, mean shift, the mean's finite-
+    width factor), inside its setting only."""
     from gradstats.theory.validity import hanin_nica
 
     point = record.point
@@ -217,7 +218,13 @@ def finite_width(record, theory) -> dict[str, np.ndarray]:
                           (arch.n_layers,)).copy()
     kurtosis = np.broadcast_to(np.asarray(fw.ln_grad_sq_norm_excess_kurtosis(arch), dtype=float),
                                (arch.n_layers,)).copy()
-    return {"theory_ln_grad_sq_norm_var": var, "theory_ln_grad_sq_norm_kurtosis": kurtosis}
+    out = {"theory_ln_grad_sq_norm_var": var,
+           "theory_ln_grad_sq_norm_mean_shift": np.asarray(fw.ln_grad_sq_norm_mean_shift(arch),
+                                                            dtype=float),
+           "theory_grad_sq_norm_mean_factor": np.asarray(fw.grad_sq_norm_mean_factor(arch),
+                                                          dtype=float),
+           "theory_ln_grad_sq_norm_kurtosis": kurtosis}
+    return out
 
 
 def preact_kurtosis(record, theory) -> dict[str, np.ndarray]:

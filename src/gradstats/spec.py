@@ -56,6 +56,10 @@ LAYER_DIM = "layer"
 class Architecture:
     """A fully connected network: ``depth`` hidden layers of ``width`` units and a readout.
 
+    ``input_dim``: the number of input features; None (the default) takes it from the inputs
+    of the function that gets them (`gradstats.theory.ntk(arch, x)`, `empirical_ntk(arch, x)`,
+    `predict_statistics(arch, x, y)`, ...: ``x.shape[1]``) and from the data in a `Point`;
+    building a network without inputs (`build_model`) needs it given.
     ``output_dim`` is the readout width (1 for scalar regression, classes for cross-entropy).
     ``init`` is the weight distribution (``gaussian`` or ``orthogonal``, same variance).
     ``residual``: hidden layers 2..depth add their output to the stream with scale
@@ -72,7 +76,7 @@ class Architecture:
     parameterization: str = "ntk"
     init: str = "gaussian"
     bias: bool = True
-    input_dim: int = 64
+    input_dim: int | None = None
     output_dim: int = 1
     residual: bool = False
     residual_scale: float | str = 1.0
@@ -92,7 +96,8 @@ class Architecture:
                f"{', '.join(PARAMETERIZATIONS)}")
         _check(self.init in INIT_DISTRIBUTIONS, "init",
                f"unknown init {self.init!r}; choose from {', '.join(INIT_DISTRIBUTIONS)}")
-        _check_int(self.input_dim, "input_dim", low=1)
+        if self.input_dim is not None:
+            _check_int(self.input_dim, "input_dim", low=1)
         _check_int(self.output_dim, "output_dim", low=1)
         _check(isinstance(self.residual, bool), "residual", f"must be true or false, got {self.residual!r}")
         _check(self.residual_scale == DEPTH_SCALED or (
@@ -121,8 +126,24 @@ class Architecture:
         return self.depth + 1
 
     def fan_in(self, layer: int) -> int:
-        """Fan-in of dense layer ``layer`` (1-based)."""
-        return self.input_dim if layer == 1 else self.width
+        """Fan-in of dense layer ``layer`` (1-based); layer 1's needs ``input_dim``."""
+        if layer != 1:
+            return self.width
+        if self.input_dim is None:
+            raise SpecError("input_dim", "not set; give Architecture(input_dim=...) (the number "
+                            "of input features), or pass inputs to a function that infers it")
+        return self.input_dim
+
+    def with_input_dim(self, features: int, what: str = "x") -> Architecture:
+        """This architecture for inputs with ``features`` features: ``input_dim`` filled in
+        when None; `SpecError` naming ``input_dim`` when it is set to another number."""
+        if self.input_dim is None:
+            return dataclasses.replace(self, input_dim=int(features))
+        if self.input_dim != features:
+            raise SpecError("input_dim", f"the architecture has input_dim={self.input_dim} but "
+                            f"{what} has {features} features per example; leave input_dim out "
+                            "(None) to take it from the inputs")
+        return self
 
     def fan_out(self, layer: int) -> int:
         """Fan-out of dense layer ``layer`` (1-based)."""
@@ -220,6 +241,9 @@ class Point:
         _check(self.device in DEVICES, "device", f"unknown device {self.device!r}; choose auto, cpu or cuda")
         _check(self.dtype in DTYPES, "dtype", f"unknown dtype {self.dtype!r}; choose float32 or float64")
         _check_int(self.seed, "seeds", low=0)
+        if self.arch.input_dim is None:  # the data's number of features
+            object.__setattr__(self, "arch", dataclasses.replace(
+                self.arch, input_dim=self.data.input_dim))
         _check(self.arch.input_dim == self.data.input_dim or self.data.name != "sphere",
                "input_dim", "architecture and data disagree on input_dim")
 

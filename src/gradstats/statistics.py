@@ -389,6 +389,16 @@ for _s in (
               "4th cumulant / variance^2 of ln grad_sq_norm in the Hanin-Nica setting "
               "(pi^4 from the readout's ln chi^2_1 plus the hidden layers' terms)",
               kind="prediction"),
+    Statistic("theory_ln_grad_sq_norm_mean_shift", ("layer",),
+              "theory: E ln grad_sq_norm - ln of its infinite-width mean", "1",
+              "Hanin-Nica finite-width law (relu, one example, target 0, Gaussian or orthogonal "
+              "weights): gradstats.theory.finite_width.ln_grad_sq_norm_mean_shift; add it to "
+              "ln theory_grad_sq_norm_null_mean", kind="prediction"),
+    Statistic("theory_grad_sq_norm_mean_factor", ("layer",),
+              "theory: E grad_sq_norm / its infinite-width mean", "1",
+              "finite-width correction to the mean squared gradient, prod (1 + 5/n_k) for "
+              "Gaussian weights (gradstats.theory.finite_width.grad_sq_norm_mean_factor); "
+              "multiply theory_grad_sq_norm_null_mean by it", kind="prediction"),
     Statistic("theory_preact_kurtosis", ("layer",),
               "theory: excess kurtosis of one pre-activation unit over networks", "1",
               "E[h_l^4]/E[h_l^2]^2 - 3 at one input of mean square 1 (sphere data): exact "

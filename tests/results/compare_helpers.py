@@ -96,6 +96,9 @@ class ScaledTheory:
             ln_grad_sq_norm_variance=lambda arch: factor
             * base.finite_width.ln_grad_sq_norm_variance(arch),
             ln_grad_sq_norm_excess_kurtosis=base.finite_width.ln_grad_sq_norm_excess_kurtosis,
+            # the mean log is off by ln(factor) through the scaled null mean it is added to
+            ln_grad_sq_norm_mean_shift=base.finite_width.ln_grad_sq_norm_mean_shift,
+            grad_sq_norm_mean_factor=base.finite_width.grad_sq_norm_mean_factor,
             preact_excess_kurtosis=lambda arch, **kw: factor
             * base.finite_width.preact_excess_kurtosis(arch, **kw),
             preact_excess_kurtosis_exact=lambda arch: factor

@@ -73,7 +73,7 @@ def test_wide_networks_match_their_conditional_prediction(activation, parameteri
         uncond_logs.append(np.log(weights / unconditional))
         # the readout bias term Theta_L^b is the constant sigma_b^2 (ntk) or 1 (standard) at any
         # width: ||dL/db_L||^2 = Theta_L^b ||sum_i g_i||^2 exactly
-        assert biases[-1] == pytest.approx(cond["bias_grad_sq_norm"][-1], rel=1e-10)
+        assert biases[-1] == pytest.approx(float(cond["bias_grad_sq_norm"][-1]), rel=1e-10)
     cond_logs, uncond_logs = np.array(cond_logs), np.array(uncond_logs)
     # 4 standard deviations of the measured per-seed spread (LOG_RATIO_SPREAD sqrt(depth/width))
     tol = 4.0 * LOG_RATIO_SPREAD * np.sqrt(depth / width)

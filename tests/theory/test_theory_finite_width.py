@@ -45,6 +45,82 @@ def test_jacobian_log_norm_law():
     assert pred.var_asymptotic == pytest.approx(pred.var, rel=0.1)
 
 
+def test_jacobian_log_norm_law_orthogonal():
+    """Orthogonal weights keep lengths: per hidden layer only the gates' share fluctuates
+    (variance ~3/n instead of Gaussian 5/n)."""
+    # a square readout (output_dim = width) keeps lengths too, so only the hidden gates remain
+    arch = Architecture(width=24, depth=4, activation="relu", sigma_w2=2.0, bias=False,
+                        input_dim=10, output_dim=24, init="orthogonal")
+    x = torch.tensor(sphere_inputs(1, 10, seed=1))
+    u = torch.tensor(np.random.default_rng(2).normal(size=(1, 10)))
+    u = u / u.norm()
+    logs = []
+    for s in range(2500):
+        model = build_model(arch, s, dtype=torch.float64)
+        _, ju = torch.func.jvp(model, (x,), (u,))
+        logs.append(math.log(float((ju.detach() ** 2).sum())))
+    logs = np.array(logs)
+    pred = finite_width.jacobian_log_norm(arch)
+    gauss = finite_width.jacobian_log_norm(Architecture(**{**arch.__dict__, "init": "gaussian"}))
+    se_mean = logs.std(ddof=1) / math.sqrt(len(logs))
+    assert abs(logs.mean() - pred.mean) < 4 * se_mean, (logs.mean(), pred.mean, se_mean)
+    var, se_var = _var_and_se(logs)
+    assert abs(var - pred.var) < 4 * se_var, (var, pred.var, se_var)
+    assert abs(var - gauss.var) > 4 * se_var  # the Gaussian law is visibly wrong here
+    wide = finite_width.jacobian_log_norm(Architecture(**{**arch.__dict__, "width": 1000,
+                                                          "output_dim": 1000}))
+    assert wide.var_asymptotic == pytest.approx(4 * 3 / 1000, rel=1e-12)
+    assert wide.var == pytest.approx(wide.var_asymptotic, rel=0.02)  # O(1/n^2) terms
+
+
+def _closed_form_mean_grad(arch: Architecture, x: np.ndarray) -> np.ndarray:
+    """Infinite-width E ||dL/dW_l||^2, l = 1..L, for a relu MLP without bias, standard
+    parameterization, one input x, scalar output, loss f^2/2: E f^2 b_l E||a_{l-1}||^2 with
+    E||a_l||^2 = ||x||^2 prod_k sigma_w^2 n_k / (2 n_{k-1}) and b_l = E||df/dh_l||^2 =
+    (sigma_w^2/2)^(L-l)."""
+    sw2, L = arch.sigma_w2, arch.n_layers
+    a_sq = [float(x @ x)]
+    for l in range(1, L):
+        a_sq.append(a_sq[-1] * sw2 * arch.fan_out(l) / (2 * arch.fan_in(l)))
+    f_sq = sw2 / arch.fan_in(L) * a_sq[L - 1]
+    return np.array([f_sq * (sw2 / 2) ** (L - l) * a_sq[l - 1] for l in range(1, L + 1)])
+
+
+@pytest.mark.parametrize("init", ["gaussian", "orthogonal"])
+def test_grad_sq_norm_mean_and_log_mean_over_seeds(init):
+    """>= 2000 networks: the seed mean of ||dL/dW_l||^2 is the infinite-width mean times
+    prod (1 + 5/n) (Gaussian) or prod (n + 5)/(n + 2) (orthogonal), and the mean of its log
+    sits at the predicted shift below, in every layer; the infinite-width values are off."""
+    arch = Architecture(width=20, depth=3, activation="relu", sigma_w2=2.0, bias=False,
+                        input_dim=12, parameterization="standard", init=init)
+    x = sphere_inputs(1, 12, seed=3)
+    xt = torch.tensor(x)
+    grads = []
+    for s in range(2500):
+        model = build_model(arch, s, dtype=torch.float64)
+        (0.5 * model(xt).pow(2).sum()).backward()
+        grads.append([float((w.grad**2).sum()) for w in model.weights])
+    grads = np.array(grads)
+    grads = grads[np.all(grads > 0, axis=1)]  # all units of a layer off: prob ~ 3 * 2^-20
+    infinite = _closed_form_mean_grad(arch, x[0])
+    factor = finite_width.grad_sq_norm_mean_factor(arch)
+    shift = finite_width.ln_grad_sq_norm_mean_shift(arch)
+    var = finite_width.ln_grad_sq_norm_variance(arch)
+    for l in range(arch.n_layers):
+        g = grads[:, l]
+        ratio, se = g.mean() / infinite[l], g.std(ddof=1) / math.sqrt(len(g)) / infinite[l]
+        assert abs(ratio - factor[l]) < 4 * se, (l, ratio, factor[l], se)
+        assert abs(ratio - 1.0) > 4 * se, (l, ratio, se)  # the correction is needed
+        lg = np.log(g) - math.log(infinite[l])
+        se_log = lg.std(ddof=1) / math.sqrt(len(lg))
+        assert abs(lg.mean() - shift[l]) < 4 * se_log, (l, lg.mean(), shift[l], se_log)
+        v, se_v = _var_and_se(np.log(g))
+        assert abs(v - var[l]) < 4 * se_v + 0.03 * var[l], (l, v, var[l], se_v)
+    n = arch.width
+    expected = (1 + 5 / n) ** 3 if init == "gaussian" else ((n + 5) / (n + 2)) ** 3
+    assert factor[-1] == pytest.approx(expected, rel=1e-12)
+
+
 def test_jacobian_asymptotics_he():
     """He init, equal widths: mean -5 beta/2, var 5 beta plus the exact readout chi^2 term."""
     arch = Architecture(width=1000, depth=10, activation="relu", sigma_w2=2.0, input_dim=1000,
@@ -105,4 +181,6 @@ def test_relu_only():
     with pytest.raises(ValueError, match="bias"):
         finite_width.ln_grad_sq_norm_variance(Architecture(width=8, depth=1, sigma_b2=0.1))
     with pytest.raises(ValueError, match="Gaussian"):
+        finite_width.ntk_relative_fluctuation(Architecture(width=8, depth=1, init="orthogonal"))
+    with pytest.raises(ValueError, match="isometric"):  # input_dim 64 > width 8
         finite_width.jacobian_log_norm(Architecture(width=8, depth=1, init="orthogonal"))

@@ -82,7 +82,7 @@ def network_spec(arch: Architecture) -> NetworkSpec:
 
     def dense(layer: int) -> Dense:
         return Dense(arch.parameterization, pz.role(layer, n_layers),
-                     arch.input_dim if layer == 1 else None, arch.bias)
+                     arch.fan_in(1) if layer == 1 else None, arch.bias)
 
     pre = (*_norm(arch.norm), Activation(arch.activation))
     runs: list[tuple[Block, int]] = [(Block((dense(1),)), 1)]

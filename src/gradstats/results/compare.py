@@ -176,7 +176,8 @@ def _ntk_change(ctx: Context, steps: np.ndarray) -> xr.DataArray:
 
 
 def _lazy_condition(comparison: Comparison) -> bool:
-    return comparison.domain == "lazy" or comparison.steps in ("training", "trained")
+    return comparison.domain in ("lazy", "ntk_change") or comparison.steps in ("training",
+                                                                                "trained")
 
 
 def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataArray:
@@ -602,6 +603,34 @@ def run_log_variance(ctx: Context, comparison: Comparison) -> dict[str, xr.DataA
                     power=lambda level: test(level).detectable)
 
 
+def run_log_mean(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    """Mean over seeds of ln(measured) vs ln(``predicted[0]``) + ``predicted[1]`` (the
+    infinite-width mean and the finite-width shift of the mean log), a t-test on the log
+    scale: the ratio shown is exp(mean ln m - predicted), a ratio of geometric means."""
+    mean_name, shift_name = comparison.predicted
+    measured = _variable(ctx, comparison, comparison.measured)
+    mean = _variable(ctx, comparison, mean_name)
+    shift = _variable(ctx, comparison, shift_name)
+    if measured is None or mean is None or shift is None:
+        return {}
+    reasons = _domain(ctx, comparison, np.zeros(1, int))
+    m, mu, sh = _cells(np.log(measured.where(measured > 0)), mean, shift)
+    template = _cell_template(m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pred = (np.log(mu.where(mu > 0)) + sh).mean(SEED_DIM).values
+    mv = m.values
+
+    def test(level: float) -> stats.TestResult:
+        return stats.log_mean_test(mv, pred, level)
+
+    result = test(ctx.level)
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = _ratio_values(result, np.exp(np.nanmean(mv, axis=-1)), np.exp(pred))
+    return _package(ctx, comparison, template, values, reasons,
+                    "mean over seeds of ln grad_sq_norm at init vs Hanin-Nica",
+                    power=lambda level: test(level).detectable)
+
+
 def run_pooled_kurtosis(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     """Excess kurtosis of a layer's pre-activations pooled over units and seeds,
     mean_s m4 / (mean_s m2)^2 - 3 with m2 = forward_q and m4 = ``measured`` per seed, vs the
@@ -742,7 +771,7 @@ def _combos(ctx: Context, axes: list[str]) -> list[dict[str, Any]]:
 RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "log_ratio": run_ratio_or_difference, "difference": run_ratio_or_difference,
     "quadratic_form": run_quadratic_form, "chi2_whitened": run_chi2_whitened, "ks": run_ks,
-    "bound": run_bound, "log_variance": run_log_variance, "exponent": run_exponent,
+    "bound": run_bound, "log_variance": run_log_variance, "log_mean": run_log_mean, "exponent": run_exponent,
     "pooled_kurtosis": run_pooled_kurtosis,
     "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
 }

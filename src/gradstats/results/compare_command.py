@@ -26,7 +26,7 @@ def compare_command(
         raise typer.BadParameter(f"must lie in (0, 1), got {level}", param_hint="--level")
     try:
         with status(f"loading {results}"):
-            ds = load_results(results)
+            ds = load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise typer.BadParameter(str(err), param_hint="RESULTS") from None
     if not ds.attrs.get("points"):
@@ -90,6 +90,7 @@ TESTS = {
     "ks": "Kolmogorov-Smirnov of pooled whitened outputs vs N(0, 1)",
     "bound": "the bound must hold on every seed (up to round-off)",
     "log_variance": "variance of ln(measured) over seeds vs the predicted one",
+    "log_mean": "Student-t on the seed mean of ln(measured) vs the predicted mean log",
     "exponent": "OLS fit of ln(value) on ln(width), Student-t interval on the slope",
 }
 
@@ -137,10 +138,11 @@ def print_comparison(cmp, console) -> None:
         console.print(f"[dim]skipped[/dim] {line}", highlight=False, markup=True)
 
 
-def skipped_lines(notes) -> list[str]:
+def skipped_lines(notes, markup: bool = True) -> list[str]:
     """The notes of skipped comparisons, one line per reason: a comparison noted twice keeps
     its first reason, and comparisons skipped for the same reason share one line
-    (``a, b: needs ...``). Notes that name no comparison are kept as they are."""
+    (``a, b: needs ...``). Notes that name no comparison are kept as they are. With
+    ``markup`` the lines are escaped for rich, else plain text."""
     import re
 
     from rich.markup import escape
@@ -158,8 +160,9 @@ def skipped_lines(notes) -> list[str]:
         seen.update(names)
         if names:
             by_reason.setdefault(match.group(2), []).extend(names)
-    return [escape(f"{', '.join(names)}: {reason}" if names else reason)
-            for reason, names in by_reason.items()]
+    lines = [f"{', '.join(names)}: {reason}" if names else reason
+             for reason, names in by_reason.items()]
+    return [escape(line) for line in lines] if markup else lines
 
 
 def _detects(row, value: float | None = None) -> str:

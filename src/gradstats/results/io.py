@@ -289,8 +289,18 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | Non
     return squeeze_axes(combined) if squeeze else combined
 
 
-def load_results(path: Path, squeeze: bool = True) -> xr.Dataset:
-    """A sweep's dataset from a results directory (its point files), a .zarr or a .nc file.
+def load_results(path: Path | str, squeeze: bool = True, *, lazy: bool = True) -> xr.Dataset:
+    """A sweep's dataset from a results directory, a .zarr store or a .nc file.
+
+    Dims: the sweep axes that vary, ``seed``, ``step``, ``layer``, ... (docs/schema.md); the
+    axes that do not vary are scalar coordinates (``squeeze=False`` keeps them as length-1
+    dims).
+
+    ``lazy`` (default): variables are dask arrays, read from disk when computed (``.load()``,
+    ``.compute()``, ``.values``, a plot); a results directory is read from its consolidated
+    ``sweep.zarr`` when that store was built from exactly the current point files, else its
+    point files are combined in memory. ``lazy=False``: everything in memory as numpy arrays
+    (a directory is always combined from its point files).
 
     Raises FileNotFoundError when there is nothing there, `ResultsError` (one line naming
     the path) when it cannot be read.
@@ -299,15 +309,18 @@ def load_results(path: Path, squeeze: bool = True) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir() and (path / POINTS_DIR).is_dir():
+        if lazy and squeeze and _store_is_current(path):
+            return open_store(path / CONSOLIDATED, lazy=True)
         datasets = load_point_files(path)
         if not datasets:
             raise FileNotFoundError(f"no readable point files under {path / POINTS_DIR}")
-        return combine(datasets, squeeze=squeeze, command=_manifest_command(path))
+        combined = combine(datasets, squeeze=squeeze, command=_manifest_command(path))
+        return combined.chunk() if lazy else combined
     if path.suffix == ".zarr" and path.is_dir():
-        return open_store(path)
+        return open_store(path, lazy=lazy)
     if path.suffix == ".nc" and path.is_file():
         try:
-            ds = xr.load_dataset(path)
+            ds = xr.open_dataset(path, chunks={}) if lazy else xr.load_dataset(path)
         except Exception as err:
             raise ResultsError(f"{path}: cannot read it as netCDF ({type(err).__name__}: "
                                f"{err})") from None
@@ -318,8 +331,16 @@ def load_results(path: Path, squeeze: bool = True) -> xr.Dataset:
                        "or a .nc file")
 
 
-def open_store(path: Path) -> xr.Dataset:
-    """A Zarr store fully loaded; `ResultsError` if it is damaged or unreadable."""
+def _store_is_current(out_dir: Path) -> bool:
+    """Whether ``DIR/sweep.zarr`` holds exactly the current point files (`store_is_current`)."""
+    from gradstats.sweeps.execute import store_is_current
+
+    return store_is_current(out_dir)
+
+
+def open_store(path: Path, lazy: bool = False) -> xr.Dataset:
+    """A Zarr store (dask-backed with ``lazy``, else fully loaded); `ResultsError` if it is
+    damaged or unreadable (checked before anything is returned)."""
     path = Path(path)
     problems = verify_store(path)
     if problems:
@@ -331,7 +352,8 @@ def open_store(path: Path) -> xr.Dataset:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata
-            return xr.open_zarr(path).load()
+            ds = xr.open_zarr(path)
+            return ds if lazy else ds.load()
     except Exception as err:
         raise ResultsError(f"{path}: cannot read it as a Zarr store ({type(err).__name__}: "
                            f"{err})") from None

@@ -52,7 +52,7 @@ def plot_command(
     paths.require_writable(out_dir)
     try:
         with status(f"loading {results}"):
-            ds = load_results(results)
+            ds = load_results(results, lazy=False)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
     console = stdout_console()

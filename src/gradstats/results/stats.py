@@ -348,6 +348,28 @@ def log_variance_test(
     return TestResult(estimate, se, pvalue, detectable, n)
 
 
+def log_mean_test(
+    log_values: ArrayLike, predicted_mean: ArrayLike, level: float, power: float = DEFAULT_POWER,
+) -> TestResult:
+    """Test per cell that the mean over seeds of ``log_values`` (ln of a statistic) equals
+    ``predicted_mean``: estimate = mean - predicted (a log ratio of geometric means), SE =
+    s / sqrt(n) with s the sample sd, p two-sided Student-t with n - 1 dof, detectable =
+    exp((t_{1-level/2} + t_{power}) SE). log_values: (..., seed), non-finite seeds dropped;
+    predicted_mean broadcastable to the cell shape. Cells with < 4 seeds: NaN."""
+    check_probability(level, "level")
+    check_probability(power, "power")
+    x = np.asarray(log_values, float)
+    n, mean, var = _seed_moments(x, np.isfinite(x))
+    dof = np.where(n >= 4, n - 1.0, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(var / n)
+        estimate = mean - np.broadcast_to(np.asarray(predicted_mean, float), mean.shape)
+    estimate = np.where(np.isfinite(dof), estimate, np.nan)
+    pvalue = _interval_t_pvalue(estimate, se, np.zeros(n.shape), dof)
+    detectable = np.exp(_power_margin(level, power, dof) * se)
+    return TestResult(estimate, se, pvalue, detectable, n)
+
+
 def holm(pvalues: ArrayLike) -> np.ndarray:
     """Holm step-down adjusted p-values over all finite entries of ``pvalues`` (any shape):
     the k-th smallest of m becomes max_{j<=k} min(1, (m - j + 1) p_(j)). NaN entries stay NaN

@@ -393,7 +393,9 @@ def empirical_ntk(arch: Architecture, x: np.ndarray | torch.Tensor, seed: int = 
                   device: str = "cpu") -> np.ndarray:
     """Empirical NTK of ``build_model(arch, seed)`` at init on inputs ``x`` (n, input_dim).
 
-    ``x``: numpy array or torch tensor. Returns a numpy array: (n, n), (L, n, n) per layer,
+    ``x``: numpy array or torch tensor; ``arch.input_dim`` None takes ``x.shape[1]`` (a set
+    one that differs is a `SpecError` naming ``input_dim``). Returns a numpy array: (n, n),
+    (L, n, n) per layer,
     or with ``classes="full"`` (n, n, K, K) / (L, n, n, K, K); ``classes`` as in
     `empirical_ntk_model` (``"mean"`` compares with the scalar analytic NTK). ``dtype`` ("float32" as the
     simulator's default, or "float64") sets the model's dtype, which also sets its draws.
@@ -401,7 +403,9 @@ def empirical_ntk(arch: Architecture, x: np.ndarray | torch.Tensor, seed: int = 
     from gradstats.simulate.model import build_model
 
     tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
-    model = build_model(arch, seed, dtype=tdtype, device=device)
     xt = torch.as_tensor(x).to(device=device, dtype=tdtype)
+    if xt.ndim != 2:
+        raise ValueError(f"x must be (n, input_dim), got shape {tuple(xt.shape)}")
+    model = build_model(arch.with_input_dim(xt.shape[1]), seed, dtype=tdtype, device=device)
     theta = empirical_ntk_model(model, xt, per_layer=per_layer, classes=classes)
     return theta.detach().cpu().numpy()

@@ -180,7 +180,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
               progress: Callable[[int, int], None] | None = None,
               consolidate_store: bool = True, workers: int = 0, scheduler: str | None = None,
               task_seconds: float = TARGET_TASK_SECONDS, command: str = "",
-              phase: Callable[[str], None] | None = None) -> RunSummary:
+              phase: Callable[[str], None] | None = None, sweep_toml: str = "") -> RunSummary:
     """Compute every pending point of ``points`` into ``out_dir``; see the module docstring.
 
     ``executor``: where tasks run (the caller closes it); by default one from
@@ -191,6 +191,8 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     ``command``: the command line, recorded in ``sweep.json`` and the consolidated store.
     ``phase(text)`` is called when a phase after the points begins (combining the point files
     into the store), so a caller can show that something is still happening.
+    ``sweep_toml``: the sweep file as run (`gradstats.sweeps.sweeptoml.dumps`), written to
+    ``DIR/sweep.toml`` when it differs from what is there (the last run's sweep).
     Raises `InputError` (nothing written) for a directory that is not one, holds another
     sweep or cannot be written; `RunStopped` when writing fails partway.
     """
@@ -203,11 +205,15 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     tasks, skipped = pending_tasks(points, measure, run.out_dir)
     run.summary = RunSummary(total=skipped + len(tasks), skipped=skipped, computed=0)
     stale_store = consolidate_store and not store_is_current(out_dir)
-    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest):
+    # a finished sweep in a read-only directory still reads back without its sweep.toml
+    toml_due = resultsdir.sweep_toml_changed(out_dir, sweep_toml) and \
+        paths.writable(paths.existing_ancestor(out_dir))
+    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or toml_due:
         paths.require_writable(out_dir)
         with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
             resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
             resultsdir.write_manifest(out_dir, manifest)
+            resultsdir.write_sweep_toml(out_dir, sweep_toml)
     run.report()
     owned = None
     try:

@@ -20,6 +20,8 @@ from gradstats.results import io
 from gradstats.spec import Point
 
 MANIFEST = "sweep.json"
+# The sweep file as last run into the directory (`gradstats.sweeps.sweeptoml`).
+SWEEP_TOML = "sweep.toml"
 # Manifest entries that describe the sweep (the rest, e.g. the command, do not).
 IDENTITY_FIELDS = ("name", "measure", "sweep_id", "points")
 
@@ -87,4 +89,22 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> bool:
     if not manifest_changed(out_dir, manifest):
         return False
     io.write_text_atomic(json.dumps(manifest, indent=1), Path(out_dir) / MANIFEST)
+    return True
+
+
+def sweep_toml_changed(out_dir: Path, text: str) -> bool:
+    """Whether ``DIR/sweep.toml`` must be (re)written to hold ``text`` ("" : never)."""
+    if not text:
+        return False
+    try:
+        return (Path(out_dir) / SWEEP_TOML).read_text(encoding="utf-8") != text
+    except (OSError, UnicodeDecodeError):
+        return True
+
+
+def write_sweep_toml(out_dir: Path, text: str) -> bool:
+    """Write ``DIR/sweep.toml`` (atomically) when it changed; whether it was written."""
+    if not sweep_toml_changed(out_dir, text):
+        return False
+    io.write_text_atomic(text, Path(out_dir) / SWEEP_TOML)
     return True

@@ -117,7 +117,8 @@ def theory_command(
 
     try:
         arch = Architecture(width=width, depth=depth, activation=activation, sigma_w2=sigma_w2,
-                            sigma_b2=sigma_b2, parameterization=parameterization)
+                            sigma_b2=sigma_b2, parameterization=parameterization,
+                            input_dim=width)  # nothing printed depends on input_dim
     except SpecError as exc:
         raise typer.BadParameter(exc.problem, param_hint=f"--{exc.field.replace('_', '-')}") from exc
     with status("computing mean-field theory"):

@@ -55,13 +55,21 @@ from gradstats import activations
 from gradstats.spec import Architecture
 
 
-def _check_relu(arch: Architecture, allow_bias: bool = True) -> None:
+def _check_relu(arch: Architecture, allow_bias: bool = True, inits: tuple[str, ...] = ("gaussian",)
+                ) -> None:
     if arch.activation != "relu":
         raise ValueError(f"finite-width predictions are for relu networks, got {arch.activation!r}")
-    if arch.init != "gaussian":
-        raise ValueError("finite-width predictions assume Gaussian weights (init='gaussian')")
+    if arch.init not in inits:
+        raise ValueError("finite-width predictions assume Gaussian weights (init='gaussian')"
+                         if inits == ("gaussian",) else
+                         f"init {arch.init!r}: this prediction covers {', '.join(inits)}")
     if not allow_bias and arch.bias and arch.sigma_b2 > 0:
         raise ValueError("this prediction assumes no bias (bias=False or sigma_b2=0)")
+    if arch.init == "orthogonal":
+        hidden_ok = all(arch.fan_out(l) >= arch.fan_in(l) for l in range(1, arch.n_layers))
+        if not hidden_ok or arch.output_dim > arch.width:
+            raise ValueError("orthogonal weights: the law is exact for isometric hidden layers "
+                             "(input_dim <= width) and a readout with output_dim <= width")
 
 
 def beta(arch: Architecture) -> float:
@@ -71,18 +79,61 @@ def beta(arch: Architecture) -> float:
 
 def _ln_chi2_binomial(n: int) -> tuple[float, float]:
     """Mean and variance of ln S, S ~ chi^2_K, K ~ Binomial(n, 1/2) conditioned on K >= 1."""
+    k, p = _active_counts(n)
+    return _mixture(p, special.digamma(k / 2) + math.log(2.0), special.polygamma(1, k / 2))
+
+
+def _ln_beta_binomial(n: int) -> tuple[float, float]:
+    """Mean and variance of ln B, B ~ Beta(K/2, (n-K)/2) (the share of a uniformly random
+    direction's squared length on K of n coordinates; B = 1 at K = n), K ~ Binomial(n, 1/2)
+    conditioned on K >= 1."""
+    k, p = _active_counts(n)
+    return _mixture(p, special.digamma(k / 2) - special.digamma(n / 2),
+                    special.polygamma(1, k / 2) - special.polygamma(1, n / 2))
+
+
+@functools.cache
+def _active_counts(n: int) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(1, n + 1)
     p = stats.binom.pmf(k, n, 0.5)
-    p = p / p.sum()
-    m_k = special.digamma(k / 2) + math.log(2.0)
-    v_k = special.polygamma(1, k / 2)
-    mean = float(np.sum(p * m_k))
-    var = float(np.sum(p * v_k) + np.sum(p * (m_k - mean) ** 2))
-    return mean, var
+    return k, p / p.sum()
+
+
+def _mixture(p: np.ndarray, means: np.ndarray, variances: np.ndarray) -> tuple[float, float]:
+    mean = float(np.sum(p * means))
+    return mean, float(np.sum(p * variances) + np.sum(p * (means - mean) ** 2))
 
 
 def _ln_chi2(k: int) -> tuple[float, float]:
     return float(special.digamma(k / 2) + math.log(2.0)), float(special.polygamma(1, k / 2))
+
+
+def _layer_log_law(arch: Architecture, layer: int) -> tuple[float, float, float]:
+    """Mean and variance of ln X_l and ln E[X_l] (the infinite-width value), where
+    ||J u||^2 = prod_l X_l (module doc). Gaussian: X = (sigma_w^2/n_in) chi^2_K (hidden),
+    (sigma_w^2/n_in) chi^2_{n_out} (readout). Orthogonal (isometric hidden layers):
+    X = sigma_w^2 (n_out/n_in) Beta(K/2, (n_out-K)/2) (hidden), sigma_w^2 (n_out/n_in)
+    Beta(n_out/2, (n_in-n_out)/2) (n_in/n_out) (readout: a Haar projection)."""
+    sw2, fan_in, fan_out = float(arch.sigma_w2), arch.fan_in(layer), arch.fan_out(layer)
+    hidden = layer < arch.n_layers
+    ln_mean = math.log(sw2 * fan_out / fan_in) - (math.log(2.0) if hidden else 0.0)
+    if arch.init == "gaussian":
+        m, v = _ln_chi2_binomial(fan_out) if hidden else _ln_chi2(fan_out)
+        return math.log(sw2 / fan_in) + m, v, ln_mean
+    if hidden:
+        m, v = _ln_beta_binomial(fan_out)
+        return math.log(sw2 * fan_out / fan_in) + m, v, ln_mean
+    if fan_out == fan_in:
+        return math.log(sw2), 0.0, ln_mean
+    m = float(special.digamma(fan_out / 2) - special.digamma(fan_in / 2))
+    v = float(special.polygamma(1, fan_out / 2) - special.polygamma(1, fan_in / 2))
+    return math.log(sw2) + m, v, ln_mean
+
+
+# leading order in 1/n of a hidden layer's ln X_l - ln E X_l: mean -c/(2n), variance c/n, with
+# c = Var(X)/E[X]^2 n: 5 for Gaussian weights (chi^2 length 2/n + gates 3/n), 3 for orthogonal
+# (the length is kept; only the gates' share fluctuates)
+_PER_LAYER_CONSTANT = {"gaussian": 5.0, "orthogonal": 3.0}
 
 
 @dataclass(frozen=True)
@@ -102,39 +153,79 @@ class JacobianLogNorm:
 
 
 def jacobian_log_norm(arch: Architecture) -> JacobianLogNorm:
-    """Moments of ln||df/dx u||^2 over the initialization (relu, Gaussian weights)."""
-    _check_relu(arch)
-    sw2 = float(arch.sigma_w2)
+    """Moments of ln||df/dx u||^2 over the initialization (relu, Gaussian or orthogonal
+    weights; hidden layers: 5/n per layer of variance for Gaussian, 3/n for orthogonal)."""
+    _check_relu(arch, inits=("gaussian", "orthogonal"))
+    c = _PER_LAYER_CONSTANT[arch.init]
     mean = var = mean_a = var_a = 0.0
     for l in range(1, arch.n_layers + 1):
-        fan_in, fan_out = arch.fan_in(l), arch.fan_out(l)
-        scale = math.log(sw2 / fan_in)
+        m, v, ln_mean = _layer_log_law(arch, l)
         if l < arch.n_layers:
-            m, v = _ln_chi2_binomial(fan_out)
-            mean_a += math.log(sw2 * fan_out / (2 * fan_in)) - 2.5 / fan_out
-            var_a += 5.0 / fan_out
+            mean_a += ln_mean - c / (2 * arch.fan_out(l))
+            var_a += c / arch.fan_out(l)
         else:
-            m, v = _ln_chi2(fan_out)
-            mean_a += scale + m
+            mean_a += m
             var_a += v
-        mean += scale + m
+        mean += m
         var += v
     return JacobianLogNorm(beta=beta(arch), mean=mean, var=var, mean_asymptotic=mean_a,
                            var_asymptotic=var_a)
 
 
+def _readout_gradient_law(arch: Architecture) -> tuple[float, float, float]:
+    """ln ||dL/dW_L||^2 = ln Y + 2 ln ||a_{L-1}||^2 (one example, mse target 0, no bias),
+    ||a_{L-1}||^2 = ||x||^2 prod_{k<L} X_k, ||f||^2 = Y ||a_{L-1}||^2: the exact shift
+    E ln g - ln E_inf g, the variance, and ln(E g / E_inf g), all exact."""
+    shift = var = ln_factor = 0.0
+    for k in range(1, arch.n_layers):
+        m, v, ln_mean = _layer_log_law(arch, k)
+        shift += 2 * (m - ln_mean)
+        var += 4 * v
+        n = arch.fan_out(k)  # E[X^2]/E[X]^2 of a hidden layer's factor
+        ln_factor += math.log1p(5.0 / n if arch.init == "gaussian" else 3.0 / (n + 2))
+    m, v, ln_mean = _layer_log_law(arch, arch.n_layers)
+    return shift + m - ln_mean, var + v, ln_factor
+
+
+def _per_layer(arch: Architecture, readout: float) -> np.ndarray:
+    """The readout's value for every layer (hidden layers: the Monte Carlo finding of the
+    module doc), NaN for the hidden layers when output_dim > 1."""
+    out = np.full(arch.n_layers, readout if arch.output_dim == 1 else np.nan)
+    out[-1] = readout
+    return out
+
+
 def ln_grad_sq_norm_variance(arch: Architecture) -> np.ndarray:
     """Predicted Var over seeds of ln ||dL/dW_l||^2, l = 1..L, shape (L,).
 
-    One fixed example, mse target 0, relu without bias, Gaussian weights. Exact for the
-    readout; hidden layers: the same value (empirical, see module doc), NaN if output_dim > 1.
-    Not affected by the parameterization (raw and effective gradients differ by a constant).
+    One fixed example, mse target 0, relu without bias, Gaussian or orthogonal weights. Exact
+    for the readout; hidden layers: the same value (empirical, see module doc), NaN if
+    output_dim > 1. Not affected by the parameterization (raw and effective gradients differ
+    by a constant).
     """
-    _check_relu(arch, allow_bias=False)
-    forward = sum(_ln_chi2_binomial(arch.fan_out(k))[1] for k in range(1, arch.n_layers))
-    readout = 4.0 * forward + _ln_chi2(arch.output_dim)[1]
-    out = np.full(arch.n_layers, readout if arch.output_dim == 1 else np.nan)
-    out[-1] = readout
+    _check_relu(arch, allow_bias=False, inits=("gaussian", "orthogonal"))
+    return _per_layer(arch, _readout_gradient_law(arch)[1])
+
+
+def ln_grad_sq_norm_mean_shift(arch: Architecture) -> np.ndarray:
+    """E ln ||dL/dW_l||^2 - ln E_inf ||dL/dW_l||^2, shape (L,): how far the mean log gradient
+    norm sits below the log of the infinite-width mean (~ -5 beta/2 + the readout's ln chi^2
+    term for Gaussian weights). Setting of `ln_grad_sq_norm_variance`; exact for the readout,
+    hidden layers the same value (Monte Carlo finding)."""
+    _check_relu(arch, allow_bias=False, inits=("gaussian", "orthogonal"))
+    return _per_layer(arch, _readout_gradient_law(arch)[0])
+
+
+def grad_sq_norm_mean_factor(arch: Architecture) -> np.ndarray:
+    """E ||dL/dW_l||^2 / E_inf ||dL/dW_l||^2, shape (L,): the finite-width correction to the
+    mean squared gradient, prod over hidden layers of E[X^2]/E[X]^2 = prod (1 + 5/n_k)
+    (Gaussian) or prod (n_k + 5)/(n_k + 2) (orthogonal). Exact for the readout (any
+    output_dim); hidden layers the same value (Monte Carlo finding), NaN if output_dim > 1.
+    Setting of `ln_grad_sq_norm_variance`."""
+    _check_relu(arch, allow_bias=False, inits=("gaussian", "orthogonal"))
+    factor = math.exp(_readout_gradient_law(arch)[2])
+    out = _per_layer(arch, factor)
+    out[-1] = factor
     return out
 
 
@@ -147,15 +238,23 @@ def ntk_relative_fluctuation(arch: Architecture) -> float:
 def ln_grad_sq_norm_excess_kurtosis(arch: Architecture) -> float:
     """Excess kurtosis of ln ||dL/dW_L||^2 in the setting of `ln_grad_sq_norm_variance`.
 
-    ln ||dL/dW_L||^2 = 2 ln ||a_{L-1}||^2 + ln chi^2_1 + const with independent terms, so
-    cumulants add: the readout's ln chi^2_1 gives a 4th cumulant polygamma(3, 1/2) = pi^4, and
-    each hidden layer's ln chi^2_K (K ~ n/2 active units, entering with weight 2) adds
-    16 polygamma(3, n/4) (the binomial spread of K neglected: a few percent at width 16).
+    ln ||dL/dW_L||^2 = 2 ln ||a_{L-1}||^2 + ln Y + const with independent terms, so
+    cumulants add: the readout's ln chi^2_1 gives a 4th cumulant polygamma(3, 1/2) = pi^4
+    (orthogonal: ln Beta(1/2, (n-1)/2), polygamma(3, 1/2) - polygamma(3, n/2)), and each
+    hidden layer's ln chi^2_K (K ~ n/2 active units, entering with weight 2) adds
+    16 polygamma(3, n/4) (orthogonal: ln Beta(K/2, (n-K)/2), 16 [polygamma(3, n/4) -
+    polygamma(3, n/2)]; the binomial spread of K neglected: a few percent at width 16).
     Divided by the variance squared. The variance test of `gradstats.compare` needs it: the
     sample kurtosis of few seeds is biased low and would make that test anti-conservative.
     """
-    _check_relu(arch, allow_bias=False)
-    cumulant4 = math.pi**4 + 16 * arch.depth * float(special.polygamma(3, arch.width / 4))
+    _check_relu(arch, allow_bias=False, inits=("gaussian", "orthogonal"))
+    psi3 = functools.partial(special.polygamma, 3)
+    orthogonal = arch.init == "orthogonal"
+    n_in = arch.fan_in(arch.n_layers)
+    cumulant4 = float(psi3(0.5) - (psi3(n_in / 2) if orthogonal else 0.0))
+    for k in range(1, arch.n_layers):
+        n = arch.fan_out(k)
+        cumulant4 += 16 * float(psi3(n / 4) - (psi3(n / 2) if orthogonal else 0.0))
     var = float(np.asarray(ln_grad_sq_norm_variance(arch), dtype=float).ravel()[-1])
     return cumulant4 / var**2
 

@@ -118,7 +118,8 @@ def _recursion(x1, x2, hp, *, net: NetworkSpec, same: bool, mode: str, quad: act
 
 
 def _prepare(arch: Architecture, x1, x2):
-    """Inputs as jax arrays of the current default float dtype (float64 under x64)."""
+    """(arch with its input_dim from x1, x1, x2, same): inputs as jax arrays of the current
+    default float dtype (float64 under x64)."""
     act.check_activation(arch.activation)
     x1 = jnp.asarray(np.asarray(x1, dtype=float))
     if x1.ndim != 2:
@@ -127,13 +128,11 @@ def _prepare(arch: Architecture, x1, x2):
     x2 = x1 if same else jnp.asarray(np.asarray(x2, dtype=float))
     if x2.ndim != 2 or x2.shape[1] != x1.shape[1]:
         raise ValueError(f"x2 must be (n2, {x1.shape[1]}), got shape {x2.shape}")
-    if x1.shape[1] != arch.input_dim:
-        raise ValueError(f"inputs have {x1.shape[1]} features but arch.input_dim={arch.input_dim}")
-    return x1, x2, same
+    return arch.with_input_dim(x1.shape[1], "x1"), x1, x2, same
 
 
 def _run(arch: Architecture, x1, x2, mode: str, quad: act.Quadrature | None):
-    x1, x2, same = _prepare(arch, x1, x2)
+    arch, x1, x2, same = _prepare(arch, x1, x2)
     return _recursion(x1, x2, hyper(arch), net=network_spec(arch), same=same, mode=mode,
                       quad=quad or act.DEFAULT_QUADRATURE)
 

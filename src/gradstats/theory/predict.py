@@ -44,16 +44,23 @@ Two companions share these conventions:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gradstats import parameterization as pz
-from gradstats.spec import Architecture
+from gradstats.spec import LAYER_DIM, Architecture, SpecError
 from gradstats.theory import activations as act
 from gradstats.theory._compat import x64_scope
 from gradstats.theory.kernels import diag_recursion, layer_kernels
 
+if TYPE_CHECKING:
+    import xarray as xr
+
+MOMENT_DIM = "moment"
 PREDICTED = ("grad_sq_norm", "bias_grad_sq_norm", "forward_q", "backward_q", "output_mean_sq",
              "weight_sq_norm", "batch_loss")
 
@@ -97,12 +104,16 @@ def _readout_moments_ce(k: np.ndarray, labels: np.ndarray, n_classes: int, n_sam
     return gg / n_samples, g2 / n_samples, loss / n_samples
 
 
-def _check_x(arch: Architecture, x) -> np.ndarray:
-    """The minibatch as a float (B, input_dim) array."""
+def _check_x(arch: Architecture, x) -> tuple[Architecture, np.ndarray]:
+    """(arch with its input_dim from x, the minibatch as a float (B, input_dim) array)."""
     x = np.asarray(x, dtype=float)
-    if x.ndim != 2 or x.shape[1] != arch.input_dim:
-        raise ValueError(f"x must be (B, {arch.input_dim}), got shape {x.shape}")
-    return x
+    if x.ndim != 2:
+        raise ValueError(f"x must be (B, input_dim), got shape {x.shape}")
+    if arch.input_dim is not None and x.shape[1] != arch.input_dim:
+        raise SpecError("input_dim", f"x must be (B, {arch.input_dim}) for input_dim="
+                        f"{arch.input_dim}, got shape {x.shape}; leave input_dim out (None) to "
+                        "take it from x")
+    return arch.with_input_dim(x.shape[1]), x
 
 
 def _check_targets(arch: Architecture, y, loss: str, b: int) -> np.ndarray:
@@ -139,15 +150,16 @@ def _backward_chain(arch: Architecture, backward: np.ndarray, readout_bq: np.nda
 
 def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
                        x64: bool | None = True, n_samples: int = 65536, seed: int = 0,
-                       quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
+                       quadrature: act.Quadrature | None = None) -> xr.Dataset:
     """Expected statistics at initialization for minibatch ``x`` (B, input_dim).
 
     ``y``: (B, output_dim) float targets (mse; a (B,) vector is accepted when output_dim = 1)
-    or (B,) int labels (cross_entropy). Returns numpy arrays keyed by registry name:
-    grad_sq_norm, bias_grad_sq_norm, forward_q, backward_q, weight_sq_norm (each (depth+1,)),
-    output_mean_sq and batch_loss (scalars). See the module docstring for the conventions.
+    or (B,) int labels (cross_entropy). Returns an xarray Dataset of registry-named variables
+    (``long_name``, ``units`` from `gradstats.statistics`): grad_sq_norm, bias_grad_sq_norm,
+    forward_q, backward_q, weight_sq_norm on ``layer`` (1..depth+1), output_mean_sq and
+    batch_loss (scalars). See the module docstring for the conventions.
     """
-    x = _check_x(arch, x)
+    arch, x = _check_x(arch, x)
     b = x.shape[0]
     n_out = arch.output_dim
     y = _check_targets(arch, y, loss, b)
@@ -173,7 +185,7 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
 
     bq = _backward_chain(arch, backward, readout_bq)
 
-    return {
+    return labelled(arch, {
         "grad_sq_norm": grad,
         "bias_grad_sq_norm": bias_grad,
         "forward_q": q.mean(axis=1),
@@ -181,7 +193,7 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
         "output_mean_sq": np.asarray(kdiag.mean()),
         "weight_sq_norm": weight_sq_norm(arch),
         "batch_loss": np.asarray(exp_loss),
-    }
+    }, "infinite-width expectation over the initialization (predict_statistics)", loss=loss)
 
 
 def weight_sq_norm(arch: Architecture) -> np.ndarray:
@@ -193,14 +205,15 @@ def weight_sq_norm(arch: Architecture) -> np.ndarray:
 
 
 def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | None = True,
-                           quadrature: act.Quadrature | None = None) -> dict[str, np.ndarray]:
+                           quadrature: act.Quadrature | None = None) -> xr.Dataset:
     """Infinite-width prediction for the network that was measured, given its readout gradient.
 
     ``x``: (B, input_dim) step-0 minibatch; ``grad_output``: (B, output_dim) the measured
     g = dL/df at step 0 (any loss; it carries the 1/B of the mean loss; (B,) is accepted when
     output_dim = 1). Since <df_k(x_i)/dW_l, df_k'(x_j)/dW_l> -> delta_kk' Theta_l^W(x_i, x_j)
     independently of f, ``dL/dW_l = sum_ik g_ik df_k(x_i)/dW_l`` has squared norm
-    ``sum_k g_k^T Theta_l^W g_k`` given g. Returns numpy arrays, each (depth+1,):
+    ``sum_k g_k^T Theta_l^W g_k`` given g. Returns an xarray Dataset, each variable on
+    ``layer`` (1..depth+1):
 
     - ``grad_sq_norm``: that quadratic form with layer l's weight NTK term (raw-weight
       convention of `predict_statistics`);
@@ -210,7 +223,7 @@ def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | No
       test of the theory); hidden layers propagate it per example as `predict_statistics` does
       (sigma_w^2 E[phi'(h_l)^2] (n_{l+1}/n_l) per layer) and then average over examples.
     """
-    x = _check_x(arch, x)
+    arch, x = _check_x(arch, x)
     b, n_out = x.shape[0], arch.output_dim
     g = np.asarray(grad_output, dtype=float)
     if g.ndim == 1 and n_out == 1:
@@ -226,8 +239,10 @@ def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | No
     bias_grad = (np.einsum("lij,ij->l", kern["ntk_bias"], gg) if arch.bias
                  else np.full(arch.n_layers, np.nan))
     readout_bq = np.mean((b * g) ** 2, axis=1)  # (B,)
-    return {"grad_sq_norm": grad, "bias_grad_sq_norm": bias_grad,
-            "backward_q": _backward_chain(arch, backward, readout_bq).mean(axis=1)}
+    return labelled(arch, {
+        "grad_sq_norm": grad, "bias_grad_sq_norm": bias_grad,
+        "backward_q": _backward_chain(arch, backward, readout_bq).mean(axis=1)},
+        "infinite-width prediction given the measured readout gradient (conditional_statistics)")
 
 
 def _quadratic_moments(a: np.ndarray, k: np.ndarray, shift: np.ndarray
@@ -250,13 +265,15 @@ def _quadratic_moments(a: np.ndarray, k: np.ndarray, shift: np.ndarray
 def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samples: int = 65536,
                           seed: int = 0, x64: bool | None = True,
                           quadrature: act.Quadrature | None = None
-                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                          ) -> xr.Dataset:
     """Mean and variance of one seed's statistic over the infinite-width outputs f ~ GP(0, K).
 
     f is i.i.d. over output units with K the NNGP of the batch ``x`` (B, input_dim); the per-layer
-    NTK terms are deterministic. ``y`` as in `predict_statistics`. Returns {name: (mean, var)}
-    for ``grad_sq_norm`` and ``bias_grad_sq_norm`` ((depth+1,) each; NaN without bias),
-    ``output_mean_sq`` and ``batch_loss`` (scalars). The means equal `predict_statistics`.
+    NTK terms are deterministic. ``y`` as in `predict_statistics`. Returns an xarray Dataset
+    with ``grad_sq_norm`` and ``bias_grad_sq_norm`` on (``moment``, ``layer``) (NaN without
+    bias), ``output_mean_sq`` and ``batch_loss`` on (``moment``,); ``moment`` is
+    ("mean", "var"), first, so ``mean, var = out[name]`` unpacks a variable. The means equal
+    `predict_statistics`.
 
     mse: every statistic is a Gaussian quadratic form sum_k (f_k - s_k)^T A (f_k - s_k) with
     closed-form moments (`_quadratic_moments`): grad_sq_norm A = Theta_l^W / B^2, s = y (g = (f - y)/B);
@@ -265,7 +282,7 @@ def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samp
     sample mean and variance (ddof=1) over the ``n_samples`` seeded draws of f that
     `predict_statistics` uses (same ``seed``, so the means agree to round-off).
     """
-    x = _check_x(arch, x)
+    arch, x = _check_x(arch, x)
     b, n_out = x.shape[0], arch.output_dim
     y = _check_targets(arch, y, loss, b)
     with x64_scope(x64):
@@ -275,10 +292,11 @@ def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samp
     nan_layers = (np.full(arch.n_layers, np.nan), np.full(arch.n_layers, np.nan))
     out_sq = _quadratic_moments(eye / (b * n_out), k, np.zeros((b, n_out)))
     if loss == "mse":
-        return {"grad_sq_norm": _quadratic_moments(tw / b**2, k, y),
-                "bias_grad_sq_norm": _quadratic_moments(tb / b**2, k, y) if arch.bias else nan_layers,
-                "output_mean_sq": out_sq,
-                "batch_loss": _quadratic_moments(eye / (2 * b), k, y)}
+        return _labelled_moments(arch, {
+            "grad_sq_norm": _quadratic_moments(tw / b**2, k, y),
+            "bias_grad_sq_norm": _quadratic_moments(tb / b**2, k, y) if arch.bias else nan_layers,
+            "output_mean_sq": out_sq,
+            "batch_loss": _quadratic_moments(eye / (2 * b), k, y)}, loss)
 
     grads, bias_grads, losses = [], [], []
     onehot = np.eye(n_out)[y]
@@ -292,9 +310,40 @@ def unconditional_moments(arch: Architecture, x, y, loss: str = "mse", *, n_samp
         values = np.concatenate(chunks)
         return values.mean(axis=0), values.var(axis=0, ddof=1)
 
-    return {"grad_sq_norm": moments(grads),
-            "bias_grad_sq_norm": moments(bias_grads) if arch.bias else nan_layers,
-            "output_mean_sq": out_sq, "batch_loss": moments(losses)}
+    return _labelled_moments(arch, {
+        "grad_sq_norm": moments(grads),
+        "bias_grad_sq_norm": moments(bias_grads) if arch.bias else nan_layers,
+        "output_mean_sq": out_sq, "batch_loss": moments(losses)}, loss)
+
+
+def labelled(arch: Architecture, values: dict[str, np.ndarray], prediction: str,
+             lead: tuple[str, ...] = (), **attrs) -> xr.Dataset:
+    """Predictions as a Dataset: per-layer arrays ((*lead, depth+1)) on ``layer`` = 1..depth+1,
+    the rest on ``lead``; each variable with its registry ``long_name`` and ``units``."""
+    import xarray as xr
+
+    from gradstats.statistics import REGISTRY
+
+    data = {}
+    for name, value in values.items():
+        value = np.asarray(value, dtype=float)
+        dims = (*lead, LAYER_DIM) if value.ndim > len(lead) else lead
+        stat = REGISTRY.get(name)
+        data[name] = (dims, value, {} if stat is None else {"long_name": stat.long_name,
+                                                              "units": stat.units})
+    ds = xr.Dataset(data, coords={LAYER_DIM: np.arange(1, arch.n_layers + 1)})
+    ds.attrs = {"prediction": prediction, "arch": json.dumps(dataclasses.asdict(arch),
+                                                            sort_keys=True), **attrs}
+    return ds
+
+
+def _labelled_moments(arch: Architecture, moments: dict[str, tuple[np.ndarray, np.ndarray]],
+                      loss: str) -> xr.Dataset:
+    ds = labelled(arch, {name: np.stack([np.asarray(m, float), np.asarray(v, float)])
+                         for name, (m, v) in moments.items()},
+                  "mean and variance over the infinite-width outputs (unconditional_moments)",
+                  lead=(MOMENT_DIM,), loss=loss)
+    return ds.assign_coords({MOMENT_DIM: ["mean", "var"]})
 
 
 def _variance_ratio(arch: Architecture, layer: int) -> float:

@@ -226,15 +226,22 @@ def _grid_quantities(activation: str, sw2: np.ndarray, sb2: np.ndarray, q0: floa
     return {k: v.reshape(shape) for k, v in out.items()}
 
 
-def signal_propagation(arch: Architecture, q0: float = 1.0, *, tol: float = 1e-3,
-                       x64: bool | None = True,
+def signal_propagation(arch: Architecture | None = None, q0: float = 1.0, *,
+                       activation: str | None = None, sigma_w2: float | None = None,
+                       sigma_b2: float = 0.0, bias: bool = True, depth: int = 1,
+                       tol: float = 1e-3, x64: bool | None = True,
                        quadrature: act.Quadrature | None = None) -> SignalPropagation:
-    """Mean-field signal propagation of ``arch`` (infinite width; width is not used).
+    """Mean-field signal propagation at infinite width: of ``arch``, or of the MLP given by
+    ``activation``, ``sigma_w2``, ``sigma_b2``, ``bias`` and ``depth`` (no width needed:
+    ``signal_propagation(activation="tanh", sigma_w2=1.76, sigma_b2=0.05)``).
 
+    ``arch.width`` and ``arch.input_dim`` are not used. ``depth`` (hidden layers) sets the
+    length of the per-layer ``q_l``, ``chi_1_l`` and ``backward_ratio`` (depth+1,).
     q0: input mean square |x|^2/input_dim (1 for inputs on the sphere of radius
     sqrt(input_dim)); sets the per-layer ``q_l``. A ``bias=False`` architecture has
     sigma_b^2 = 0. Computed in float64 unless ``x64=False``.
     """
+    arch = _signal_arch(arch, activation, sigma_w2, sigma_b2, bias, depth)
     act.check_activation(arch.activation)
     quad = quadrature or act.DEFAULT_QUADRATURE
     sb2 = float(arch.sigma_b2) if arch.bias else 0.0
@@ -253,6 +260,25 @@ def signal_propagation(arch: Architecture, q0: float = 1.0, *, tol: float = 1e-3
         chi_c=float(g["chi_c"]), xi_q=float(g["xi_q"]), xi_c=float(g["xi_c"]),
         xi_grad=float(g["xi_grad"]), phase=str(g["phase"]), q_l=rec["q"][:, 0],
         chi_1_l=chi_l, backward_ratio=ratio)
+
+
+def _signal_arch(arch: Architecture | None, activation: str | None, sigma_w2: float | None,
+                 sigma_b2: float, bias: bool, depth: int) -> Architecture:
+    """The architecture signal propagation runs on: ``arch`` (its input_dim, unused, filled
+    in when None) or the MLP of the keywords (width and input_dim placeholders, unused)."""
+    from gradstats.spec import SpecError
+
+    if arch is not None:
+        if activation is not None or sigma_w2 is not None:
+            raise SpecError("activation", "give an Architecture or activation=/sigma_w2=, "
+                            "not both")
+        return arch if arch.input_dim is not None else arch.with_input_dim(1)
+    if activation is None:
+        raise SpecError("activation", "give an Architecture or activation= (and sigma_w2=)")
+    if sigma_w2 is None:
+        raise SpecError("sigma_w2", "give sigma_w2= with activation=")
+    return Architecture(width=1, depth=depth, activation=activation, sigma_w2=float(sigma_w2),
+                        sigma_b2=float(sigma_b2), bias=bias, input_dim=1)
 
 
 def critical_sigma_w2(activation: str, sigma_b2: float, *, q0: float = 1.0,
