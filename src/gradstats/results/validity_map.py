@@ -64,6 +64,8 @@ from gradstats.theory import validity
 QUANTITIES = ("forward_q", "backward_q", "grad_sq_norm", "preact_kurtosis")
 POSITIONS = ("last_hidden", "readout")
 BETA_AXES = ("width", "depth")  # the axes beta is a function of (others keep their own map)
+NEEDED = (*QUANTITIES[:3], *(f"theory_{q}" for q in QUANTITIES), "forward_m4",
+          "theory_grad_sq_norm_mean_factor", "ntk_rel_change")
 DEFAULT_THRESHOLD = 0.1
 DEFAULT_LEVEL = 0.95
 N_BOOTSTRAP = 400
@@ -86,6 +88,8 @@ def validity_map(ds: xr.Dataset, threshold: float = DEFAULT_THRESHOLD,
     stats.check_probability(level, "level")
     if SEED_DIM not in ds.dims:
         raise ValueError("the results have no seed dim: the map needs measurements per seed")
+    # only the variables the map reads, in memory (load_results may hand a lazy dataset)
+    ds = ds[[v for v in NEEDED if v in ds.data_vars]].load()
     axes = [a for a in AXES if a in ds.dims]
     points = _first_points(ds, axes)
     beta = _per_config(ds, axes, points, validity.beta).assign_attrs(
