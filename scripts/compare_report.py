@@ -354,10 +354,35 @@ def _beta_text(mid: float, lo: float, hi: float) -> str:
     return f"{one(mid)} [{one(lo)}, {one(hi)}]"
 
 
-def validity_table(ds) -> str:
+def _verdicts_beyond(vmap, cmp, q: str, pos: str, combo: dict) -> str:
+    """compare's verdict counts on the cells of row ``q`` (at the layer of ``pos``) whose
+    configuration lies beyond the map's infinite-width boundary of that setting."""
+    from gradstats.results import stats
+
+    name = f"{q}_verdict"
+    if name not in cmp:
+        return "-"
+    verdict = cmp[name]
+    if "step" in verdict.dims:
+        verdict = verdict.isel(step=0, drop=True)
+    depth = vmap["depth"].broadcast_like(vmap["beta"])
+    pick = depth if pos == "last_hidden" else depth + 1
+    at = verdict.where(verdict["layer"] == pick).max("layer").sel(combo)
+    bound = float(vmap["beta_boundary_at"].sel(quantity=q, position=pos, step=0, **combo))
+    beyond = (vmap["beta"].sel(combo) > bound) & at.notnull()
+    codes = at.where(beyond).values.ravel()
+    codes = codes[np.isfinite(codes)]
+    if not len(codes):
+        return "none beyond"
+    return ", ".join(f"{int((codes == c).sum())} {n}" for c, n in stats.VERDICT_NAMES.items()
+                     if (codes == c).any())
+
+
+def validity_table(ds, cmp=None) -> str:
     """Per setting and per-layer prediction (at the layer `validity_command.ROW_POSITION`
     names), the beta boundary at 10% error, infinite width and corrected, with the interval
-    from the ends of the error's 95% interval; writes the validity figure."""
+    from the ends of the error's 95% interval, and (given ``cmp``) compare's verdicts on the
+    configurations beyond the infinite-width boundary; writes the validity figure."""
     from gradstats.results.plots.common import save
     from gradstats.results.plots.validity import plot_validity
     from gradstats.results.validity_command import POSITION_TEXT, ROW_POSITION, settings
@@ -367,7 +392,8 @@ def validity_table(ds) -> str:
     save(plot_validity(vmap), VALIDITY_FIGURE, "png", dpi=150)
     betas = vmap["beta"].values[np.isfinite(vmap["beta"].values)]
     rows = ["| setting | prediction (layer) | infinite width: beta at 10% error | "
-            "finite-width corrected |", "|---|---|---|---|"]
+            "finite-width corrected | compare's verdicts beyond the infinite-width boundary |",
+            "|---|---|---|---|---|"]
     for combo in settings(vmap):
         label = SETTING_NAMES.get((combo.get("activation"), combo.get("sigma_w2")),
                                   ", ".join(f"{k}={v}" for k, v in combo.items()))
@@ -381,8 +407,9 @@ def validity_table(ds) -> str:
                                           for end in ("", "_lo", "_hi"))))
             if cells[0] == "no correction":
                 continue
+            beyond = _verdicts_beyond(vmap, cmp, q, pos, combo) if cmp is not None else "-"
             rows.append(f"| {label} | `{q}` ({POSITION_TEXT[pos]}) | {cells[0]} | "
-                        f"{cells[1]} |")
+                        f"{cells[1]} | {beyond} |")
     note = (f"beta = depth/width from {betas.min():.2g} to {betas.max():.2g}; "
             f"{int(vmap['n_seeds'].max())} seeds per configuration")
     return "\n".join(rows) + f"\n\n{note}."
@@ -523,7 +550,7 @@ def main() -> None:
             replace_between(README, "lr-transfer-table", body)
             print(body, "\n", flush=True)
         if name == "validity":
-            body = validity_table(ds)
+            body = validity_table(ds, cmp)
             replace_between(README, "validity-table", body)
             print(body, "\n", flush=True)
     old_sections = read_between(COMPARE_DOC, "presets") if args.presets else ""

@@ -3,8 +3,9 @@
 Rows 1..S (one per setting: the combinations of the axes other than width and depth):
 heatmaps of the infinite-width prediction's relative error over (width, depth), one column
 per quantity at the layer `ROW_POSITION` names (readout for grad_sq_norm, the last hidden
-layer otherwise), with the threshold contour of the infinite-width error (solid) and of the
-finite-width-corrected error (dashed, where a correction exists). Last row: the relative
+layer otherwise), with the threshold contour: the line depth = beta_b x width at the map's
+beta boundary, infinite width (solid) and finite-width corrected (dashed, where a correction
+exists), and a red outline on cells whose error interval lies above the threshold. Last row: the relative
 error against beta (log-log) for every configuration, infinite width (filled) and corrected
 (open) side by side, with the error the correction predicts for the infinite-width
 prediction (correction - 1, grey): where the theory says the error is a function of beta,
@@ -18,6 +19,7 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from gradstats.results.plots import common
 
@@ -69,9 +71,12 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
     if mesh is not None:
         fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6,
                      label="relative error, infinite width")
-    handles = [Line2D([], [], color="k", lw=1.2, label=f"error = {threshold:g}, infinite width"),
-               Line2D([], [], color="k", lw=1.2, ls="--",
-                      label=f"error = {threshold:g}, finite-width corrected"),
+    handles = [Line2D([], [], color="k", lw=1.4,
+                      label=f"beta boundary (error {threshold:g}), infinite width"),
+               Line2D([], [], color="k", lw=1.4, ls="--",
+                      label=f"beta boundary (error {threshold:g}), finite-width corrected"),
+               Rectangle((0, 0), 1, 1, fill=False, ec="r",
+                         label=f"error > {threshold:g} at 95% (interval above)"),
                Line2D([], [], color="0.5", lw=1.5, label="predicted infinite-width error "
                                                          "(correction - 1)")]
     handles += [Line2D([], [], ls="none", marker=SETTING_MARKERS[i % 8],
@@ -109,8 +114,12 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5,
                         color="w" if v < 0.1 else "k")
-    for field, style in ((err.values, "-"), (corr.values, "--")):
-        _contour(ax, field, threshold, style)
+    lo = vmap["rel_error_lo_at"].sel(sel).transpose("depth", "width").values
+    for i, j in zip(*np.nonzero(np.nan_to_num(lo) > threshold), strict=True):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=1.0))
+    for corr, style in (("", "-"), ("_corrected", "--")):
+        bound = float(vmap[f"beta_boundary_at{corr}"].sel(sel))
+        _boundary_line(ax, bound, widths, depths, style)
     ax.set_xticks(range(len(widths)), [str(w) for w in widths], fontsize=7)
     ax.set_yticks(range(len(depths)), [str(d) for d in depths], fontsize=7)
     ax.set_xlabel("width", fontsize=8)
@@ -118,18 +127,21 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
     return mesh
 
 
-def _contour(ax, field: np.ndarray, threshold: float, style: str) -> None:
-    """The threshold contour of ln(error) on the cell-centre grid (needs a 2x2 finite block)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.log(np.clip(field, 1e-12, None))
-    if np.isfinite(z).sum() < 4 or min(z.shape) < 2:
+def _boundary_line(ax, bound: float, widths: np.ndarray, depths: np.ndarray,
+                   style: str) -> None:
+    """The line depth = bound x width (beta at the boundary) in the heatmap's cell indices
+    (log-interpolated between the cells' widths and depths)."""
+    if not (np.isfinite(bound) and bound > 0) or len(widths) < 2 or len(depths) < 2:
         return
-    finite = z[np.isfinite(z)]
-    level = np.log(threshold)
-    if not (finite.min() < level < finite.max()):
+    lw, ld = np.log(widths.astype(float)), np.log(depths.astype(float))
+    w = np.exp(np.linspace(lw[0], lw[-1], 200))
+    d = bound * w
+    inside = (np.log(d) >= ld[0]) & (np.log(d) <= ld[-1])
+    if not inside.any():
         return
-    ax.contour(np.arange(z.shape[1]), np.arange(z.shape[0]), np.ma.masked_invalid(z),
-               levels=[level], colors="k", linestyles=style, linewidths=1.2)
+    x = np.interp(np.log(w[inside]), lw, np.arange(len(widths)))
+    y = np.interp(np.log(d[inside]), ld, np.arange(len(depths)))
+    ax.plot(x, y, color="k", ls=style, lw=1.4)
 
 
 def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold: float) -> None:
