@@ -82,7 +82,7 @@ def _interval(vmap, name: str, sel: dict) -> str:
         return "-"
     lo, hi = float(vmap[f"{name}_lo"].sel(sel)), float(vmap[f"{name}_hi"].sel(sel))
     text = _format_beta(mid)
-    if (lo, hi) != (mid, mid) and not math.isinf(mid):
+    if (lo, hi) != (mid, mid):
         text += f" [{_format_beta(lo)}, {_format_beta(hi)}]"
     return text
 
