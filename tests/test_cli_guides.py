@@ -112,7 +112,7 @@ def test_plot_kind_choices_are_the_plot_kinds():
 
 
 @pytest.mark.parametrize("command", ["run", "presets", "show", "export", "theory", "compare",
-                                     "plot", "report"])
+                                     "plot", "report", "validity"])
 def test_help_is_written_for_users(capsys, command):
     code, out, _ = _run([command, "--help"], capsys)
     assert code == 0 and "Usage" in out

@@ -10,7 +10,7 @@ import typer
 # The names of `gradstats.results.plots.KINDS` (that module imports matplotlib, so the names
 # are repeated here for a fast --help; tests/test_cli_guides.py checks that they agree).
 KIND_NAMES = ("summary", "layers", "signals", "phase", "ntk", "tails", "spectrum", "directions",
-              "batchnorm", "coord", "lr-transfer")
+              "batchnorm", "coord", "lr-transfer", "validity")
 KindChoice = Literal[(*KIND_NAMES, "all")]
 FormatChoice = Literal["png", "pdf"]
 CHOICES_HELP = " | ".join((*KIND_NAMES, "all"))

@@ -85,6 +85,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          lambda ds: _coord(ds)),
     Kind("lr-transfer", "final loss vs base lr per width, the loss-optimal lr of each width",
          lambda ds: _lr_transfer(ds)),
+    Kind("validity", "validity map: error vs theory over (width, depth), vs beta", lambda ds: __import__("gradstats.results.plots.validity", fromlist=["x"]).plot_validity_results(ds)),  # noqa: E501
 )}
 
 
@@ -122,6 +123,7 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
         "coord": lambda: "preact_change_rms" in ds and "output_change_rms" in ds
                          and "width" in ds.dims,
         "lr-transfer": lambda: "full_loss" in ds and "lr" in ds.dims and "width" in ds.dims,
+        "validity": lambda: "theory_forward_q" in ds and "seed" in ds.dims,
     }
     return [k for k in KINDS if checks[k]()]
 
