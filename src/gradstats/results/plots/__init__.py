@@ -109,7 +109,8 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
         "batchnorm": lambda: all(v in ds for v in batchnorm.REQUIRES) and "layer" in ds.dims,
         "coord": lambda: "preact_change_rms" in ds and "output_change_rms" in ds
                          and "width" in ds.dims,
-        "lr-transfer": lambda: "full_loss" in ds and "lr" in ds.dims and "width" in ds.dims,
+        "lr-transfer": lambda: "full_loss" in ds and "lr" in ds.dims and ds.sizes["lr"] >= 3
+                               and "width" in ds.dims,  # a scan: not coord-check's zipped lr
     }
     return [k for k in KINDS if checks[k]()]
 

@@ -80,7 +80,7 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
             elif name:
                 labels.append((name, color))
         p.ax.set_xscale("log", base=2)
-        style.auto_scale(p.ax)
+        p.ax.set_yscale("log")  # the exponent's axes: a power law is a straight line here
         p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))

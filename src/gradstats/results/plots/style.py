@@ -60,7 +60,12 @@ def colour(k: int) -> str:
 def wrap(text: str, width_in: float, fontsize: float = FONT + 0.5) -> str:
     """``text`` wrapped to fit ``width_in`` inches at ``fontsize`` points."""
     chars = max(int(width_in * 72 / (0.64 * fontsize)), 12)
-    return "\n".join(textwrap.fill(part, chars) for part in text.split("\n"))
+    # math text ($...$) never breaks: its spaces are protected while wrapping
+    pieces = text.split("$")
+    protected = "$".join(p.replace(" ", "\x00") if i % 2 else p for i, p in enumerate(pieces))
+    lines = (textwrap.fill(part, chars, break_long_words=False, break_on_hyphens=False)
+             for part in protected.split("\n"))
+    return "\n".join(lines).replace("\x00", " ")
 
 
 def spans_decades(values, decades: float = LOG_DECADES) -> bool:
@@ -110,7 +115,7 @@ def legend_right(ax, entries: Sequence[tuple[str, str]] = (),
         hs.append(Line2D([], [], color=color, lw=2.0))
         ls.append(text)
     for text, kwargs in keys:
-        hs.append(Line2D([], [], color="0.35", **kwargs))
+        hs.append(Line2D([], [], **{"color": "0.35", **kwargs}))
         ls.append(text)
     if hs:
         ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
