@@ -87,5 +87,5 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None =
     first = by_name(ROW)
     if ax is None:
         common.suptitle(facets.fig, f"batch norm: ln gradient norm per layer (fit: layers "
-                        f"{first.first_layer}..depth−{first.readout_gap})", ds)
+                        f"{first.first_layer}..depth−{first.readout_gap})", ds, facets.note)
     return facets.fig

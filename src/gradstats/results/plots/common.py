@@ -27,6 +27,8 @@ from gradstats.spec import LAYER_DIM, SEED_DIM, STEP_DIM  # noqa: E402
 FORMATS = ("png", "pdf", "svg")
 PANEL_SIZE = style.PANEL_SIZE
 MAX_LINES = style.MAX_LINES  # lines per panel; more facet into further panels, never dropped
+MAX_CHUNKS = 4  # beyond MAX_CHUNKS x MAX_LINES configurations a figure draws the first ones
+                # and says so in its title (select with ds.sel to see the others)
 # Sweep axes worth naming in a figure's "fixed:" note.
 NOTE_AXES = ("width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
              "data", "loss", "batch_size", "lr")
@@ -117,14 +119,24 @@ def varying(da: xr.DataArray, exclude: Iterable[str] = ()) -> list[str]:
 
 
 def split_dims(dims: Sequence[str], preferred_lines: Sequence[str], col: str | None = None,
-               row: str | None = None) -> tuple[list[str], str | None, str | None]:
+               row: str | None = None, da: xr.DataArray | None = None
+               ) -> tuple[list[str], str | None, str | None]:
     """Assign the varying ``dims`` to lines, facet column and facet row.
 
-    Lines get the dims of ``preferred_lines`` present; the rest facet (column first, then
-    row); any dims still left over also become line dims, so nothing is dropped silently.
+    Lines get the dims of ``preferred_lines`` present, in order; with ``da``, a further
+    preferred dim joins the lines only while the combinations present in ``da`` stay within
+    `MAX_LINES` (e.g. depth becomes a facet instead of doubling the lines). The rest facet
+    (column first, then row); any dims still left over also become line dims (chunked into
+    further panels by `facet_figure`), so nothing is dropped silently.
     """
     rest = [d for d in dims if d not in (col, row)]
-    lines = [d for d in preferred_lines if d in rest]
+    lines: list[str] = []
+    for d in (d for d in preferred_lines if d in rest):
+        if lines and da is not None and (col is None or row is None):
+            n = sum(present(da, s) for s in combos(da, [*lines, d]))
+            if n > MAX_LINES:
+                continue
+        lines.append(d)
     others = [d for d in rest if d not in lines]
     if col is None and others:
         col = others.pop(0)
@@ -145,7 +157,28 @@ def describe(sel: dict) -> str:
 
 
 def _fmt(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def legend_entries(lines: list[dict]) -> tuple[list[tuple[str, str]], str | None]:
+    """Compact legend of line selections: entries ("128, relu", colour k) and the title
+    naming the dims ("width, activation"); no entries for a single unnamed line."""
+    dims = list(lines[0]) if lines and lines[0] else []
+    if not dims:
+        return [], None
+    entries = [(", ".join(_fmt(sel[d]) for d in dims), style.colour(k))
+               for k, sel in enumerate(lines)]
+    return entries, ", ".join(dims)
+
+
+def line_chunks(lines: list[dict]) -> tuple[list[list[dict]], str]:
+    """``lines`` in chunks of at most `MAX_LINES` (one panel column or row each), at most
+    `MAX_CHUNKS` of them, and a note naming how many were left out ("" when none)."""
+    kept = lines[: MAX_LINES * MAX_CHUNKS]
+    chunks = [kept[k:k + MAX_LINES] for k in range(0, len(kept), MAX_LINES)] or [[{}]]
+    note = "" if len(kept) == len(lines) else (
+        f"first {len(kept)} of {len(lines)} configurations drawn: select fewer with ds.sel")
+    return chunks, note
 
 
 def present(da: xr.DataArray, sel: dict) -> bool:
@@ -175,19 +208,18 @@ class Facets:
     axes: np.ndarray
     panels: list[Panel]
     chunks: list[list[dict]]
+    note: str = ""  # configurations left out (see `line_chunks`)
 
-    def legend(self, keys=(), title: str | None = None, label=None) -> None:
-        """One legend per chunk of lines, right of the top panel of the chunk's last column;
-        ``label(sel)`` names a line (default `describe`), ``keys`` adds style keys."""
-        label = label or describe
+    def legend(self, keys=(), title: str | None = None) -> None:
+        """One legend per chunk of lines, right of the top panel of the chunk's last column
+        (`legend_entries`; ``keys`` adds style keys)."""
         for c, lines in enumerate(self.chunks):
             cols = [p for p in self.panels if p.chunk == c and p.i == 0]
             if not cols:
                 continue
             ax = max(cols, key=lambda p: p.j).ax
-            entries = [(style.wrap(label(sel), 1.6, style.FONT - 1), style.colour(k))
-                       for k, sel in enumerate(lines) if label(sel)]
-            style.legend_right(ax, entries, keys, title=title)
+            entries, dims = legend_entries(lines)
+            style.legend_right(ax, entries, keys, title=title or dims)
 
 
 def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None,
@@ -198,14 +230,16 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
 
     Lines are the combinations of ``line_dims`` present in ``da`` (some finite value); more
     than `MAX_LINES` split into chunks of at most `MAX_LINES`, each drawn in its own column
-    of panels (titled "lines a-b of n"): nothing is dropped. ``fig``: draw into this figure
-    (or subfigure); ``ax``: into this one axes (only for a one-panel figure).
+    of panels (titled "lines a-b of n"); past `MAX_CHUNKS` chunks the rest are left out and
+    ``Facets.note`` says so (figures put it in their title): nothing is dropped silently.
+    ``fig``: draw into this figure (or subfigure); ``ax``: into this one axes (only for a
+    one-panel figure).
     """
     rows = combos(da, [row] if row else [])
     cols = combos(da, [col] if col else [])
     lines = [s for s in combos(da, list(line_dims))
              if not isinstance(da, xr.DataArray) or present(da, s)] or [{}]
-    chunks = [lines[k:k + MAX_LINES] for k in range(0, len(lines), MAX_LINES)]
+    chunks, note = line_chunks(lines)
     fig, axes = panel_grid(len(rows), len(cols) * len(chunks), sharey, panel_size, fig=fig,
                            ax=ax)
     panels = []
@@ -222,7 +256,7 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
                              f" of {len(lines)}"
                 if title:
                     axes[i, j].set_title(style.wrap(title, panel_size[0]))
-    return Facets(fig, axes, panels, chunks)
+    return Facets(fig, axes, panels, chunks, note)
 
 
 def panel_grid(nrows: int, ncols: int, sharey: bool = False,

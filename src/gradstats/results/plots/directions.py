@@ -49,7 +49,7 @@ def plot_directions(ds: xr.Dataset, kappa: str = KAPPA, r_bar: str = R_BAR,
     first, _ = common.seed_mean(_at_layer(ds[kappa], layer))
     line_dims, _, _ = common.split_dims(common.varying(first), LINE_DIMS)
     lines = [s for s in common.combos(first, line_dims) if common.present(first, s)] or [{}]
-    chunks = [lines[k:k + common.MAX_LINES] for k in range(0, len(lines), common.MAX_LINES)]
+    chunks, left_out = common.line_chunks(lines)
     fig, axes = common.panel_grid(len(chunks), 2, fig=fig)
     for c, chunk in enumerate(chunks):
         for ax, name, base in zip(axes[c], (kappa, r_bar), (kappa_uniform, r_bar_uniform),
@@ -72,9 +72,9 @@ def plot_directions(ds: xr.Dataset, kappa: str = KAPPA, r_bar: str = R_BAR,
             style.auto_scale(ax)
             ax.set_xlabel("training step")
             ax.set_ylabel(common.label(ds[name]))
-        entries = [(style.wrap(common.describe(sel), 1.6, style.FONT - 1), style.colour(k))
-                   for k, sel in enumerate(chunk) if sel]
+        entries, title = common.legend_entries(chunk)
         style.legend_right(axes[c, 1], entries, [(style.MEASURED_KEY, style.MEASURED_STYLE),
-                                                 ("dotted: uniform directions", {"ls": ":"})])
-    common.suptitle(fig, "gradient directions: vMF concentration vs uniform", ds)
+                                                 ("dotted: uniform directions", {"ls": ":"})],
+                           title=title)
+    common.suptitle(fig, "gradient directions: vMF concentration vs uniform", ds, left_out)
     return fig

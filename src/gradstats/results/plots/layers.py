@@ -50,8 +50,8 @@ def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None
     """
     common.require(ds, "layers", [var], [LAYER_DIM])
     da = common.first_step(ds[var], step)
-    line_dims, col, row = common.split_dims(common.varying(da), LINE_DIMS, col, row)
     mean, se = common.seed_mean(da)
+    line_dims, col, row = common.split_dims(common.varying(da), LINE_DIMS, col, row, da=mean)
     facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
     has_theory = theory and f"theory_{var}" in ds
     for p in facets.panels:
@@ -81,6 +81,7 @@ def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))
     facets.legend(keys)
     note = "" if has_theory or not theory else f"no stored theory_{var}: theory not drawn"
+    note = "; ".join(t for t in (note, facets.note) if t)
     if ax is None:
         common.suptitle(facets.fig, f"{common.label(ds[var], units=False)} per layer"
                         + _step_title(da), ds, note)
@@ -130,7 +131,7 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
     line_dims = [d for d in dims if d != col]
     cols = common.combos(ds, [col] if col else [])
     lines = [s for s in common.combos(ds, line_dims) if common.present(first, s)] or [{}]
-    chunks = [lines[k:k + common.MAX_LINES] for k in range(0, len(lines), common.MAX_LINES)]
+    chunks, left_out = common.line_chunks(lines)
     fig, axes = common.panel_grid(len(names), len(cols) * len(chunks), sharey=False, fig=fig)
     for i, var in enumerate(names):
         mean, se = common.seed_mean(common.first_step(ds[var], step))
@@ -174,5 +175,6 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
                                if network_label(sel)]
                     style.legend_right(ax, entries, [(style.MEASURED_KEY, style.MEASURED_STYLE),
                                                      (style.THEORY_KEY, style.THEORY_STYLE)])
-    common.suptitle(fig, "forward signal, backward signal and gradient norm per layer", ds)
+    common.suptitle(fig, "forward signal, backward signal and gradient norm per layer", ds,
+                    left_out)
     return fig

@@ -46,9 +46,9 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         raise common.MissingVariables(f"plot 'ntk' needs a {WIDTH_DIM!r} dim; {err.name} has "
                                       f"dims {', '.join(map(str, err.dims))}")
     err = common.first_step(err, step)
-    line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
-                                            LINE_DIMS, col, row)
     mean, se = common.seed_mean(err)
+    line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
+                                            LINE_DIMS, col, row, da=mean)
     facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
     for p in facets.panels:
         labels = []
@@ -89,7 +89,8 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                             ("dashed: compare's fit", {"ls": "--"}),
                             ("dotted: slope −1/2 (theory)", {"ls": ":"})])
     if ax is None:
-        common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width", err)
+        common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width", err,
+                        facets.note)
     return facets.fig
 
 
@@ -116,8 +117,10 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     """One panel group per exponent row of `ROWS` the dataset feeds (`ntk_rows`)."""
     rows = ntk_rows(ds)
     if not rows:
-        raise common.MissingVariables("plot 'ntk' needs " + " or ".join(v for v, _ in
-                                      ROWS.values()) + " with a width dim (at least 3 widths)")
+        raise common.MissingVariables(
+            "plot 'ntk' needs " + " or ".join(v for v, _ in ROWS.values()) + " with at least 3 "
+            "widths inside the validity domain of compare's exponent rows (lazy training for "
+            "the NTK change: SGD, NTK change <= the lazy bound)")
     if len(rows) == 1:
         (name, values), = rows.items()
         return plot_ntk_width(values, title=ROWS[name][1], fig=fig)

@@ -5,7 +5,8 @@ recorded step, per-step statistics over training, and the noise spectrum at the 
 Every configuration (combination of the varying sweep axes present in the sweep) is one line:
 the seed mean with a band of ± one standard error; where the dataset stores the prediction
 compare tests (``theory_<var>``), its seed mean is dashed in the same colour. More than
-`common.MAX_LINES` configurations: one figure row of panels per chunk of lines (none dropped).
+`common.MAX_LINES` configurations: the first ones, and the title says how many were left out
+(the per-kind figures facet them all).
 Log y only where a panel's values span more than a decade.
 """
 
@@ -68,63 +69,60 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
     first = panel_curve(ds[panels[0][0]], panels[0][1])[0]
     dims = common.varying(first, exclude=(panels[0][1],))
     lines = [s for s in common.combos(first, dims) if common.present(first, s)] or [{}]
-    chunks = [lines[k:k + common.MAX_LINES] for k in range(0, len(lines), common.MAX_LINES)]
+    left_out = "" if len(lines) <= common.MAX_LINES else (
+        f"first {common.MAX_LINES} of {len(lines)} configurations (the per-kind figures "
+        "facet them all)")
+    lines = lines[: common.MAX_LINES]
     ncols = min(COLUMNS, len(panels))
-    rows_per_chunk = math.ceil(len(panels) / ncols)
-    fig, axes = common.panel_grid(rows_per_chunk * len(chunks), ncols, fig=fig,
+    fig, axes = common.panel_grid(math.ceil(len(panels) / ncols), ncols, fig=fig,
                                   panel_size=(2.9, 2.3))
+    block = axes.ravel()
+    for ax in block[len(panels):]:
+        ax.set_visible(False)
     any_theory = False
-    for c, chunk in enumerate(chunks):
-        block = axes[c * rows_per_chunk:(c + 1) * rows_per_chunk].ravel()
-        for ax in block[len(panels):]:
-            ax.set_visible(False)
-        for ax, (name, x, _) in zip(block, panels, strict=False):
-            mean, se = panel_curve(ds[name], x)
-            theory = None
-            if f"theory_{name}" in ds and x in ds[f"theory_{name}"].dims:
-                theory = panel_curve(ds[f"theory_{name}"], x)[0]
-            log = x == "rank" or style.spans_decades(mean.values)
-            for k, sel in enumerate(chunk):
-                sel = {d: v for d, v in sel.items() if d in mean.dims}
-                m = mean.sel(sel) if sel else mean
-                y = m.values
-                xs = m[x].values if x != "rank" else np.arange(1, y.size + 1)
-                ok = np.isfinite(y) & ((y > 0) if log else True)
-                if name in HIDDEN_ONLY and ok.any():  # the readout's are the outputs, dL/df
-                    ok[np.flatnonzero(ok)[-1]] = False
-                if x == "rank":  # numerically-zero eigenvalues (as in the spectrum kind)
-                    from gradstats.results.plots.spectrum import above_floor
+    for ax, (name, x, _) in zip(block, panels, strict=False):
+        mean, se = panel_curve(ds[name], x)
+        theory = None
+        if f"theory_{name}" in ds and x in ds[f"theory_{name}"].dims:
+            theory = panel_curve(ds[f"theory_{name}"], x)[0]
+        log = x == "rank" or style.spans_decades(mean.values)
+        for k, sel in enumerate(lines):
+            sel = {d: v for d, v in sel.items() if d in mean.dims}
+            m = mean.sel(sel) if sel else mean
+            y = m.values
+            xs = m[x].values if x != "rank" else np.arange(1, y.size + 1)
+            ok = np.isfinite(y) & ((y > 0) if log else True)
+            if name in HIDDEN_ONLY and ok.any():  # the readout's are the outputs, dL/df
+                ok[np.flatnonzero(ok)[-1]] = False
+            if x == "rank":  # numerically-zero eigenvalues (as in the spectrum kind)
+                from gradstats.results.plots.spectrum import above_floor
 
-                    ok &= above_floor(y)
-                if not ok.any():
-                    continue
-                color = style.colour(k)
-                ax.plot(xs[ok], y[ok], "o-" if ok.sum() < 12 else "-", ms=2.5, lw=1.1,
-                        color=color, gid="measured")
-                style.band(ax, xs[ok], y[ok], (se.sel(sel) if sel else se).values[ok], color, log)
-                if theory is not None:
-                    t = theory.sel({d: v for d, v in sel.items() if d in theory.dims}).values
-                    if t.shape == y.shape and np.isfinite(t[ok]).any():
-                        ax.plot(xs[ok], t[ok], "--", lw=1.0, color=color, gid="theory")
-                        any_theory = True
-            ax.set_yscale("log" if log else "linear")
-            if x == "rank":
-                ax.set_xscale("log")
-            ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x))
-            ax.set_ylabel(common.SYMBOLS.get(name)
-                          or style.wrap(common.label(ds[name], units=False), 2.1, style.FONT))
-            when = f" (step {int(ds[STEP_DIM][0])})" if x != STEP_DIM and STEP_DIM in ds[name].dims \
-                else ""
-            ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)) + when, 2.8))
-        keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
-        if any_theory:
-            keys.append((style.THEORY_KEY, style.THEORY_STYLE))
-        entries = [(style.wrap(common.describe(sel), 1.6, style.FONT - 1), style.colour(k))
-                   for k, sel in enumerate(chunk) if sel]
-        style.legend_right(block[min(ncols, len(panels)) - 1], entries, keys,
-                           title=f"lines {c * common.MAX_LINES + 1}-"
-                                 f"{c * common.MAX_LINES + len(chunk)} of {len(lines)}"
-                           if len(chunks) > 1 else None)
+                ok &= above_floor(y)
+            if not ok.any():
+                continue
+            color = style.colour(k)
+            ax.plot(xs[ok], y[ok], "o-" if ok.sum() < 12 else "-", ms=2.5, lw=1.1,
+                    color=color, gid="measured")
+            style.band(ax, xs[ok], y[ok], (se.sel(sel) if sel else se).values[ok], color, log)
+            if theory is not None:
+                t = theory.sel({d: v for d, v in sel.items() if d in theory.dims}).values
+                if t.shape == y.shape and np.isfinite(t[ok]).any():
+                    ax.plot(xs[ok], t[ok], "--", lw=1.0, color=color, gid="theory")
+                    any_theory = True
+        ax.set_yscale("log" if log else "linear")
+        if x == "rank":
+            ax.set_xscale("log")
+        ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x))
+        ax.set_ylabel(common.SYMBOLS.get(name)
+                      or style.wrap(common.label(ds[name], units=False), 2.1, style.FONT))
+        when = f" (step {int(ds[STEP_DIM][0])})" if x != STEP_DIM and STEP_DIM in ds[name].dims \
+            else ""
+        ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)) + when, 2.8))
+    keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
+    if any_theory:
+        keys.append((style.THEORY_KEY, style.THEORY_STYLE))
+    entries, title = common.legend_entries(lines)
+    style.legend_right(block[ncols - 1], entries, keys, title=title)
     n_seeds = ds.sizes.get("seed", 1)
-    common.suptitle(fig, f"{title or 'results summary'} ({n_seeds} seeds)", ds)
+    common.suptitle(fig, f"{title or 'results summary'} ({n_seeds} seeds)", ds, left_out)
     return fig

@@ -23,6 +23,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from gradstats.results import stats
 from gradstats.results.plots import common, style
@@ -101,7 +102,8 @@ def _grid(ds: xr.Dataset, rate: xr.DataArray, predicted: xr.DataArray | None,
     norm = TwoSlopeNorm(0.0, -max(bound, 1e-6), max(bound, 1e-6))
     fixed = common.scalar_coords(ds)
     sb_all = ds["sigma_b2"].values.astype(float)
-    curve_b = np.linspace(sb_all.min(), sb_all.max(), CURVE_POINTS)
+    # quadratic spacing: the critical sigma_w2 rises steeply from sigma_b2 = 0
+    curve_b = sb_all.min() + (sb_all.max() - sb_all.min()) * np.linspace(0, 1, CURVE_POINTS) ** 2
     mesh = None
     for i, sel in enumerate(configs):
         activation = str(sel.get("activation", fixed.get("activation", "relu")))
@@ -126,10 +128,8 @@ def _grid(ds: xr.Dataset, rate: xr.DataArray, predicted: xr.DataArray | None,
                 ax.set_ylabel(common.label("sigma_b2"))
     cbar = fig.colorbar(mesh, ax=axes, shrink=0.85, aspect=30)
     cbar.set_label(style.wrap(RATE_LABEL + "; > 0: chaotic (exploding toward the input)", 3.0))
-    style.legend_right(axes[-1, -1], keys=[(r"$\chi_1 = 1$ (mean-field theory)",
-                                            {"ls": "-", "color": "k"})])
-    axes[-1, -1].get_legend().set_bbox_to_anchor((1.0, -0.28))
-    axes[-1, -1].get_legend().set_loc("upper right")
+    fig.legend([Line2D([], [], color="k", lw=1.5)], [r"$\chi_1 = 1$ (mean-field theory)"],
+               loc="outside lower center")
     common.suptitle(fig, "order/chaos phase diagram: backward-signal rate per layer at init",
                     rate, f"{ds.sizes.get(SEED_DIM, 1)} seeds")
     return fig
@@ -190,5 +190,5 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
     facets.legend(keys)
     if ax is None:
         common.suptitle(facets.fig, "backward-signal rate per layer vs sigma_w2 (one sigma_b2: "
-                        "a 1-D sweep, no phase diagram)", ds)
+                        "a 1-D sweep, no phase diagram)", ds, facets.note)
     return facets.fig

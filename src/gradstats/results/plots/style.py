@@ -117,9 +117,17 @@ def legend_right(ax, entries: Sequence[tuple[str, str]] = (),
     for text, kwargs in keys:
         hs.append(Line2D([], [], **{"color": "0.35", **kwargs}))
         ls.append(text)
-    if hs:
-        ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                  title=title, alignment="left")
+    if not hs:
+        return
+    ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              title=title, alignment="left")
+    # a tall legend: grow the figure so that it fits below the panel's top (a Figure only;
+    # a subfigure's parent decides its size)
+    rows = sum(text.count("\n") + 1 for text in ls) + (title.count("\n") + 1 if title else 0)
+    needed = rows * (FONT - 1) * 1.45 / 72 + 0.35 * len(ls) / 8 + 0.9
+    fig = ax.figure
+    if hasattr(fig, "set_figheight") and needed > fig.get_figheight():
+        fig.set_figheight(needed)
 
 
 MEASURED_STYLE = {"ls": "-", "marker": "o", "ms": 3}
