@@ -27,6 +27,7 @@ from gradstats.spec import LAYER_DIM, SEED_DIM, STEP_DIM  # noqa: E402
 FORMATS = ("png", "pdf", "svg")
 PANEL_SIZE = style.PANEL_SIZE
 MAX_LINES = style.MAX_LINES  # lines per panel; more facet into further panels, never dropped
+MAX_COLS = 3  # a single row of more panels wraps into rows of MAX_COLS
 MAX_CHUNKS = 4  # beyond MAX_CHUNKS x MAX_LINES configurations a figure draws the first ones
                 # and says so in its title (select with ds.sel to see the others)
 # Sweep axes worth naming in a figure's "fixed:" note.
@@ -214,10 +215,10 @@ class Facets:
         """One legend per chunk of lines, right of the top panel of the chunk's last column
         (`legend_entries`; ``keys`` adds style keys)."""
         for c, lines in enumerate(self.chunks):
-            cols = [p for p in self.panels if p.chunk == c and p.i == 0]
-            if not cols:
+            mine = [p for p in self.panels if p.chunk == c]
+            if not mine:
                 continue
-            ax = max(cols, key=lambda p: p.j).ax
+            ax = min(mine, key=lambda p: (p.i, -p.j)).ax  # the chunk's top-right panel
             entries, dims = legend_entries(lines)
             style.legend_right(ax, entries, keys, title=title or dims)
 
@@ -240,22 +241,26 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     lines = [s for s in combos(da, list(line_dims))
              if not isinstance(da, xr.DataArray) or present(da, s)] or [{}]
     chunks, note = line_chunks(lines)
-    fig, axes = panel_grid(len(rows), len(cols) * len(chunks), sharey, panel_size, fig=fig,
-                           ax=ax)
+    cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))]
+    ncols = len(cols) * len(chunks)
+    nrows = len(rows)
+    if nrows == 1 and ncols > MAX_COLS:  # wrap one long row of panels
+        ncols, nrows = MAX_COLS, -(-len(cells) // MAX_COLS)
+    fig, axes = panel_grid(nrows, ncols, sharey, panel_size, fig=fig, ax=ax)
+    for extra in axes.ravel()[len(cells):]:
+        extra.set_visible(False)
     panels = []
-    for i, r in enumerate(rows):
-        for jc, c in enumerate(cols):
-            for k, chunk in enumerate(chunks):
-                j = jc * len(chunks) + k
-                facet = {**r, **c}
-                panels.append(Panel(axes[i, j], i, j, facet, chunk, k))
-                title = describe(facet)
-                if len(chunks) > 1:
-                    first = k * MAX_LINES + 1
-                    title += f"{'; ' if title else ''}lines {first}-{first + len(chunk) - 1}" \
-                             f" of {len(lines)}"
-                if title:
-                    axes[i, j].set_title(style.wrap(title, panel_size[0]))
+    for n, (facet, k) in enumerate(cells):
+        i, j = divmod(n, ncols)
+        chunk = chunks[k]
+        panels.append(Panel(axes[i, j], i, j, facet, chunk, k))
+        title = describe(facet)
+        if len(chunks) > 1:
+            first = k * MAX_LINES + 1
+            title += f"{'; ' if title else ''}lines {first}-{first + len(chunk) - 1}" \
+                     f" of {len(lines)}"
+        if title:
+            axes[i, j].set_title(style.wrap(title, panel_size[0]))
     return Facets(fig, axes, panels, chunks, note)
 
 
