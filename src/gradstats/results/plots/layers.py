@@ -126,13 +126,16 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
     common.require(ds, "signals", SIGNALS, [LAYER_DIM])
     first = common.first_step(ds[names[-1]], step)
     dims = common.varying(first)
-    if col is None:
-        col = next((d for d in SIGNAL_COLUMNS if d in dims), dims[0] if dims else None)
+    if col is None and dims:  # few columns: a preferred dim with <= 4 values, else the fewest
+        short = [d for d in SIGNAL_COLUMNS if d in dims and first.sizes[d] <= 4]
+        col = short[0] if short else min(dims, key=lambda d: first.sizes[d])
     line_dims = [d for d in dims if d != col]
     cols = common.combos(ds, [col] if col else [])
     lines = [s for s in common.combos(ds, line_dims) if common.present(first, s)] or [{}]
     chunks, left_out = common.line_chunks(lines)
-    fig, axes = common.panel_grid(len(names), len(cols) * len(chunks), sharey=False, fig=fig)
+    ncols = len(cols) * len(chunks)
+    size = style.PANEL_SIZE if ncols <= 3 else (2.6, 2.2)
+    fig, axes = common.panel_grid(len(names), ncols, sharey=False, fig=fig, panel_size=size)
     for i, var in enumerate(names):
         mean, se = common.seed_mean(common.first_step(ds[var], step))
         for jc, facet in enumerate(cols):

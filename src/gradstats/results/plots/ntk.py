@@ -33,14 +33,16 @@ def fit(values: xr.DataArray):
 
 @style.styled
 def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None = None,
-                   row: str | None = None, title: str | None = None, fig: Figure | None = None,
+                   row: str | None = None, title: str | None = None,
+                   outside: xr.DataArray | None = None, fig: Figure | None = None,
                    ax=None) -> Figure:
     """Seed mean ± standard error of ``err`` vs width on log-log axes, one line per config.
 
     Each line gets compare's fit (`fit`: OLS over widths and seeds; dashed, gid ``fit``,
     slope ± SE in the legend) and a slope -1/2 reference through the fitted points' centre
-    (dotted, gid ``reference``). Measured points have gid ``measured``. A ``step`` dim keeps
-    ``step`` (default its first value).
+    (dotted, gid ``reference``). Measured points have gid ``measured``; ``outside`` (same
+    dims: values outside compare's validity domain, NaN elsewhere) are drawn hollow, not
+    fitted (gid ``outside``). A ``step`` dim keeps ``step`` (default its first value).
     """
     if WIDTH_DIM not in err.dims:
         raise common.MissingVariables(f"plot 'ntk' needs a {WIDTH_DIM!r} dim; {err.name} has "
@@ -63,6 +65,12 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
             color = style.colour(k)
             p.ax.errorbar(widths[ok], y[ok], yerr=s[ok], fmt="o-", ms=4, color=color, capsize=2,
                           gid="measured")
+            if outside is not None:
+                o = common.seed_mean(outside.sel(full) if full else outside)[0]
+                o_ok = np.isfinite(o.values) & (o.values > 0)
+                if o_ok.any():
+                    p.ax.plot(o[WIDTH_DIM].values[o_ok], o.values[o_ok], "o", mfc="none",
+                              color=color, gid="outside")
             result, used = fit(err.sel(full) if full else err)
             name = common.describe(sel)
             if result is not None and np.isfinite(result.slope):
@@ -84,31 +92,41 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
+        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE),
+                ("dashed: compare's fit", {"ls": "--"}),
+                ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+        if any(ln.get_gid() == "outside" for ln in p.ax.get_lines()):
+            keys.append(("hollow: outside the validity\ndomain (not fitted)",
+                         {"ls": "none", "marker": "o", "mfc": "none"}))
         style.legend_right(p.ax, [(style.wrap(t, 1.6, style.FONT - 1), c) for t, c in labels],
-                           [("solid: seed mean ± SE", style.MEASURED_STYLE),
-                            ("dashed: compare's fit", {"ls": "--"}),
-                            ("dotted: slope −1/2 (theory)", {"ls": ":"})])
+                           keys)
     if ax is None:
-        common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width", err,
-                        facets.note)
+        sub = not hasattr(facets.fig, "get_size_inches")  # a subfigure: the note is above
+        common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",
+                        None if sub else err, facets.note)
     return facets.fig
 
 
-def ntk_rows(ds: xr.Dataset) -> dict[str, xr.DataArray]:
-    """The exponent rows ``ds`` can feed: row -> the values compare fits (NaN outside the
-    row's domain). Without point specs (attrs['points']): the raw variable (its last step)."""
+def ntk_rows(ds: xr.Dataset) -> dict[str, tuple[xr.DataArray, xr.DataArray | None]]:
+    """The exponent rows ``ds`` can feed: row -> (the values compare fits, NaN outside the
+    row's domain; the values outside it, NaN inside). Without point specs
+    (attrs['points']): the raw variable (its last step) and None."""
     from gradstats.results.compare import exponent_inputs
 
     out = {}
     for name, (var, _) in ROWS.items():
         if var not in ds.data_vars or WIDTH_DIM not in ds[var].dims:
             continue
+        raw = ds[var].isel(step=-1) if "step" in ds[var].dims else ds[var]
+        outside = None
         if ds.attrs.get("points") is not None and len(ds.attrs["points"]):
             values = exponent_inputs(ds, name)
+            if values is not None:
+                outside = raw.where(values.isnull())
         else:
-            values = ds[var].isel(step=-1) if "step" in ds[var].dims else ds[var]
+            values = raw
         if values is not None and bool(values.notnull().any()):
-            out[name] = values.rename(var).assign_attrs(ds[var].attrs)
+            out[name] = (values.rename(var).assign_attrs(ds[var].attrs), outside)
     return out
 
 
@@ -122,12 +140,12 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
             "widths inside the validity domain of compare's exponent rows (lazy training for "
             "the NTK change: SGD, NTK change <= the lazy bound)")
     if len(rows) == 1:
-        (name, values), = rows.items()
-        return plot_ntk_width(values, title=ROWS[name][1], fig=fig)
+        (name, (values, outside)), = rows.items()
+        return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
     fig = fig or common.plt.figure(layout="constrained",
                                    figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
     subs = fig.subfigures(1, len(rows), wspace=0.02)
-    for sub, (name, values) in zip(np.atleast_1d(subs), rows.items(), strict=True):
-        plot_ntk_width(values, title=ROWS[name][1], fig=sub)
+    for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
+        plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
     common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)
     return fig
