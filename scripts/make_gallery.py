@@ -1,7 +1,7 @@
 """Run the built-in presets and draw their figures into docs/gallery/*.png.
 
 Usage: python scripts/make_gallery.py [PRESET ...] [--results DIR] [--out docs/gallery]
-       [--dpi 200] [--max-seeds N] [--draw-only]
+       [--dpi 150] [--max-seeds N] [--draw-only]
 
 For every preset (``gradstats presets``; or only those named) it runs
 ``gradstats run PRESET --out DIR/PRESET -q`` (resumable: finished points are skipped on a
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("presets", nargs="*", help="presets to draw (default: all)")
     parser.add_argument("--results", type=Path, default=Path("results/gallery"))
     parser.add_argument("--out", type=Path, default=Path("docs/gallery"))
-    parser.add_argument("--dpi", type=int, default=200)
+    parser.add_argument("--dpi", type=int, default=150)
     parser.add_argument("--max-seeds", type=int, default=None)
     parser.add_argument("--draw-only", action="store_true")
     args = parser.parse_args()

@@ -112,17 +112,17 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         ax.set_yscale("log" if log else "linear")
         if x == "rank":
             ax.set_xscale("log")
-        ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x))
-        ax.set_ylabel(common.SYMBOLS.get(name)
-                      or style.wrap(common.label(ds[name], units=False), 2.1, style.FONT))
         when = f" (step {int(ds[STEP_DIM][0])})" if x != STEP_DIM and STEP_DIM in ds[name].dims \
             else ""
-        ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)) + when, 2.8))
+        ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x) + when)
+        ax.set_ylabel(common.SYMBOLS.get(name)
+                      or style.wrap(common.label(ds[name], units=False), 2.1, style.FONT))
+        ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)), 3.0))
     keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
     if any_theory:
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))
-    entries, title = common.legend_entries(lines)
-    style.legend_right(block[ncols - 1], entries, keys, title=title)
+    entries, dims_title = common.legend_entries(lines)
+    style.legend_right(block[ncols - 1], entries, keys, title=dims_title)
     n_seeds = ds.sizes.get("seed", 1)
     common.suptitle(fig, f"{title or 'results summary'} ({n_seeds} seeds)", ds, left_out)
     return fig
