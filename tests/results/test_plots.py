@@ -174,7 +174,7 @@ def test_a_one_dimensional_sweep_draws_rate_lines_not_an_empty_diagram(monkeypat
     np.testing.assert_allclose(pred.get_ydata(), np.log(1.1 * ds.sigma_w2.values / 2), atol=1e-10)
     (crit,) = _lines(fig, "critical")
     np.testing.assert_allclose(crit.get_xdata(), 2.0)
-    assert "1-D sweep" in fig.get_suptitle()
+    assert "1-D sweep" in fig.get_suptitle().replace("\n", " ")
 
 
 def test_ntk_width_fit_slope_and_reference(tmp_path):

@@ -26,6 +26,7 @@ from gradstats.spec import LAYER_DIM, SEED_DIM, STEP_DIM  # noqa: E402
 
 FORMATS = ("png", "pdf", "svg")
 PANEL_SIZE = style.PANEL_SIZE
+SINGLE_PANEL_SIZE = (4.0, 3.0)
 MAX_LINES = style.MAX_LINES  # lines per panel; more facet into further panels, never dropped
 MAX_COLS = 3  # a single row of more panels wraps into rows of MAX_COLS
 MAX_CHUNKS = 4  # beyond MAX_CHUNKS x MAX_LINES configurations a figure draws the first ones
@@ -246,6 +247,8 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     nrows = len(rows)
     if nrows == 1 and ncols > MAX_COLS:  # wrap one long row of panels
         ncols, nrows = MAX_COLS, -(-len(cells) // MAX_COLS)
+    if nrows == ncols == 1 and panel_size == PANEL_SIZE:
+        panel_size = SINGLE_PANEL_SIZE  # one panel: a bigger plot area beside its legend
     fig, axes = panel_grid(nrows, ncols, sharey, panel_size, fig=fig, ax=ax)
     for extra in axes.ravel()[len(cells):]:
         extra.set_visible(False)

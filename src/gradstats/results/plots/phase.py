@@ -156,6 +156,7 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
     fixed = common.scalar_coords(ds)
     sb = float(fixed.get("sigma_b2", 0.0))
     for p in facets.panels:
+        criticals: dict[str, float] = {}
         for k, sel in enumerate(p.lines):
             full = {**p.facet, **sel}
             m = mean.sel(full)
@@ -176,7 +177,11 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
             activation = str(full.get("activation", fixed.get("activation", "relu")))
             crit = critical_curve(activation, np.array([sb]))[0]
             if np.isfinite(crit) and sw.min() <= crit <= sw.max():
-                p.ax.axvline(crit, color=color, lw=0.8, alpha=0.6, gid="critical")
+                criticals[activation] = crit
+        for activation, crit in criticals.items():  # once per activation, named
+            p.ax.axvline(crit, color="0.3", lw=0.8, ls="-.", gid="critical")
+            p.ax.text(crit, 0.99, f" {activation}", transform=p.ax.get_xaxis_transform(),
+                      rotation=90, va="top", ha="right", fontsize=style.FONT - 1.5, color="0.3")
         p.ax.axhline(0.0, color="0.5", lw=0.6)
         p.ax.set_xlabel(common.label("sigma_w2"))
         if p.j == 0:
@@ -186,7 +191,7 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
         keys.append(("dashed: predicted curve's rate (compare tests it)", {"ls": "--"}))
     if ln_chi is not None:
         keys.append((r"dotted: $\ln\chi_1$ (fixed point)", {"ls": ":"}))
-    keys.append((r"vertical: $\chi_1 = 1$", {"ls": "-", "lw": 0.8}))
+    keys.append((r"dash-dot: $\chi_1 = 1$ (critical $\sigma_w^2$)", {"ls": "-.", "lw": 0.8}))
     facets.legend(keys)
     if ax is None:
         common.suptitle(facets.fig, "backward-signal rate per layer vs sigma_w2 (one sigma_b2: "
