@@ -112,13 +112,13 @@ def test_every_kind_renders_for_every_preset_that_records_its_variables(preset, 
 
 
 def many_lines_dataset(n: int = 15) -> xr.Dataset:
-    """grad_sq_norm over n values of sigma_w2 (a line each), 2 seeds, 4 layers."""
+    """grad_sq_norm over n values of sigma_w2 (a line each), 2 seeds, 2 steps, 4 layers."""
     rng = np.random.default_rng(0)
     sw2 = np.linspace(1.0, 3.0, n)
     layers = np.arange(1, 5)
     values = sw2[:, None, None, None] ** (layers - 4.0) * np.exp(
-        0.05 * rng.standard_normal((n, 2, 1, 4)))
-    coords = {"sigma_w2": sw2, "seed": [0, 1], "step": [0], "layer": layers}
+        0.05 * rng.standard_normal((n, 2, 2, 4)))
+    coords = {"sigma_w2": sw2, "seed": [0, 1], "step": [0, 1], "layer": layers}
     return xr.Dataset({"grad_sq_norm": (list(coords), values),
                        "full_loss": (["sigma_w2", "seed", "step"], values[..., 0])},
                       coords=coords)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gradstats.results.plots import common, style
 from gradstats.spec import LAYER_DIM, STEP_DIM
@@ -39,10 +40,12 @@ HIDDEN_ONLY = ("forward_q", "backward_q", "active_fraction")
 
 
 def available_panels(ds: xr.Dataset) -> list[tuple[str, str, bool]]:
-    """The `PANELS` whose variable exists in ``ds`` with its x dim and some finite values."""
+    """The `PANELS` whose variable exists in ``ds`` with its x dim (more than one value) and
+    some finite values."""
     out = []
     for name, x, logy in PANELS:
-        if name in ds.data_vars and x in ds[name].dims and bool(np.isfinite(ds[name]).any()):
+        if (name in ds.data_vars and x in ds[name].dims and ds.sizes[x] > 1
+                and bool(np.isfinite(ds[name]).any())):  # one recorded step: no curve
             out.append((name, x, logy))
     return out
 
@@ -112,6 +115,8 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         ax.set_yscale("log" if log else "linear")
         if x == "rank":
             ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         when = f" (step {int(ds[STEP_DIM][0])})" if x != STEP_DIM and STEP_DIM in ds[name].dims \
             else ""
         ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x) + when)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from gradstats.results.plots import common, style
 from gradstats.spec import STEP_DIM
@@ -87,6 +88,7 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
             p.ax.plot(ranks[ok], lam[ok], "o-", ms=2.5, lw=1, color=color, gid="measured")
             entries.append((name, color))
         p.ax.set_xscale("log")
+        p.ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade: no crowded labels
         style.auto_scale(p.ax)
         p.ax.set_xlabel("rank k")
         if p.j == 0:
