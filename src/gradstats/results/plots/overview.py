@@ -88,13 +88,13 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         theory = None
         if f"theory_{name}" in ds and x in ds[f"theory_{name}"].dims:
             theory = panel_curve(ds[f"theory_{name}"], x)[0]
-        log = x == "rank" or style.spans_decades(mean.values)
+        positive = bool((mean.values[np.isfinite(mean.values)] > 0).all())
         for k, sel in enumerate(lines):
             sel = {d: v for d, v in sel.items() if d in mean.dims}
             m = mean.sel(sel) if sel else mean
             y = m.values
             xs = m[x].values if x != "rank" else np.arange(1, y.size + 1)
-            ok = np.isfinite(y) & ((y > 0) if log else True)
+            ok = np.isfinite(y) & ((y > 0) if positive else True)
             if name in HIDDEN_ONLY and ok.any():  # the readout's are the outputs, dL/df
                 ok[np.flatnonzero(ok)[-1]] = False
             if x == "rank":  # numerically-zero eigenvalues (as in the spectrum kind)
@@ -106,13 +106,17 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
             color = style.colour(k)
             ax.plot(xs[ok], y[ok], "o-" if ok.sum() < 12 else "-", ms=2.5, lw=1.1,
                     color=color, gid="measured")
-            style.band(ax, xs[ok], y[ok], (se.sel(sel) if sel else se).values[ok], color, log)
+            style.band(ax, xs[ok], y[ok], (se.sel(sel) if sel else se).values[ok], color,
+                       log=positive)
             if theory is not None:
                 t = theory.sel({d: v for d, v in sel.items() if d in theory.dims}).values
                 if t.shape == y.shape and np.isfinite(t[ok]).any():
                     ax.plot(xs[ok], t[ok], "--", lw=1.0, color=color, gid="theory")
                     any_theory = True
-        ax.set_yscale("log" if log else "linear")
+        if x == "rank":
+            ax.set_yscale("log")
+        else:
+            style.auto_scale(ax)  # log only if the values drawn span more than a decade
         if x == "rank":
             ax.set_xscale("log")
         else:
