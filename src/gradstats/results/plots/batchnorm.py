@@ -71,9 +71,9 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None =
                         else np.nan)
             rate = rate_da.sel({d: v for d, v in full.items() if d in rate_da.dims})
             rate = float(rate) if rate.size == 1 else np.nan
-            name = common.describe(sel) or "measured"
+            name = ", ".join(common._fmt(v) for v in sel.values()) or "measured"
             p.ax.plot(layers[ok], m[ok], "o-", ms=3, color=colour, gid="measured")
-            entries.append((f"{name}: slope {-measured:.3f}\n(theory {-rate:.3f})", colour))
+            entries.append((f"{name}: {-measured:.3f} ({-rate:.3f})", colour))
             style.band(p.ax, layers[ok], m[ok], se.sel(full).values[ok], colour)
             if np.isfinite(rate) and inside.sum() >= 2:
                 p.ax.plot(layers[inside], slope_line(layers[inside], m[inside], rate), "--",
@@ -81,9 +81,10 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None =
         p.ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
         if p.j == 0:
             p.ax.set_ylabel("ln " + common.label(ds["grad_sq_norm"], units=False))
-        style.legend_right(p.ax, entries, [(style.MEASURED_KEY, style.MEASURED_STYLE),
-                                           ("dashed: slope −ln λ(B) (theory)",
-                                            {"ls": "--", "color": "k"})])
+        title = ", ".join(p.lines[0]) + ": slope (theory)" if p.lines and p.lines[0] else None
+        keys = [(style.MEASURED_KEY, style.MEASURED_STYLE),
+                ("dashed: slope −ln λ(B)", {"ls": "--", "color": "k"})] if p.i == 0 else []
+        style.legend_right(p.ax, entries, keys, title=title)
     first = by_name(ROW)
     if ax is None:
         common.suptitle(facets.fig, f"batch norm: ln gradient norm per layer (fit: layers "
