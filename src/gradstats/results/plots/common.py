@@ -242,7 +242,9 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     lines = [s for s in combos(da, list(line_dims))
              if not isinstance(da, xr.DataArray) or present(da, s)] or [{}]
     chunks, note = line_chunks(lines)
-    cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))]
+    cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))
+             if not isinstance(da, xr.DataArray) or present(da, {**r, **c})]  # zipped axes
+    cells = cells or [({}, 0)]
     ncols = len(cols) * len(chunks)
     nrows = len(rows)
     if nrows == 1 and ncols > MAX_COLS:  # wrap one long row of panels

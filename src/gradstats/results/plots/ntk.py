@@ -142,9 +142,16 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     if len(rows) == 1:
         (name, (values, outside)), = rows.items()
         return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
-    fig = fig or common.plt.figure(layout="constrained",
-                                   figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
-    subs = fig.subfigures(1, len(rows), wspace=0.02)
+    first = next(iter(rows.values()))[0]
+    facets = [d for d in common.varying(first, exclude=(WIDTH_DIM,)) if d not in LINE_DIMS]
+    if not facets:  # one panel per row: side by side
+        fig = fig or common.plt.figure(layout="constrained",
+                                       figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
+        subs = fig.subfigures(1, len(rows), wspace=0.02)
+    else:  # facets in each row: the rows stacked
+        fig = fig or common.plt.figure(layout="constrained", figsize=(
+            2 * style.PANEL_SIZE[0] + 2.4, len(rows) * (style.PANEL_SIZE[1] + 1.0)))
+        subs = fig.subfigures(len(rows), 1, hspace=0.04)
     for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
         plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
     common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)
