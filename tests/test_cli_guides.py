@@ -86,7 +86,7 @@ def test_shell_completion_script_is_offered(capsys, monkeypatch, argv0):
 
 @pytest.mark.parametrize("argv, option, bad", [
     (["plot", "results", "--kind", "bogus"], "--kind", "bogus"),
-    (["plot", "results", "--format", "svg"], "--format", "svg"),
+    (["plot", "results", "--format", "tiff"], "--format", "tiff"),
     (["export", "results", "--format", "xlsx"], "--format", "xlsx"),
     (["theory", "--activation", "swish"], "--activation", "swish"),
     (["theory", "--parameterization", "mu"], "--parameterization", "mu"),
@@ -109,6 +109,13 @@ def test_plot_kind_choices_are_the_plot_kinds():
     from gradstats.results.plot_command import KIND_NAMES
 
     assert KIND_NAMES == tuple(plots.KINDS)
+
+
+def test_plot_format_choices_are_the_plot_formats():
+    from gradstats.results import plots
+    from gradstats.results.plot_command import FORMAT_NAMES
+
+    assert FORMAT_NAMES == plots.common.FORMATS
 
 
 @pytest.mark.parametrize("command", ["run", "presets", "show", "export", "theory", "compare",
