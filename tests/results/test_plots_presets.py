@@ -102,7 +102,9 @@ def test_every_kind_renders_for_every_preset_that_records_its_variables(preset, 
     except plots.MissingVariables as err:
         # the cheap availability check cannot see validity domains: Adam is outside the
         # lazy domain of the NTK change exponent, and the figure says why it is not drawn
-        assert (preset, kind) == ("lr-transfer", "ntk") and "validity domain" in str(err)
+        # (the validity preset: too few widths inside the infinite-width domain, untrained)
+        assert (preset, kind) in (("lr-transfer", "ntk"), ("validity", "ntk")) \
+            and "validity domain" in str(err)
         return
     try:
         assert _drawn(fig) > 0
@@ -179,9 +181,13 @@ def test_the_ntk_figure_slopes_are_compares_exponents():
     fits = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "fit"]
     slopes = [np.polyfit(np.log(f.get_xdata()), np.log(f.get_ydata()), 1)[0] for f in fits]
     expected = [float(cmp["ntk_init_exponent_mean"]), float(cmp["ntk_change_exponent_mean"])]
+    # relu at widths 64-1024: one width inside the NTK change's domain (>= 1024), so compare
+    # fits no change exponent and the figure draws none
+    assert np.isnan(expected[1])
+    expected = expected[:1]
     np.testing.assert_allclose(slopes, expected, atol=1e-10)
     legends = [t.get_text() for ax in fig.axes if ax.get_legend()
                for t in ax.get_legend().get_texts()]
     for value in expected:
         assert any(f"{value:.2f}" in t for t in legends)
-    assert expected[1] == pytest.approx(-0.4, abs=0.1)  # the values the data were made with
+    assert expected[0] == pytest.approx(-0.55, abs=0.1)  # the values the data were made with

@@ -112,7 +112,8 @@ def kinds_available(ds: xr.Dataset) -> list[str]:
                          and "width" in ds.dims,
         "lr-transfer": lambda: "full_loss" in ds and "lr" in ds.dims and ds.sizes["lr"] >= 3
                                and "width" in ds.dims,  # a scan: not coord-check's zipped lr
-        "validity": lambda: "theory_forward_q" in ds and "seed" in ds.dims,
+        "validity": lambda: "theory_forward_q" in ds and all(
+            d in ds.dims for d in ("seed", "width", "depth")),  # a map over (width, depth)
     }
     return [k for k in KINDS if checks[k]()]
 

@@ -93,6 +93,11 @@ SIGNAL_COLUMNS = ("depth", "width", "activation", "sigma_w2")
 HIDDEN_ONLY = ("forward_q", "backward_q")  # the readout's are the outputs and dL/df themselves
 
 
+def _values_label(sel: dict) -> str:
+    """The values of a configuration only, e.g. "32, relu, 2, 0" (the dims go in the title)."""
+    return ", ".join(common.describe({k: v}).split("=", 1)[-1] for k, v in sel.items())
+
+
 def network_label(sel: dict) -> str:
     """A short label of a configuration: "plain", "alpha=1", "alpha=1/sqrt(depth)" with
     ", layer norm" for the residual/norm axes, then the other values."""
@@ -173,11 +178,14 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
                 if j == 0:
                     ax.set_ylabel(style.wrap(common.label(ds[var], units=False), 2.3))
                 if i == 0 and jc == len(cols) - 1:
-                    entries = [(style.wrap(network_label(sel), 1.6, style.FONT - 1),
+                    compact = len(line_dims) > 2  # values per entry, the dims in the title
+                    entries = [(_values_label(sel) if compact else
+                                style.wrap(network_label(sel), 1.6, style.FONT - 1),
                                 style.colour(k)) for k, sel in enumerate(chunk)
                                if network_label(sel)]
                     style.legend_right(ax, entries, [(style.MEASURED_KEY, style.MEASURED_STYLE),
-                                                     (style.THEORY_KEY, style.THEORY_STYLE)])
+                                                     (style.THEORY_KEY, style.THEORY_STYLE)],
+                                       title=", ".join(line_dims) if compact else None)
     common.suptitle(fig, "forward signal, backward signal and gradient norm per layer", ds,
                     left_out)
     return fig

@@ -35,7 +35,7 @@ def plot_validity_results(ds: xr.Dataset) -> Figure:
     """The figure of a results dataset: its validity map at the default threshold."""
     from gradstats.results.validity_map import validity_map
 
-    common.require(ds, "validity", REQUIRES, dims=("seed",))
+    common.require(ds, "validity", REQUIRES, dims=("seed", "width", "depth"))
     try:
         vmap = validity_map(ds)
     except ValueError as err:
@@ -107,7 +107,8 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
     widths, depths = err["width"].values, err["depth"].values
     z = np.clip(err.values, *ERROR_RANGE)
     mesh = ax.pcolormesh(np.arange(len(widths) + 1) - 0.5, np.arange(len(depths) + 1) - 0.5,
-                         np.ma.masked_invalid(z), norm=norm, cmap="viridis", shading="flat")
+                         np.ma.masked_invalid(z), norm=norm, cmap="viridis", shading="flat",
+                         gid="measured")
     for i in range(len(depths)):
         for j in range(len(widths)):
             v = err.values[i, j]
@@ -163,7 +164,8 @@ def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold:
             err = np.array([yy - np.clip(lo[ok], ERROR_RANGE[0], None),
                             np.clip(hi[ok], ERROR_RANGE[0], None) - yy]).clip(0)
             ax.errorbar(beta[ok], yy, yerr=err, ls="none", marker=marker, ms=3.5, color=colour,
-                        mfc=colour if filled else "none", elinewidth=0.6, capsize=0, alpha=0.85)
+                        mfc=colour if filled else "none", elinewidth=0.6, capsize=0, alpha=0.85,
+                        gid="measured")
         pred = (vmap["correction_at"].sel(sel) - 1).broadcast_like(vmap["beta"].sel(combo))
         pv = np.abs(pred.values.ravel())
         ok = np.isfinite(beta) & np.isfinite(pv) & (pv > 0)
