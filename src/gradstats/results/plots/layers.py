@@ -141,6 +141,7 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
     ncols = len(cols) * len(chunks)
     size = style.PANEL_SIZE if ncols <= 3 else (2.6, 2.2)
     fig, axes = common.panel_grid(len(names), ncols, sharey=False, fig=fig, panel_size=size)
+    drew_theory, legend_at = False, []
     for i, var in enumerate(names):
         mean, se = common.seed_mean(common.first_step(ds[var], step))
         for jc, facet in enumerate(cols):
@@ -163,6 +164,7 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
                     predicted = stored_prediction(ds, var, step, full) if theory else None
                     if predicted is not None and np.isfinite(predicted[ok]).any():
                         ax.plot(layers, predicted[ok], "--", lw=1.0, color=color, gid="theory")
+                        drew_theory = True
                 style.auto_scale(ax)
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
                 if i == 0:
@@ -183,9 +185,13 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
                                 style.wrap(network_label(sel), 1.6, style.FONT - 1),
                                 style.colour(k)) for k, sel in enumerate(chunk)
                                if network_label(sel)]
-                    style.legend_right(ax, entries, [(style.MEASURED_KEY, style.MEASURED_STYLE),
-                                                     (style.THEORY_KEY, style.THEORY_STYLE)],
-                                       title=", ".join(line_dims) if compact else None)
+                    keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
+                    legend_at.append((ax, entries, keys, ", ".join(line_dims) if compact
+                                      else None))
+    for ax, entries, keys, title in legend_at:  # the theory key only where a line is drawn
+        if drew_theory:
+            keys = [*keys, (style.THEORY_KEY, style.THEORY_STYLE)]
+        style.legend_right(ax, entries, keys, title=title)
     common.suptitle(fig, "forward signal, backward signal and gradient norm per layer", ds,
                     left_out)
     return fig

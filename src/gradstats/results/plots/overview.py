@@ -120,7 +120,7 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         if x == "rank":
             ax.set_xscale("log")
         else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         when = f" (step {int(ds[STEP_DIM][0])})" if x != STEP_DIM and STEP_DIM in ds[name].dims \
             else ""
         ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x) + when)

@@ -83,7 +83,25 @@ def auto_scale(ax, axis: str = "y", values=None) -> str:
         values = _drawn(ax, axis)
     scale = "log" if spans_decades(values) else "linear"
     (ax.set_yscale if axis == "y" else ax.set_xscale)(scale)
+    if scale == "linear":
+        _plain_linear(ax, axis, values)
     return scale
+
+
+def _plain_linear(ax, axis: str, values) -> None:
+    """No offset notation on a linear axis, and a flat series (spread below 1e-6 of its size:
+    round-off, e.g. an active fraction of exactly 1) shown on a +-5% range instead of its
+    floating-point noise."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    fmt = target.get_major_formatter()
+    if hasattr(fmt, "set_useOffset"):
+        fmt.set_useOffset(False)
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size and v.max() - v.min() <= 1e-6 * max(abs(v.max()), abs(v.min()), 1e-300):
+        centre = float(v.mean())
+        half = 0.05 * abs(centre) if centre else 0.05
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(centre - half, centre + half)
 
 
 def _drawn(ax, axis: str) -> np.ndarray:

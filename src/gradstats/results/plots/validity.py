@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from matplotlib import patheffects
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -113,8 +114,10 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
         for j in range(len(widths)):
             v = err.values[i, j]
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5,
-                        color="w" if v < 0.1 else "k")
+                light = v < 0.1  # a halo of the cell's contrast colour keeps the number
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5.5, zorder=5,
+                        color="w" if light else "k", path_effects=[patheffects.withStroke(
+                            linewidth=1.5, foreground="k" if light else "w")])
     lo = vmap["rel_error_lo_at"].sel(sel).transpose("depth", "width").values
     for i, j in zip(*np.nonzero(np.nan_to_num(lo) > threshold), strict=True):
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=1.0))
