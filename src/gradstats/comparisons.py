@@ -274,24 +274,24 @@ COMPARISONS: tuple[Comparison, ...] = (
     # --- seed-paper claims (issue 19; gradstats.results.claims): H0 = the paper's claim -----
     Comparison("xie_dimwise_power_law", "Xie et al.: dimension-wise gradients usually pass "
                "the power-law test (paper protocol)", "xie_dimwise_pass_paper", "", "claim",
-               steps="every", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               steps="training", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol: free-xmin KS fit, d_KS <= 1.358/sqrt(n_tail); "
                       "pass rate >= 1/2 (binomial, layers and seeds pooled)",
                needs=XIE_NEEDS),
     Comparison("xie_dimwise_power_law_strict", "Xie et al.: dimension-wise gradients usually "
                "pass the power-law test (the package's strict test)", "xie_dimwise_pass_strict",
-               "", "claim", steps="every", domain="any", allowance="none",
+               "", "claim", steps="training", domain="any", allowance="none",
                max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol: tail >= 10%, CSN bootstrap p >= 0.1; pass rate "
                       ">= 1/2", needs=XIE_NEEDS),
     Comparison("xie_iterwise_not_power_law", "Xie et al.: iteration-wise gradients usually fail "
                "the power-law test (paper protocol)", "xie_iterwise_pass_paper", "", "claim",
-               steps="every", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               steps="training", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol as xie_dimwise_power_law; pass rate <= 1/2",
                needs=XIE_NEEDS),
     Comparison("xie_noise_not_power_law", "Xie et al.: minibatch gradient noise (iteration-wise) "
                "usually fails the power-law test (paper protocol)",
-               "xie_iterwise_noise_pass_paper", "", "claim", steps="every", domain="any",
+               "xie_iterwise_noise_pass_paper", "", "claim", steps="training", domain="any",
                allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol as xie_dimwise_power_law; pass rate <= 1/2",
                needs=XIE_NEEDS),

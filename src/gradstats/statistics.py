@@ -317,15 +317,15 @@ for _p, _what in (("example_dir", "the B per-example gradient directions (NaN fo
 # --- the seed papers' protocols (issue 19) ---------------------------------------------------
 # Estimator "xie" (gradstats.simulate.paper_estimators); tests in gradstats.simulate.protocols.
 _XIE_SAMPLES = {
-    "dimwise": ("dimension-wise gradient", "entries of dL/dW_l of one minibatch (4 minibatches)"),
+    "dimwise": ("dimension-wise gradient", "entries of dL/dW_l of one minibatch (8 minibatches)"),
     "noise": ("dimension-wise gradient noise", "entries of dL/dW_l - dL_full/dW_l of one "
-              "minibatch (4 minibatches)"),
+              "minibatch (8 minibatches)"),
     "iterwise": ("iteration-wise gradient", "one coordinate of dL/dW_l over 1000 minibatches at "
                  "the same parameters (16 coordinates per layer)"),
     "iterwise_noise": ("iteration-wise gradient noise", "the iteration-wise sample minus the "
                        "coordinate's full-batch gradient (16 coordinates per layer)"),
     "net": ("whole-network dimension-wise gradient", "all layers' weight-gradient entries of "
-            "one minibatch (4 minibatches)"),
+            "one minibatch (8 minibatches)"),
 }
 _XIE_PROTOCOLS = {
     "paper": "Xie et al.'s power-law test (free-xmin KS fit, d_KS <= 1.358/sqrt(n_tail))",

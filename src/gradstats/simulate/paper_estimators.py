@@ -42,7 +42,7 @@ from gradstats.simulate.estimators import (
 )
 
 XIE_MINIBATCHES = 1000
-XIE_DIM_SAMPLES = 4
+XIE_DIM_SAMPLES = 8
 XIE_COORDS = 16
 XIE_SPECTRUM_EXAMPLES = 512
 PROTOCOL_NAMES = ("paper", "paper_n", "strict", "gaussian")
