@@ -284,6 +284,12 @@ COMPARISONS: tuple[Comparison, ...] = (
                max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol: tail >= 10%, CSN bootstrap p >= 0.1; pass rate "
                       ">= 1/2", needs=XIE_NEEDS),
+    Comparison("xie_dimwise_power_law_n", "Xie et al.: dimension-wise gradients usually pass "
+               "the power-law test (paper protocol, critical value of the whole sample)",
+               "xie_dimwise_pass_paper_n", "", "claim", steps="training", domain="any",
+               allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol: free-xmin KS fit, d_KS <= 1.358/sqrt(n); pass "
+                      "rate >= 1/2", needs=XIE_NEEDS),
     Comparison("xie_iterwise_not_power_law", "Xie et al.: iteration-wise gradients usually fail "
                "the power-law test (paper protocol)", "xie_iterwise_pass_paper", "", "claim",
                steps="training", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
@@ -294,6 +300,12 @@ COMPARISONS: tuple[Comparison, ...] = (
                "xie_iterwise_noise_pass_paper", "", "claim", steps="training", domain="any",
                allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
                source=XIE_SOURCE + "; protocol as xie_dimwise_power_law; pass rate <= 1/2",
+               needs=XIE_NEEDS),
+    Comparison("xie_iterwise_not_power_law_n", "Xie et al.: iteration-wise gradients usually "
+               "fail the power-law test (paper protocol, critical value of the whole sample)",
+               "xie_iterwise_pass_paper_n", "", "claim", steps="training", domain="any",
+               allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol as xie_dimwise_power_law_n; pass rate <= 1/2",
                needs=XIE_NEEDS),
     Comparison("lee_directions_uniformize", "Lee et al.: minibatch gradient directions grow more "
                "uniform over SGD (kappa falls, first to last recorded step)",

@@ -20,6 +20,7 @@ def xie_ds(rate: float, seeds: int = 3, tests: int = 8) -> xr.Dataset:
     n = xr.DataArray(np.full((seeds, 3), float(tests)), dims=("seed", "step"),
                      coords={"step": [0, 20, 1000]})
     return xr.Dataset({"xie_dimwise_pass_paper": frac, "xie_iterwise_pass_paper": frac,
+                       "xie_dimwise_pass_paper_n": frac, "xie_iterwise_pass_paper_n": frac,
                        "xie_dimwise_tests": n, "xie_iterwise_tests": n})
 
 
@@ -28,7 +29,12 @@ def verdicts(out: dict, name: str) -> set:
 
 
 def test_rate_claims_agree_when_true_and_disagree_when_false():
-    up, down = by_name("xie_dimwise_power_law"), by_name("xie_iterwise_not_power_law")
+    for up_name, down_name in (("xie_dimwise_power_law", "xie_iterwise_not_power_law"),
+                               ("xie_dimwise_power_law_n", "xie_iterwise_not_power_law_n")):
+        _check_rate_rows(by_name(up_name), by_name(down_name))
+
+
+def _check_rate_rows(up, down):
     assert verdicts(run_claim(ctx_of(xie_ds(0.9)), up), up.name) == {stats.AGREE}
     assert verdicts(run_claim(ctx_of(xie_ds(0.1)), up), up.name) == {stats.DISAGREE}
     assert verdicts(run_claim(ctx_of(xie_ds(0.1)), down), down.name) == {stats.AGREE}

@@ -73,6 +73,8 @@ CLAIMS: dict[str, RateClaim | TrendClaim] = {
     "xie_iterwise_not_power_law": RateClaim("xie_iterwise_tests", "below"),
     "xie_noise_not_power_law": RateClaim("xie_iterwise_tests", "below"),
     "xie_dimwise_power_law_strict": RateClaim("xie_dimwise_tests", "above"),
+    "xie_dimwise_power_law_n": RateClaim("xie_dimwise_tests", "above"),
+    "xie_iterwise_not_power_law_n": RateClaim("xie_iterwise_tests", "below"),
     "lee_directions_uniformize": TrendClaim(kappa_log_change, "below", ("minibatch_dir_kappa",)),
     "lee_stochasticity_follows_directions": TrendClaim(
         stochasticity_direction_margin, "above",
