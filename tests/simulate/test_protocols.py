@@ -35,8 +35,9 @@ def test_paper_protocol_with_tail_critical_value_calls_gaussians_power_laws():
 
 
 def test_sample_critical_value_and_strict_test_reject_gaussian_controls():
-    # documented false-pass rates (docs/distributions.md, n = 4000, the strict test on a
-    # subsample of 2000): Gaussian ~0% (paper_n), ~10-20% (strict)
+    # the false-pass rates the control rows of docs/distributions.md's xie-2023 table show
+    # (sizes 1000-150k; the strict test on a subsample of 2000): Gaussian ~0-2% (paper_n),
+    # ~10-30% (strict)
     assert rates("gaussian", "paper_n", 20) <= 0.05
     assert rates("gaussian", "strict", 20) <= 0.3
     # lognormal(0, 1): the strict test passes it in a minority of draws (~15-30%)
