@@ -801,7 +801,14 @@ RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "bound": run_bound, "log_variance": run_log_variance, "log_mean": run_log_mean, "exponent": run_exponent,
     "pooled_kurtosis": run_pooled_kurtosis,
     "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
+    "claim": lambda ctx, c: _run_claim(ctx, c),
 }
+
+
+def _run_claim(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    from gradstats.results.claims import run_claim  # seed-paper claims (issue 19)
+
+    return run_claim(ctx, comparison)
 
 
 def _run_width_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
