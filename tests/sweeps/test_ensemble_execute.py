@@ -6,8 +6,8 @@ import pytest
 
 from gradstats.results import io
 from gradstats.simulate import ensemble as ens
-from gradstats.sweeps import expand, parse_sweep
 from gradstats.sweeps import execute as ex
+from gradstats.sweeps import expand, parse_sweep
 from gradstats.sweeps.execute import COMPUTE_LOG_ENV, Task, ensembles, group_tasks, run_sweep
 
 SMALL = {"depth": 2, "input_dim": 8, "n_train": 32, "batch_size": 8, "steps": 6, "record": 3,

@@ -157,6 +157,11 @@ def output_signals(model: EnsembleNetwork, x: torch.Tensor
     return [a.detach() for a in fwd.inputs], [d.detach() for d in deltas]
 
 
+def _flat_targets(d: torch.Tensor) -> torch.Tensor:
+    """(E, K, B, n) -> (E, B, K*n) so that one product traces over the K targets."""
+    return d[:, 0] if d.shape[1] == 1 else d.permute(0, 2, 1, 3).reshape(d.shape[0], d.shape[2], -1)
+
+
 def per_layer_grams(model: EnsembleNetwork, inputs: Sequence[torch.Tensor],
                     deltas: Sequence[torch.Tensor], classes: str = "trace") -> torch.Tensor:
     """Gram of each layer's parameters (weight + bias) between the examples: (E, L, B, B).
@@ -167,17 +172,36 @@ def per_layer_grams(model: EnsembleNetwork, inputs: Sequence[torch.Tensor],
     w2, b2 = _multipliers(model, inputs[0])
     out = []
     for l, (a, d) in enumerate(zip(inputs, deltas, strict=True)):
-        a_gram = torch.matmul(a, a.mT)
-        k = d.shape[1]
-        f = d[:, 0] if k == 1 else d.permute(0, 2, 1, 3).reshape(d.shape[0], d.shape[2], -1)
-        d_gram = torch.matmul(f, f.mT)
+        d_gram = torch.matmul(_flat_targets(d), _flat_targets(d).mT)
         if classes == "mean":
-            d_gram = d_gram / k
-        layer = w2[l] * a_gram * d_gram
+            d_gram = d_gram / d.shape[1]
+        layer = w2[l] * torch.matmul(a, a.mT) * d_gram
         if b2 is not None:
             layer = layer + b2[l] * d_gram
         out.append(layer)
     return torch.stack(out, dim=1)
+
+
+def total_gram(model: EnsembleNetwork, inputs: Sequence[torch.Tensor],
+               deltas: Sequence[torch.Tensor], classes: str = "trace") -> torch.Tensor:
+    """`per_layer_grams` summed over the layers, (E, B, B), without forming the (E, L, B, B)
+    stack: member by member and in place, so the working set of a large B stays in cache
+    (sum_l (w_l^2 A_l + b_l^2) D_l, D_l divided by K for ``"mean"``)."""
+    w2, b2 = _multipliers(model, inputs[0])
+    n_members, batch = inputs[0].shape[:2]
+    total = inputs[0].new_zeros((n_members, batch, batch))
+    for e in range(n_members):
+        acc = total[e]
+        for l, (a, d) in enumerate(zip(inputs, deltas, strict=True)):
+            f = _flat_targets(d[e:e + 1])[0]
+            gram = torch.mm(a[e], a[e].T).mul_(w2[l])
+            if b2 is not None:
+                gram.add_(b2[l])
+            gram.mul_(torch.mm(f, f.T))
+            if classes == "mean":
+                gram.div_(d.shape[1])
+            acc.add_(gram)
+    return total
 
 
 def empirical_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace"
@@ -185,4 +209,4 @@ def empirical_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace
     """Empirical NTK of every member on its own inputs x (E, n, input_dim): (E, n, n)
     (`engine.empirical_ntk_model` of each member)."""
     inputs, deltas = output_signals(model, x)
-    return per_layer_grams(model, inputs, deltas, classes).sum(1)
+    return total_gram(model, inputs, deltas, classes)
