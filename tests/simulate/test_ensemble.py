@@ -99,6 +99,15 @@ def test_estimators_run_member_by_member_match():
     _assert_records_equal(points, FLOAT64_RTOL)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_per_example_grams_batched_over_members_match(dtype, monkeypatch):
+    """``per_example`` alone reads the batched Grams from each member's step cache, with no
+    unbatched recomputation of the member's step."""
+    monkeypatch.setattr(ens, "_member_snapshot", None)  # would raise if called
+    points = _points(dtype=dtype, measure=("per_example",), batch_size=8)
+    _assert_records_equal(points, FLOAT64_RTOL if dtype == "float64" else FLOAT32_RTOL)
+
+
 def test_float32_members_agree_within_stated_tolerance():
     _assert_records_equal(_points(dtype="float32"), FLOAT32_RTOL)
     _assert_records_equal(_points(dtype="float32", loss="cross_entropy", optimizer="adam",

@@ -12,9 +12,13 @@ would), the divergence check, the spine statistics, the theory inputs (step-0 ca
 empirical NTK at init on the probe / training set) and the ``ntk`` estimator (per-example
 engine over the member axis, `ensemble_model`).
 
-One member at a time, inside the ensemble run: every other estimator (``per_example``,
-``full_batch``, ``distribution``, ``directions``) at a recorded step, on that member's own
-snapshot (its network, minibatch forward and backward recomputed unbatched), and the float64
+Batched in part: the per-example Grams of the minibatch (``per_example``'s input, shared with
+``directions``) are formed for all members from the batched pass and handed to each member's
+step cache; ``per_example``'s noise statistics are then reduced member by member.
+
+One member at a time, inside the ensemble run: every other estimator (``full_batch``,
+``distribution``, ``directions``) at a recorded step, on that member's own snapshot (its
+network, minibatch forward and backward recomputed unbatched), and the float64
 recomputation of ``precision_loss`` where a float32 step underflowed.
 
 Not ensembled at all (`ensemble_refusal` says why; the caller runs them one by one): batch
@@ -60,6 +64,10 @@ MAX_MEMBERS = 256
 FALLBACK_AVAILABLE_BYTES = 4 * 2**30
 NOT_ENSEMBLED = {"updates": "it reads one network's optimizer state per parameter"}
 BATCHED_ESTIMATORS = ("ntk",)
+# estimators that need nothing of a member's snapshot beyond the step cache's per-example
+# Grams (prefilled from the batched pass): no unbatched recomputation for them alone
+GRAMS_ONLY_ESTIMATORS = ("per_example",)
+USES_EXAMPLE_GRAMS = ("per_example", "directions")
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -196,6 +204,8 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
 
     optimizer = make_optimizer(model, training)
     record = set(training.record)
+    shares_grams = any(name in USES_EXAMPLE_GRAMS for name in one_by_one)
+    light = all(name in GRAMS_ONLY_ESTIMATORS for name in one_by_one)
 
     for step in range(training.steps + 1):
         index_np = np.stack([m.batches.next() for m in members])  # (E, B)
@@ -223,6 +233,8 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
                 rel = torch.linalg.matrix_norm(theta - ntk_theta0) / \
                     torch.linalg.matrix_norm(ntk_theta0)
                 ntk_rel, ntk_trace = _np(rel), _np(theta.diagonal(dim1=-2, dim2=-1).sum(-1))
+            grams = (em.minibatch_grams64(model, fwd) if shares_grams and any(finite)
+                     else None)
             out = fwd.preacts[-1]
             out_np = _np(out)
             grad_np = _np(out.grad) if out.grad is not None else np.full_like(out_np, np.nan)
@@ -238,7 +250,10 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
                     if theta is not None:
                         values.update({"ntk_rel_change": ntk_rel[e], "ntk_trace": ntk_trace[e]})
                     if estimators:
-                        snap = _member_snapshot(model, m, e, step, xb[e], yb[e])
+                        snap = (_light_snapshot(model, e, step, xb[e], yb[e], fwd, losses)
+                                if light else _member_snapshot(model, m, e, step, xb[e], yb[e]))
+                        if grams is not None:
+                            snap.cache.get("example_grams64", lambda g=grams[e]: g)
                         for i, est in enumerate(estimators):
                             m.states[i], est_values = est.update(m.ctx, m.states[i], snap)
                             values.update(est_values)
@@ -392,6 +407,22 @@ def _member_snapshot(model: em.EnsembleNetwork, m: _Member, e: int, step: int,
                         weight_grads=[w.grad for w in net.weights],
                         bias_grads=None if net.biases is None else [b.grad for b in net.biases],
                         optimizer=None)
+
+
+def _light_snapshot(model: em.EnsembleNetwork, e: int, step: int, x: torch.Tensor,
+                    y: torch.Tensor, fwd, losses: torch.Tensor) -> StepSnapshot:
+    """Member ``e``'s snapshot as slices of the batched pass, for estimators that read only
+    the step cache (`GRAMS_ONLY_ESTIMATORS`): no gradients retained on its tensors."""
+    from gradstats.simulate.model import Forward
+
+    member_fwd = Forward(inputs=[a[e] for a in fwd.inputs],
+                         preacts=[h.detach()[e] for h in fwd.preacts],
+                         output=fwd.output.detach()[e])
+    return StepSnapshot(step=step, model=model.member(e), x=x, y=y, forward=member_fwd,
+                        loss=losses.detach()[e],
+                        weight_grads=[w.grad[e] for w in model.weights],
+                        bias_grads=None if model.biases is None else
+                        [b.grad[e] for b in model.biases], optimizer=None)
 
 
 def _capture_step0(model: em.EnsembleNetwork, members, xb, yb, fwd) -> None:

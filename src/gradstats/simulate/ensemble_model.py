@@ -210,3 +210,25 @@ def empirical_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace
     (`engine.empirical_ntk_model` of each member)."""
     inputs, deltas = output_signals(model, x)
     return total_gram(model, inputs, deltas, classes)
+
+
+def minibatch_grams64(model: EnsembleNetwork, forward: Forward) -> list:
+    """Each member's `engine.LayerGrams` of its minibatch's per-example loss gradients in
+    float64, from the training step's own pass (pre-activation gradients retained): what
+    `gradstats.simulate.estimators.example_grams64` forms for one network, formed here for
+    all members with batched products. The signals are B * h_l.grad in the model's dtype,
+    then cast (as `engine.signals_from_forward` and `engine.grams` do)."""
+    from gradstats.simulate.engine import LayerGrams
+
+    batch = forward.inputs[0].shape[1]
+    a_grams, d_grams = [], []
+    for a, h in zip(forward.inputs, forward.preacts, strict=True):
+        a64 = a.detach().to(torch.float64)
+        d64 = (float(batch) * h.grad).to(torch.float64)
+        a_grams.append(torch.matmul(a64, a64.mT))
+        d_grams.append(torch.matmul(d64, d64.mT))
+    a_all, d_all = torch.stack(a_grams, 1), torch.stack(d_grams, 1)  # (E, L, B, B)
+    w2, b2 = _multipliers(model, forward.inputs[0])
+    w2 = w2.to(torch.float64)
+    b2 = None if b2 is None else b2.to(torch.float64)
+    return [LayerGrams(a_all[e], d_all[e], w2, b2) for e in range(a_all.shape[0])]
