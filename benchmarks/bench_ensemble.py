@@ -11,8 +11,12 @@
    x depths 4 and 8, 100 steps, S seeds, with ensembles (default) vs ``ensemble=False``,
    each into a fresh directory; plus where the time of an ensembled run goes per point.
 
-Both paths run on one torch thread, alternately (round-robin over repeats) so background
-load hits both alike; the table reports medians and ratios.
+Both paths run on one torch thread and one BLAS thread (numpy's data generation), one after
+the other per row (round-robin over repeats). The machine is shared, so besides wall time
+each row reports process CPU time, which background load barely changes: its ratio is the
+one to read. "ensemble" is forced (`memory_members`, the memory rule alone); the "default"
+column says what `gradstats run` does for that row (`ensemble_size`: on a CPU, ensembles
+only for networks small enough that per-step overhead matters, else one by one).
 
 Usage: python benchmarks/bench_ensemble.py [--repeats 1] [--seeds-e2e 64] [--quick]
 """
@@ -28,8 +32,14 @@ import time
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
-from gradstats.simulate.ensemble import ensemble_size, simulate_ensemble
+from gradstats.simulate.ensemble import (
+    ensemble_size,
+    memory_members,
+    simulate_ensemble,
+    worth_batching,
+)
 from gradstats.simulate.training import simulate_point
 from gradstats.sweeps import expand, parse_sweep
 from gradstats.sweeps.execute import run_sweep
@@ -45,14 +55,15 @@ def points_of(width: int, seeds: int, steps: int, depth: int = 4):
         "width": width, "depth": depth, "steps": steps}}))
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of ``fn()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run_ensembles(points) -> None:
-    size = ensemble_size(points[0], len(points))
+def run_ensembles(points, rule=memory_members) -> None:
+    size = rule(points[0], len(points))
     for i in range(0, len(points), size):
         chunk = points[i:i + size]
         if len(chunk) == 1:
@@ -67,8 +78,9 @@ def run_one_by_one(points) -> None:
 
 
 def simulation_table(widths, seeds_list, repeats: int) -> list[str]:
-    rows = ["| width | steps | seeds | ensemble size | one by one s | ensemble s | speed-up |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| width | steps | seeds | members | one by one CPU s | ensemble CPU s | "
+            "**CPU ratio** | wall ratio | default |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for width in widths:
         steps = 100 if width <= 256 else 20
         for seeds in seeds_list:
@@ -77,12 +89,14 @@ def simulation_table(widths, seeds_list, repeats: int) -> list[str]:
             scale = seeds / len(sample)
             one, ens = [], []
             for _ in range(repeats):
-                one.append(scale * timed(lambda s=sample: run_one_by_one(s)))
+                one.append([scale * t for t in timed(lambda s=sample: run_one_by_one(s))])
                 ens.append(timed(lambda p=points: run_ensembles(p)))
-            t1, te = statistics.median(one), statistics.median(ens)
-            size = ensemble_size(points[0], seeds)
-            rows.append(f"| {width} | {steps} | {seeds} | {size} | {t1:.2f} | {te:.2f} | "
-                        f"{t1 / te:.1f}x |")
+            (w1, c1), (we, ce) = ([statistics.median(col) for col in zip(*runs, strict=True)]
+                                  for runs in (one, ens))
+            size = memory_members(points[0], seeds)
+            default = "ensemble" if worth_batching(points[0]) and seeds > 1 else "one by one"
+            rows.append(f"| {width} | {steps} | {seeds} | {size} | {c1:.2f} | {ce:.2f} | "
+                        f"**{c1 / ce:.1f}x** | {w1 / we:.1f}x | {default} |")
             print(rows[-1], flush=True)
     return rows
 
@@ -95,27 +109,33 @@ def e2e_sweep(seeds: int):
 
 def e2e_table(seeds: int, repeats: int) -> list[str]:
     points = e2e_sweep(seeds)
-    times = {True: [], False: []}
-    for _ in range(repeats):
-        for ensemble in (True, False):
+    with tempfile.TemporaryDirectory() as tmp:  # warm-up: JAX compiles each configuration's
+        run_sweep(e2e_sweep(1), [], Path(tmp) / "out", workers=0)  # predictions once
+    times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for repeat in range(repeats):
+        for ensemble in ((True, False) if repeat % 2 == 0 else (False, True)):
             with tempfile.TemporaryDirectory() as tmp:
                 times[ensemble].append(timed(lambda e=ensemble, t=tmp: run_sweep(
                     points, [], Path(t) / "out", workers=0, ensemble=e)))
-            print(f"e2e ensemble={ensemble}: {times[ensemble][-1]:.1f} s", flush=True)
-    sim_total = sum(timed(lambda w=w, d=d: run_ensembles(
-        [p for p in points if p.arch.width == w and p.arch.depth == d]))
-        for w in (64, 128) for d in (4, 8))
-    t_ens, t_one = statistics.median(times[True]), statistics.median(times[False])
+            print(f"e2e ensemble={ensemble}: {times[ensemble][-1]} s", flush=True)
+    configs = [[p for p in points if (p.arch.width, p.arch.depth) == (w, d)]
+               for w in (64, 128) for d in (4, 8)]
+    sims = [timed(lambda c=c: run_ensembles(c, ensemble_size)) for c in configs]
+    sim_wall, sim_cpu = (sum(t[i] for t in sims) for i in (0, 1))
+    (w_ens, c_ens), (w_one, c_one) = ([statistics.median(col) for col in zip(*times[e],
+                                                                             strict=True)]
+                                      for e in (True, False))
+    n = len(points)
     return [
-        f"`run_sweep` of {len(points)} points (widths 64, 128 x depths 4, 8 x {seeds} seeds, "
-        "100 steps, in process):", "",
-        "| | seconds | per point ms |", "|---|---:|---:|",
-        f"| one by one (`ensemble=False`, `--no-ensemble`) | {t_one:.1f} | "
-        f"{1e3 * t_one / len(points):.0f} |",
-        f"| ensembles (default) | {t_ens:.1f} | {1e3 * t_ens / len(points):.0f} |",
-        f"| of which simulation (`simulate_ensemble` alone, about) | {sim_total:.1f} | "
-        f"{1e3 * sim_total / len(points):.0f} |",
-        f"| **speed-up** | **{t_one / t_ens:.1f}x** | |", "",
+        f"`run_sweep` of {n} points (widths 64, 128 x depths 4, 8 x {seeds} seeds, "
+        "100 steps, sphere data n_train 512, batch 32; in process, as `gradstats run "
+        "--workers 0 --no-compare`):", "",
+        "| | CPU s | wall s | CPU ms per point |", "|---|---:|---:|---:|",
+        f"| one by one (`--no-ensemble`) | {c_one:.1f} | {w_one:.1f} | {1e3 * c_one / n:.0f} |",
+        f"| ensembles (default) | {c_ens:.1f} | {w_ens:.1f} | {1e3 * c_ens / n:.0f} |",
+        f"| of which simulation (`simulate_ensemble` alone) | {sim_cpu:.1f} | {sim_wall:.1f} | "
+        f"{1e3 * sim_cpu / n:.0f} |",
+        f"| **speed-up** | **{c_one / c_ens:.1f}x** | {w_one / w_ens:.1f}x | |", "",
     ]
 
 
@@ -128,6 +148,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_ensemble.md")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    threadpool_limits(1)
     widths, seeds_list = ((64, 256), (1, 8)) if args.quick else (WIDTHS, SEEDS)
     seeds_e2e = 8 if args.quick else args.seeds_e2e
     run_ensembles(points_of(64, 2, 2))  # warm-up: imports, first kernels
@@ -135,17 +156,21 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     sim_rows = simulation_table(widths, seeds_list, args.repeats)
     e2e_rows = e2e_table(seeds_e2e, args.repeats)
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     text = "\n".join([
         "# Seed ensembles vs one by one: measured results", "",
         "Script: `benchmarks/bench_ensemble.py` (this file is its output). "
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores shared with other jobs (load average {load:.1f} at the "
-        f"start), one torch thread, medians of {args.repeats} repeat(s) timed side by side.",
+        f"start, {load_end:.1f} at the end), one torch and one BLAS thread, medians of "
+        f"{args.repeats} repeat(s).",
         "",
         "## Simulation only", "",
         "relu MLP, depth 4, sphere data (n_train 512, batch 32), float32, default record "
-        "steps; the ensemble size is `ensemble_size` (a quarter of free memory). One by one "
-        f"is timed on min(S, {ONE_BY_ONE_SAMPLE}) seeds and scaled to S.", "",
+        "steps (4), the `ntk` estimator and the theory inputs (a 512 x 512 float64 NTK at "
+        "init per seed) as every trained point records them. members: the forced "
+        "ensemble's size (a quarter of free memory, at most 256). One by one is timed on "
+        f"min(S, {ONE_BY_ONE_SAMPLE}) seeds and scaled to S.", "",
         *sim_rows, "",
         "## End to end", "", *e2e_rows,
         "Per point, an ensembled run still pays, outside the simulation, the predictions, "

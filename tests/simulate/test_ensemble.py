@@ -7,6 +7,7 @@ minibatches); the ensemble is `simulate_ensemble` of all seeds at once. float64 
 
 import numpy as np
 import pytest
+import torch
 
 from gradstats.simulate import ensemble as ens
 from gradstats.simulate.ensemble import ensemble_refusal, ensemble_size, simulate_ensemble
@@ -145,6 +146,21 @@ def test_ensemble_size_follows_the_memory_rule(monkeypatch):
     assert ensemble_size(point, 64) == 1
     monkeypatch.setattr(ens, "available_bytes", lambda device: 1e18)
     assert ensemble_size(point, 1000) == ens.MAX_MEMBERS
+
+
+def test_cpu_ensembles_only_where_step_overhead_matters(monkeypatch):
+    """6 B P flop at 2e10 flop/s vs 8 x 1e-4 s per layer: depth 4, batch 32, input 64 gives
+    P = 4160 + 3 * 16512 + 257 at width 128 (0.56 ms <= 4 ms) and about 830k at width 512
+    (8 ms > 4 ms)."""
+    def point(width):
+        return _points(seeds=1, batch_size=32, arch={"width": width, "depth": 4,
+                                                     "input_dim": 64})[0]
+
+    assert ens.worth_batching(point(128)) and not ens.worth_batching(point(512))
+    assert ensemble_size(point(512), 64) == 1
+    monkeypatch.setattr(ens, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(ens, "available_bytes", lambda device: 1e12)
+    assert ens.worth_batching(point(512)) and ensemble_size(point(512), 64) == 64
 
 
 def test_members_are_independent_of_who_else_is_in_the_ensemble():

@@ -27,7 +27,8 @@ of one network), a single point.
 
 Ensemble size (`ensemble_size`): as many members as fit in `MEMORY_FRACTION` of the memory
 available now (free RAM on CPU, free GPU memory on CUDA) at `member_bytes` each, at most
-`MAX_MEMBERS`.
+`MAX_MEMBERS`; on a CPU only for networks small enough that per-step Python overhead, which
+the ensemble shares, is a sizeable part of a step (`worth_batching`), else 1.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ from gradstats.spec import Point
 MEMORY_FRACTION = 0.25
 MAX_MEMBERS = 256
 FALLBACK_AVAILABLE_BYTES = 4 * 2**30
+CPU_FLOPS = 2e10
+STEP_OVERHEAD_SECONDS_PER_LAYER = 1e-4
+CPU_MAX_COMPUTE_RATIO = 8.0
 NOT_ENSEMBLED = {"updates": "it reads one network's optimizer state per parameter"}
 BATCHED_ESTIMATORS = ("ntk",)
 # estimators that need nothing of a member's snapshot beyond the step cache's per-example
@@ -113,12 +117,36 @@ def available_bytes(device: torch.device) -> float:
         return float(FALLBACK_AVAILABLE_BYTES)
 
 
-def ensemble_size(point: Point, n_seeds: int) -> int:
-    """Members per ensemble for ``n_seeds`` seeds of ``point``'s configuration:
-    min(n_seeds, `MAX_MEMBERS`, MEMORY_FRACTION * available / member_bytes), at least 1."""
+def memory_members(point: Point, n_seeds: int) -> int:
+    """Members that fit: min(n_seeds, `MAX_MEMBERS`, MEMORY_FRACTION * available /
+    `member_bytes`), at least 1."""
     fit = math.floor(MEMORY_FRACTION * available_bytes(resolve_device(point.device))
                      / member_bytes(point))
     return max(1, min(n_seeds, MAX_MEMBERS, fit))
+
+
+def worth_batching(point: Point) -> bool:
+    """Whether stacking pays on ``point``'s device. On a GPU always (one kernel instead of E).
+    On a CPU the ensemble saves the per-step Python overhead (about
+    `STEP_OVERHEAD_SECONDS_PER_LAYER` per layer and step) but not the arithmetic, and its
+    larger working set costs cache: it is used while a member's training-step arithmetic
+    (6 B P flop at `CPU_FLOPS`) is at most `CPU_MAX_COMPUTE_RATIO` times that overhead
+    (relu MLP, depth 4, batch 32: widths up to about 300; measured in
+    benchmarks/RESULTS_ensemble.md: 1.5x at width 256, none at 512)."""
+    if resolve_device(point.device).type != "cpu":
+        return True
+    a, d = point.arch, point.data
+    widths = [a.input_dim or d.input_dim] + [a.width] * a.depth + [a.output_dim]
+    params = sum(m * n + n for m, n in zip(widths[:-1], widths[1:], strict=True))
+    compute = 6 * point.training.batch_size * params / CPU_FLOPS
+    return compute <= CPU_MAX_COMPUTE_RATIO * STEP_OVERHEAD_SECONDS_PER_LAYER * a.n_layers
+
+
+def ensemble_size(point: Point, n_seeds: int) -> int:
+    """Members per ensemble for ``n_seeds`` seeds of ``point``'s configuration: 1 (one by
+    one) where stacking does not pay (`worth_batching`), else what fits in memory
+    (`memory_members`)."""
+    return memory_members(point, n_seeds) if worth_batching(point) else 1
 
 
 class _Member:
