@@ -45,7 +45,7 @@ def _assert_close(a, b, rtol, what):
         assert err <= rtol * scale, f"{what}: max difference {err:.3g} of scale {scale:.3g}"
 
 
-def _assert_records_equal(points, rtol, skip=()):
+def _assert_records_equal(points, rtol, loose=None):
     reference = [simulate_point(p) for p in points]
     batched = simulate_ensemble(points)
     assert [r.point for r in batched] == list(points)
@@ -53,8 +53,9 @@ def _assert_records_equal(points, rtol, skip=()):
         assert set(ref.values) == set(got.values)
         np.testing.assert_array_equal(ref.steps, got.steps)
         for name, value in ref.values.items():
-            if name != "wall_time" and name not in skip:
-                _assert_close(value, got.values[name], rtol, f"seed {ref.point.seed} {name}")
+            if name != "wall_time":
+                _assert_close(value, got.values[name], (loose or {}).get(name, rtol),
+                              f"seed {ref.point.seed} {name}")
         for name in INPUT_FIELDS:
             a, b = getattr(ref.inputs, name), getattr(got.inputs, name)
             assert (a is None) == (b is None), name
@@ -98,6 +99,16 @@ def test_estimators_run_member_by_member_match():
     points = _points(measure=("per_example", "full_batch", "directions"), steps=4,
                      record=(0, 4))
     _assert_records_equal(points, FLOAT64_RTOL)
+
+
+@pytest.mark.slow
+def test_distribution_estimator_member_by_member():
+    """Every distribution statistic agrees to 1e-12 but the lognormal likelihood ratios: their
+    lognormal is fitted by Nelder-Mead to xatol 1e-6, so a one-ulp change of the gradients
+    moves them by up to ~1e-6 (seen: 1.1e-6); they are held to 1e-4."""
+    points = _points(seeds=2, measure=("distribution",), steps=4, record=(0, 4))
+    loose = {"noise_powerlaw_lr_lognormal": 1e-4, "dimwise_powerlaw_lr_lognormal": 1e-4}
+    _assert_records_equal(points, FLOAT64_RTOL, loose)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -77,8 +77,9 @@ def test_ensembles_group_by_configuration_and_measure_and_respect_refusals(monke
         assert len({(t.point.config_key(), t.measure) for t in group}) == 1
     batch_norm = [Task(p, ()) for p in small_points(seeds=3, widths=(8,), norm="batch")]
     assert [len(g) for g in ensembles(batch_norm)] == [1, 1, 1]
-    monkeypatch.setattr(ex, "ensemble_members", lambda point, n: 3)
-    assert sorted(len(g) for g in ensembles(tasks[:5])) == [2, 3]
+    monkeypatch.setattr(ex, "ensemble_members", lambda point, n: 4)
+    width8 = [t for t in tasks[:10] if t.point.arch.width == 8]
+    assert [len(g) for g in ensembles(width8)] == [3, 2]  # balanced, not 4 + 1
 
 
 def test_group_tasks_with_ensembles_shares_the_per_step_cost():

@@ -163,8 +163,16 @@ def ensembles(tasks: Sequence[Task], max_members: int | None = None
     out = []
     for members in by_config.values():
         size = max_members or ensemble_members(members[0].point, len(members))
-        out.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+        out.extend(_chunks(members, size))
     return out + alone
+
+
+def _chunks(members: Sequence[Task], size: int) -> list[tuple[Task, ...]]:
+    """``members`` in the fewest chunks of at most ``size``, as equal as possible (64 seeds
+    at most 63 a chunk: 32 + 32, not 63 + 1)."""
+    n_chunks = math.ceil(len(members) / size)
+    size = math.ceil(len(members) / n_chunks)
+    return [tuple(members[i:i + size]) for i in range(0, len(members), size)]
 
 
 def ensemble_members(point: Point, n_seeds: int) -> int:
@@ -231,7 +239,7 @@ def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECON
         shared = _step_overhead(members[0].point) if ensemble else 0.0
         fits = math.floor(max(target_seconds - shared, 0.0) / (cost - shared))
         size = 1 if target_seconds <= 0 else max(1, min(len(members), fits))
-        groups.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+        groups.extend(_chunks(members, size))
     return groups
 
 
