@@ -85,6 +85,22 @@ def test_float64_members_equal_unbatched_runs(name):
     _assert_records_equal(_points(arch=dict(arch), **config), FLOAT64_RTOL)
 
 
+def _sigma_points(dtype="float64", parameterization="ntk", measure=()):
+    return [p for sw, sb in ((1.5, 0.0), (2.0, 0.05), (2.5, 0.2))
+            for p in _points(seeds=2, dtype=dtype, measure=measure,
+                             arch={"sigma_w2": sw, "sigma_b2": sb,
+                                   "parameterization": parameterization})]
+
+
+@pytest.mark.parametrize("parameterization", ["ntk", "standard"])
+def test_members_differing_in_sigma_match_their_own_runs(parameterization):
+    """sigma_w2 and sigma_b2 only scale the multipliers (ntk) or the draws (standard):
+    configurations that differ in them train in one ensemble, per-example Grams included."""
+    points = _sigma_points(parameterization=parameterization, measure=("per_example",))
+    _assert_records_equal(points, FLOAT64_RTOL)
+    _assert_records_equal(_sigma_points(dtype="float32"), FLOAT32_RTOL)
+
+
 def test_members_diverging_at_different_steps_match_their_own_runs():
     """Each member stops recording where its own run diverges; the others train on. (An
     exploding trajectory amplifies one-ulp differences step after step: here values reach
@@ -139,8 +155,10 @@ def test_refusals_name_the_reason():
     assert "batch" in ensemble_refusal(_points(arch={"norm": "batch"})[0], ())
     assert "updates" in ensemble_refusal(_points()[0], ("updates",))
     assert ensemble_refusal(_points()[0], ("per_example", "ntk")) is None
-    with pytest.raises(ValueError, match="seed only"):
+    with pytest.raises(ValueError, match="differ only in seed"):
         simulate_ensemble([_points()[0], _points(lr=0.2)[1]])
+    with pytest.raises(ValueError, match="distinct"):
+        simulate_ensemble([_points()[0], _points()[0]])
     with pytest.raises(ValueError, match="batch"):
         simulate_ensemble(_points(arch={"norm": "batch"}))
 

@@ -82,6 +82,16 @@ def test_ensembles_group_by_configuration_and_measure_and_respect_refusals(monke
     assert [len(g) for g in ensembles(width8)] == [3, 2]  # balanced, not 4 + 1
 
 
+def test_configurations_differing_in_sigma_share_an_ensemble():
+    points = expand(parse_sweep({"name": "s", "seeds": 2, "grid": {
+        "sigma_w2": [1.5, 2.0], "sigma_b2": [0.0, 0.1], "width": [8, 16]}, "fixed": SMALL}))
+    groups = ensembles([Task(p, ()) for p in points])
+    assert sorted(len(g) for g in groups) == [8, 8]  # one per width: 2 x 2 sigmas x 2 seeds
+    assert all(len({t.point.arch.width for t in g}) == 1 for g in groups)
+    dask_groups = group_tasks([Task(p, ()) for p in points], 1e9, ensemble=True)
+    assert sorted(len(g) for g in dask_groups) == [8, 8]
+
+
 def test_group_tasks_with_ensembles_shares_the_per_step_cost():
     points = small_points(seeds=64, widths=(8,), steps=100)
     tasks = [Task(p, ()) for p in points]

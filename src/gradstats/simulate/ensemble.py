@@ -1,6 +1,7 @@
 """Seeds of one configuration trained as one batched network: an execution strategy.
 
-`simulate_ensemble(points)` returns, for E points that differ only in their seed, the same
+`simulate_ensemble(points)` returns, for E points that differ only in their seed (and in
+sigma_w^2, sigma_b^2: values that scale the multipliers and the draws), the same
 `PointRecord` s as ``[simulate_point(p) for p in points]`` -- same seeds, same data, same
 minibatches, the same numbers up to the summation order of batched matmuls -- in one
 training loop over an `EnsembleNetwork` (parameters stacked on a leading member axis): one
@@ -44,6 +45,7 @@ import torch
 from gradstats import statistics
 from gradstats.simulate import ensemble_model as em
 from gradstats.simulate.data import load_data
+from gradstats.simulate.ensemble_key import ensemble_key
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import build_model, resolve_device
 from gradstats.simulate.precision import precision_loss
@@ -108,9 +110,17 @@ def member_bytes(point: Point) -> float:
 
 
 def available_bytes(device: torch.device) -> float:
-    """Memory free now: GPU memory on CUDA, physical RAM not in use on CPU."""
+    """Memory free now: GPU memory on CUDA; on CPU Linux's MemAvailable (free RAM plus what
+    the page cache would give back), else free pages, else `FALLBACK_AVAILABLE_BYTES`."""
     if device.type == "cuda":
         return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -171,17 +181,19 @@ class _Member:
 
 
 def _check_same_config(points: Sequence[Point]) -> None:
-    keys = {p.config_key() for p in points}
+    keys = {ensemble_key(p) for p in points}
     if len(keys) != 1:
-        raise ValueError("simulate_ensemble: the points must differ in their seed only")
-    if len({p.seed for p in points}) != len(points):
-        raise ValueError("simulate_ensemble: the points must have distinct seeds")
+        raise ValueError("simulate_ensemble: the points must differ only in seed, sigma_w2 "
+                         "and sigma_b2")
+    if len({p.key() for p in points}) != len(points):
+        raise ValueError("simulate_ensemble: the points must be distinct")
 
 
 def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = None,
                       on_step: Callable[[int], None] | None = None) -> list[PointRecord]:
-    """`simulate_point` of every point of ``points`` (seeds of one configuration), trained
-    as one ensemble; records in the order of ``points``. ``measure`` as `simulate_point`
+    """`simulate_point` of every point of ``points`` (seeds of one configuration, or of
+    configurations differing only in sigma_w2/sigma_b2: `ensemble_key`), trained as one
+    ensemble; records in the order of ``points``. ``measure`` as `simulate_point`
     (default: the points' own). ValueError when the points are not seeds of one
     configuration or cannot be ensembled (`ensemble_refusal`). ``wall_time`` of each record
     is the ensemble's wall time divided by the number of members."""
@@ -461,8 +473,8 @@ def _capture_step0(model: em.EnsembleNetwork, members, xb, yb, fwd) -> None:
     weights = [_np(model.effective_weight(l)) for l in range(1, model.arch.n_layers + 1)]
     preacts = [_np(h) for h in fwd.preacts]
     y_np = yb.detach().cpu().numpy()
-    w_mult = np.asarray(model.w_mult, dtype=np.float64)
     for e, m in enumerate(members):
+        w_mult = np.asarray(model.member_w_mult[e], dtype=np.float64)
         m.inputs.x0, m.inputs.y0, m.inputs.output0 = x_np[e], y_np[e], out_np[e]
         m.inputs.grad_output0 = None if grad_np is None else grad_np[e]
         m.inputs.weights0 = [w[e] for w in weights]

@@ -52,10 +52,12 @@ class EnsembleNetwork(nn.Module):
         self.arch = first.arch
         self.blocks = first.blocks
         self.phi, self.dphi = first.phi, first.dphi
-        self.w_mult = list(first.w_mult)
-        self.b_mult = list(first.b_mult)
+        # per member and layer, Python floats as in `Network` (members may differ in
+        # sigma_w^2 and sigma_b^2, which only scale the multipliers)
+        self.member_w_mult = [list(m.w_mult) for m in members]
+        self.member_b_mult = [list(m.b_mult) for m in members]
         self.n_members = len(members)
-        self._template = [members[0]]  # a list: not registered as a submodule
+        self._template = list(members)  # a list: not registered as submodules
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([m.weights[i].detach() for m in members]))
             for i in range(len(first.weights)))
@@ -64,6 +66,23 @@ class EnsembleNetwork(nn.Module):
             for i in range(len(first.biases)))
 
     per_example = True
+
+    def _mult(self, per_member: list[list[float]], l: int) -> float | torch.Tensor:
+        """Layer l's multiplier: a float when every member has the same, else (E, 1, 1) in
+        the parameters' dtype (the product is then the same as with the member's float)."""
+        values = [m[l - 1] for m in per_member]
+        if all(v == values[0] for v in values):
+            return values[0]
+        w = self.weights[0]
+        return torch.tensor(values, dtype=w.dtype, device=w.device)[:, None, None]
+
+    def w_mult(self, l: int) -> float | torch.Tensor:
+        """w_mult of dense layer l: float, or (E, 1, 1) when the members differ."""
+        return self._mult(self.member_w_mult, l)
+
+    def b_mult(self, l: int) -> float | torch.Tensor:
+        """b_mult of dense layer l: float, or (E, 1, 1) when the members differ."""
+        return self._mult(self.member_b_mult, l)
 
     def _apply_layer(self, layer, x: torch.Tensor, trace: BlockTrace) -> torch.Tensor:
         if isinstance(layer, Dense):
@@ -91,7 +110,7 @@ class EnsembleNetwork(nn.Module):
         h = x
         for l, block in enumerate(self.blocks, start=1):
             bias = None if self.biases is None else self.biases[l - 1]
-            trace = BlockTrace(self.weights[l - 1], bias, self.w_mult[l - 1], self.b_mult[l - 1],
+            trace = BlockTrace(self.weights[l - 1], bias, self.w_mult(l), self.b_mult(l),
                                alpha=self.arch.alpha, retain_grad=retain_preact_grad)
             for layer in block.layers:
                 h = self._apply_layer(layer, h, trace)
@@ -111,11 +130,11 @@ class EnsembleNetwork(nn.Module):
 
     def effective_weight(self, l: int) -> torch.Tensor:
         """w_mult_l * W_l of every member: (E, fan_out, fan_in)."""
-        return self.w_mult[l - 1] * self.weights[l - 1]
+        return self.w_mult(l) * self.weights[l - 1]
 
     def member(self, e: int) -> Network:
         """Member ``e`` as a plain `Network` holding a copy of its current parameters."""
-        net = copy.deepcopy(self._template[0]).to(self.weights[0].dtype)  # without .grad
+        net = copy.deepcopy(self._template[e]).to(self.weights[0].dtype)  # without .grad
         with torch.no_grad():
             for mine, theirs in zip(net.parameters(), self.parameters(), strict=True):
                 mine.copy_(theirs[e])
@@ -125,17 +144,27 @@ class EnsembleNetwork(nn.Module):
         """Itself if its parameters are ``dtype``, else a copy cast to ``dtype`` (no .grad)."""
         if self.weights[0].dtype == dtype:
             return self
-        return copy.deepcopy(self).to(dtype)
+        templates, self._template = self._template, []
+        try:
+            clone = copy.deepcopy(self).to(dtype)
+        finally:
+            self._template = templates
+        clone._template = templates  # shared, not copied: `member` casts its copy
+        return clone
 
 
 # --- the per-example engine over the ensemble axis --------------------------------------------
 
 def _multipliers(model: EnsembleNetwork, like: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    w2 = torch.tensor([m * m for m in model.w_mult], dtype=like.dtype, device=like.device)
-    if model.biases is None:
-        return w2, None
-    return w2, torch.tensor([m * m for m in model.b_mult], dtype=like.dtype, device=like.device)
+    """(E, L) squared multipliers of each member (squared as Python floats, then cast to
+    ``like``'s dtype, as `engine` does for one network)."""
+    def squared(per_member: list[list[float]]) -> torch.Tensor:
+        return torch.tensor([[v * v for v in m] for m in per_member], dtype=like.dtype,
+                            device=like.device)
+
+    w2 = squared(model.member_w_mult)
+    return w2, None if model.biases is None else squared(model.member_b_mult)
 
 
 def output_signals(model: EnsembleNetwork, x: torch.Tensor
@@ -175,9 +204,9 @@ def per_layer_grams(model: EnsembleNetwork, inputs: Sequence[torch.Tensor],
         d_gram = torch.matmul(_flat_targets(d), _flat_targets(d).mT)
         if classes == "mean":
             d_gram = d_gram / d.shape[1]
-        layer = w2[l] * torch.matmul(a, a.mT) * d_gram
+        layer = w2[:, l, None, None] * torch.matmul(a, a.mT) * d_gram
         if b2 is not None:
-            layer = layer + b2[l] * d_gram
+            layer = layer + b2[:, l, None, None] * d_gram
         out.append(layer)
     return torch.stack(out, dim=1)
 
@@ -194,9 +223,9 @@ def total_gram(model: EnsembleNetwork, inputs: Sequence[torch.Tensor],
         acc = total[e]
         for l, (a, d) in enumerate(zip(inputs, deltas, strict=True)):
             f = _flat_targets(d[e:e + 1])[0]
-            gram = torch.mm(a[e], a[e].T).mul_(w2[l])
+            gram = torch.mm(a[e], a[e].T).mul_(w2[e, l])
             if b2 is not None:
-                gram.add_(b2[l])
+                gram.add_(b2[e, l])
             gram.mul_(torch.mm(f, f.T))
             if classes == "mean":
                 gram.div_(d.shape[1])
@@ -231,4 +260,5 @@ def minibatch_grams64(model: EnsembleNetwork, forward: Forward) -> list:
     w2, b2 = _multipliers(model, forward.inputs[0])
     w2 = w2.to(torch.float64)
     b2 = None if b2 is None else b2.to(torch.float64)
-    return [LayerGrams(a_all[e], d_all[e], w2, b2) for e in range(a_all.shape[0])]
+    return [LayerGrams(a_all[e], d_all[e], w2[e], None if b2 is None else b2[e])
+            for e in range(a_all.shape[0])]

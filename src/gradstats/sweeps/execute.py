@@ -33,6 +33,7 @@ import xarray as xr
 from gradstats import paths
 from gradstats.errors import RunStopped, os_error_line
 from gradstats.results import io
+from gradstats.simulate.ensemble_key import ensemble_key
 from gradstats.spec import Point
 from gradstats.sweeps import locks, resultsdir
 from gradstats.sweeps.executors import Executor, InProcessExecutor, make_executor
@@ -148,8 +149,9 @@ def compute_tasks(tasks: Sequence[Task], ensemble: bool = True) -> list[Outcome]
 
 def ensembles(tasks: Sequence[Task], max_members: int | None = None
               ) -> list[tuple[Task, ...]]:
-    """``tasks`` split into ensembles: seeds of one configuration and measure together, at
-    most ``max_members`` (default `ensemble_members`) each; a task that cannot be ensembled
+    """``tasks`` split into ensembles: seeds of one configuration and measure together (and
+    configurations that differ only in sigma_w2/sigma_b2: `ensemble_key`), at most
+    ``max_members`` (default `ensemble_members`) each; a task that cannot be ensembled
     (`gradstats.simulate.ensemble.ensemble_refusal`) is alone."""
     from gradstats.simulate.ensemble import ensemble_refusal
 
@@ -159,7 +161,7 @@ def ensembles(tasks: Sequence[Task], max_members: int | None = None
         if ensemble_refusal(task.point, task.measure) is not None:
             alone.append((task,))
         else:
-            by_config.setdefault((task.point.config_key(), task.measure), []).append(task)
+            by_config.setdefault((ensemble_key(task.point), task.measure), []).append(task)
     out = []
     for members in by_config.values():
         size = max_members or ensemble_members(members[0].point, len(members))
@@ -229,10 +231,12 @@ def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECON
                 ensemble: bool = False) -> list[tuple[Task, ...]]:
     """Tasks grouped by configuration (seeds of one config together) into chunks of about
     ``target_seconds`` of estimated work; ``target_seconds <= 0`` gives one task per group.
-    With ``ensemble`` a group's seeds train as ensembles, sharing the per-step cost."""
+    With ``ensemble`` a group (by `ensemble_key`: configurations that differ only in
+    sigma_w2/sigma_b2 together) trains as ensembles, sharing the per-step cost."""
     by_config: dict[str, list[Task]] = {}
     for task in tasks:
-        by_config.setdefault(task.point.config_key(), []).append(task)
+        key = ensemble_key(task.point) if ensemble else task.point.config_key()
+        by_config.setdefault(key, []).append(task)
     groups: list[tuple[Task, ...]] = []
     for members in by_config.values():
         cost = estimated_seconds(members[0].point)
