@@ -125,20 +125,25 @@ def compute_tasks(tasks: Sequence[Task], ensemble: bool = True) -> list[Outcome]
 
     With ``ensemble``, the seeds of one configuration (same ``measure``) are simulated as
     batched ensembles (`gradstats.simulate.ensemble`) of `ensemble_members` at a time; each
-    point still gets its own outcome (and file). Where an ensemble cannot apply (batch norm,
-    ``updates``, a lone seed) or raises, its points run one by one (`compute_point`), so a
-    failing point is recorded alone.
+    point still gets its own outcome (and file). A member's numbers do not depend on which
+    other members share its ensemble, so a lone pending seed runs as an ensemble of one and
+    a resumed sweep reproduces an unbroken one bit for bit. Where an ensemble cannot apply
+    (batch norm, ``updates``, networks too large to gain on a CPU) or raises, its points run
+    one by one (`compute_point`), so a failing point is recorded alone.
     """
     if not ensemble:
         return [compute_point(task) for task in tasks]
-    from gradstats.simulate.ensemble import simulate_ensemble
+    from gradstats.simulate.ensemble import ensemble_refusal, simulate_ensemble, worth_batching
 
     done: dict[str, Outcome] = {}
     for members in ensembles(tasks):
         records = None
-        if len(members) > 1:
+        first = members[0]
+        # a lone seed that could be ensembled runs as an ensemble of one: the same code path
+        # whatever else is pending, so a resumed sweep gives the same bits as an unbroken one
+        if ensemble_refusal(first.point, first.measure) is None and worth_batching(first.point):
             try:
-                records = simulate_ensemble([t.point for t in members], members[0].measure)
+                records = simulate_ensemble([t.point for t in members], first.measure)
             except Exception:  # run them one by one: each failure recorded on its own point
                 records = None
         for i, task in enumerate(members):
