@@ -192,10 +192,16 @@ def test_cpu_ensembles_only_where_step_overhead_matters(monkeypatch):
     assert ens.worth_batching(point(512)) and ensemble_size(point(512), 64) == 64
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_members_are_bit_for_bit_independent_of_who_else_is_in_the_ensemble(dtype):
+@pytest.mark.parametrize("dtype, config", [
+    ("float64", {}), ("float32", {}),
+    # blocks that are not whole SIMD vectors (elementwise kernels' tails)
+    ("float32", {"batch_size": 5, "arch": {"width": 13, "activation": "tanh"}}),
+    ("float64", {"batch_size": 3, "arch": {"width": 7, "activation": "gelu"}})])
+def test_members_are_bit_for_bit_independent_of_who_else_is_in_the_ensemble(dtype, config):
     """So a resumed sweep, whose pending seeds form other ensembles, gives the same bits."""
-    points = _points(seeds=4, dtype=dtype, measure=("per_example",))
+    config = dict(config)
+    points = _points(seeds=4, dtype=dtype, measure=("per_example",),
+                     arch=dict(config.pop("arch", {})), **config)
     together = simulate_ensemble(points)
     apart = simulate_ensemble(points[1:3]) + simulate_ensemble([points[3]])
     for a, b in zip(apart, together[1:], strict=True):

@@ -313,11 +313,12 @@ def small_disk(tmp_path):
 def test_a_really_full_disk_stops_the_run_and_a_rerun_resumes_identically(
         tmp_path, small_disk, capsys):
     out = small_disk / "out"
-    # Room for sweep.json (about 6 kB), sweep.toml (one 4 kB page) and a few point files
-    # (16 kB each), not for eight.
+    # Room for sweep.json (about 6 kB), sweep.toml (one 4 kB page), the lock files of an
+    # ensemble's points (one 4 kB page each; a seed ensemble claims its 4 points together)
+    # and a few point files (16 kB each), not for eight.
     filler = small_disk / "filler"
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
-    filler.write_bytes(b"\0" * (free - 40 * 1024))
+    filler.write_bytes(b"\0" * (free - 56 * 1024))
     _assert_stopped_then_resumed(tmp_path, out, capsys, restore=filler.unlink)
 
 

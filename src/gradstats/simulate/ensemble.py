@@ -197,7 +197,8 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
     (default: the points' own). ValueError when the points are not seeds of one
     configuration or cannot be ensembled (`ensemble_refusal`). ``wall_time`` of each record
     is the ensemble's wall time divided by the number of members. A member's numbers do not
-    depend on the other members (bit for bit; a single point runs as an ensemble of two)."""
+    depend on the other members, bit for bit (per-member reductions and powers; a single
+    point runs with a spare member: `_needs_spare`)."""
     _check_same_config(points)
     point0 = points[0]
     measure = tuple(point0.measure if measure is None else measure)
@@ -213,10 +214,9 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
     loss_fn = per_example_loss_fn(training.loss)
     y_dtype = torch.int64 if training.loss == "cross_entropy" else dtype
     asked = len(points)
-    # one member runs as two: batched kernels for a single matrix take other code paths
-    # (bmm of one (B, n) x (n, 1) product differs in the last bit), so with two or more a
-    # member's bits do not depend on who else is in its ensemble
-    points = list(points) * 2 if asked == 1 else list(points)
+    points = list(points)
+    if _needs_spare(point0, asked):
+        points.append(points[-1])
     members, nets = [], []
     for point in points:
         seeds = derive_seeds(point)
@@ -276,9 +276,9 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
             theta = None
             if ntk_theta0 is not None and any(finite):
                 theta = em.empirical_ntk(model.as_dtype(torch.float64), ntk_probe)
-                rel = torch.linalg.matrix_norm(theta - ntk_theta0) / \
-                    torch.linalg.matrix_norm(ntk_theta0)
-                ntk_rel, ntk_trace = _np(rel), _np(theta.diagonal(dim1=-2, dim2=-1).sum(-1))
+                rel = _mean(theta - ntk_theta0, torch.linalg.norm) / \
+                    _mean(ntk_theta0, torch.linalg.norm)
+                ntk_rel, ntk_trace = _np(rel), _np(_mean(theta, torch.trace))
             grams = (em.minibatch_grams64(model, fwd) if shares_grams and any(finite)
                      else None)
             out = fwd.preacts[-1]
@@ -329,11 +329,18 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
     return records
 
 
+def _needs_spare(point: Point, n_members: int) -> bool:
+    """Whether the ensemble gets a spare last member (a copy of the last, its results
+    dropped) so that a member's bits never depend on who else is in its ensemble: a single
+    member, because bmm of one (B, n) x (n, 1) product takes another kernel (last bit)."""
+    return n_members == 1
+
+
 def _member_losses(loss_fn, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(E,) each member's mean minibatch loss from output (E, B, K) and targets (E, B, ...)."""
     e, b = output.shape[:2]
     per_example = loss_fn(output.reshape(e * b, -1), y.reshape(e * b, *y.shape[2:]))
-    return per_example.reshape(e, b).mean(-1)
+    return _mean(per_example.reshape(e, b))
 
 
 def _finite_members(losses: torch.Tensor, model: em.EnsembleNetwork) -> list[bool]:
@@ -346,11 +353,18 @@ def _finite_members(losses: torch.Tensor, model: em.EnsembleNetwork) -> list[boo
 
 def _sq(t: torch.Tensor) -> torch.Tensor:
     """(E,) squared Frobenius norms of each member's slice, in float64."""
-    return (t.detach().double() ** 2).flatten(1).sum(1)
+    return _mean((t.detach().double() ** 2), torch.sum)
 
 
-def _mean(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).mean(1)
+def _mean(t: torch.Tensor, reduce=torch.mean) -> torch.Tensor:
+    """(E,) ``reduce`` of each member's slice, one reduction per member: a reduction over
+    dim 1 of (E, N) may sum in an order that depends on E, and a member's bits must not
+    depend on who else is in its ensemble."""
+    return torch.stack([reduce(row) for row in t])
+
+
+def _mean4(t: torch.Tensor) -> torch.Tensor:
+    return torch.mean(t ** 4)
 
 
 def _spine_values(model: em.EnsembleNetwork, members, fwd, xb, yb, losses, x_all, y_all,
@@ -369,7 +383,8 @@ def _spine_values(model: em.EnsembleNetwork, members, fwd, xb, yb, losses, x_all
                    else torch.full((n_members, n), math.nan, dtype=torch.float64))
         streams = fwd.streams
         forward_q = torch.stack([_mean(h.detach().double() ** 2) for h in streams], 1)
-        forward_m4 = torch.stack([_mean(h.detach().double() ** 4) for h in streams], 1)
+        # pow member by member: a vectorized pow and its scalar tail differ in the last bit
+        forward_m4 = torch.stack([_mean(h.detach().double(), _mean4) for h in streams], 1)
         nan = torch.full((n_members,), math.nan, dtype=torch.float64, device=xb.device)
         backward_q = torch.stack([
             _mean((batch * h.grad.double()) ** 2) if h.grad is not None else nan
