@@ -32,7 +32,7 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
               out: str | os.PathLike | None = None, *,
               set: Mapping[str, Any] | Sequence[str] | None = None,
               workers: int | None = 0, scheduler: str | None = None, limits: bool = True,
-              progress: bool = False, lazy: bool = True) -> xr.Dataset:
+              progress: bool = False, lazy: bool = True, ensemble: bool = True) -> xr.Dataset:
     """Run a sweep like ``gradstats run`` and return its results dataset (`load_results`).
 
     ``sweep``: a sweep file path (.toml), a preset name (`gradstats.sweeps.preset_names`), a
@@ -45,7 +45,8 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
     ``workers``: 0 (default) computes in this process; N starts a local Dask cluster of N
     processes; None: as the CLI, one per core (in-process when the work is small).
     ``scheduler``: the address of a running Dask cluster. ``limits=False``: the CLI's
-    ``--no-limits``. ``progress``: a progress bar on stderr.
+    ``--no-limits``. ``progress``: a progress bar on stderr. ``ensemble=False``: the CLI's
+    ``--no-ensemble`` (every point trained on its own; the same results).
 
     Returns the dataset of every point in ``out`` (dims: the axes that vary, ``seed``,
     ``step``, ``layer``, ...), dask-backed unless ``lazy=False``. Points that failed are
@@ -81,7 +82,8 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
         with progress_bar(enabled=progress, console=stderr_console()) as bar:
             summary = execute(points, sweep_file.measure, out_dir, name=sweep_file.name,
                               progress=bar, phase=bar.phase, executor=executor,
-                              workers=n_workers, command=_command(sweep_file, out_dir))
+                              workers=n_workers, command=_command(sweep_file, out_dir),
+                              ensemble=ensemble)
     finally:
         if executor is not None:
             executor.close()

@@ -73,6 +73,10 @@ def run(
     no_limits: Annotated[bool, typer.Option(
         "--no-limits", help="Run a sweep larger than the size limits (see docs/errors.md)")
     ] = False,
+    ensemble: Annotated[bool, typer.Option(
+        "--ensemble/--no-ensemble",
+        help="Train the seeds of a configuration as one batched network where possible "
+             "(same results; --no-ensemble trains every point on its own)")] = True,
 ) -> None:
     """Run a sweep: simulate every point, write one file per point, print the measurements
     and the theory-vs-measurement table.
@@ -106,7 +110,7 @@ def run(
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
                                 progress=progress, phase=progress.phase, executor=executor,
                                 workers=n_workers, command=command_line(),
-                                sweep_toml=sweeptoml.dumps(sweep_file))
+                                sweep_toml=sweeptoml.dumps(sweep_file), ensemble=ensemble)
     except KeyboardInterrupt:
         raise Interrupted(_interrupted_line(points, out_dir)) from None
     finally:

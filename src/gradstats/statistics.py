@@ -99,7 +99,8 @@ for _s in (
               "1 if the loss or a gradient became inf/nan (values kept as they were), else 0"),
     Statistic("diverged_step", (), "step of divergence", "step",
               "first step with a non-finite value (-1 if none)"),
-    Statistic("wall_time", (), "compute time", "s", "seconds spent computing the point"),
+    Statistic("wall_time", (), "compute time", "s", "seconds spent computing the point (in a "
+              "seed ensemble: the ensemble's seconds divided by its members)"),
 ):
     register(_s)
 

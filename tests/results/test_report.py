@@ -64,6 +64,7 @@ def _main(argv) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """The tiny sweep run quietly (no comparison.nc); seed 1 of sigma_w2 = 2 fails."""
+    import gradstats.simulate.ensemble as ensemble
     import gradstats.simulate.training as training
 
     root = tmp_path_factory.mktemp("report")
@@ -75,8 +76,16 @@ def run_dir(tmp_path_factory) -> Path:
             raise RuntimeError(BOOM)
         return real(point, measure, on_step)
 
+    real_ensemble = ensemble.simulate_ensemble
+
+    def flaky_ensemble(points, measure=None):  # as an ensemble whose member raised: its
+        if any(p.seed == 1 and p.arch.sigma_w2 == 2.0 for p in points):  # points then
+            raise RuntimeError(BOOM)  # run one by one
+        return real_ensemble(points, measure)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(training, "simulate_point", flaky)
+        mp.setattr(ensemble, "simulate_ensemble", flaky_ensemble)
         code, _, err = _main(["run", str(root / "tiny.toml"), "--out", str(root / "out"),
                               "-w", "0", "-q"])
     assert code == 1 and "boom" in err  # the failed point, as gradstats run reports it

@@ -154,6 +154,21 @@ def test_truncated_point_file_is_detected_and_recomputed(tmp_path):
     assert {f: f.stat().st_ino for f in others} == kept
 
 
+def _fail_ensembles_with(monkeypatch, fails) -> None:
+    """A seed ensemble holding a point for which ``fails(point)`` raises, as an ensemble
+    does when a member's computation raises; the run then computes its points one by one."""
+    import gradstats.simulate.ensemble as ensemble
+
+    real = ensemble.simulate_ensemble
+
+    def flaky(points, measure=None):
+        if any(fails(p) for p in points):
+            raise RuntimeError("an ensemble member raised")
+        return real(points, measure)
+
+    monkeypatch.setattr(ensemble, "simulate_ensemble", flaky)
+
+
 def test_point_that_raises_is_recorded_the_sweep_goes_on_and_exit_code_is_1(
         tmp_path, monkeypatch, capsys):
     import gradstats.simulate.training as training
@@ -169,6 +184,7 @@ def test_point_that_raises_is_recorded_the_sweep_goes_on_and_exit_code_is_1(
         return real(point, measure, on_step)
 
     monkeypatch.setattr(training, "simulate_point", flaky)
+    _fail_ensembles_with(monkeypatch, lambda p: p.seed == 1)  # then seeds run one by one
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
         main(["run", str(sweep), "--out", str(out), "-w", "0", "-q"])
@@ -297,11 +313,12 @@ def small_disk(tmp_path):
 def test_a_really_full_disk_stops_the_run_and_a_rerun_resumes_identically(
         tmp_path, small_disk, capsys):
     out = small_disk / "out"
-    # Room for sweep.json (about 6 kB), sweep.toml (one 4 kB page) and a few point files
-    # (16 kB each), not for eight.
+    # Room for sweep.json (about 6 kB), sweep.toml (one 4 kB page), the lock files of an
+    # ensemble's points (one 4 kB page each; a seed ensemble claims its 4 points together)
+    # and a few point files (16 kB each), not for eight.
     filler = small_disk / "filler"
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
-    filler.write_bytes(b"\0" * (free - 40 * 1024))
+    filler.write_bytes(b"\0" * (free - 56 * 1024))
     _assert_stopped_then_resumed(tmp_path, out, capsys, restore=filler.unlink)
 
 

@@ -118,7 +118,19 @@ def test_a_rerun_repairs_the_damage(out, capsys, damage):
     assert (report.points, report.ok, report.problems) == (4, 4, [])
 
 
+def _raising(fails, real):
+    """`simulate_ensemble` that raises for an ensemble holding a point ``fails`` names (as an
+    ensemble whose member raised; the run then computes those points one by one)."""
+    def flaky(points, measure=None):
+        if any(fails(p) for p in points):
+            raise RuntimeError("an ensemble member raised")
+        return real(points, measure)
+
+    return flaky
+
+
 def test_a_failed_point_is_a_problem_until_it_succeeds(tmp_path, capsys, monkeypatch):
+    import gradstats.simulate.ensemble as ensemble
     import gradstats.simulate.training as training
 
     real = training.simulate_point
@@ -129,6 +141,8 @@ def test_a_failed_point_is_a_problem_until_it_succeeds(tmp_path, capsys, monkeyp
         return real(point, measure, on_step)
 
     monkeypatch.setattr(training, "simulate_point", flaky)
+    monkeypatch.setattr(ensemble, "simulate_ensemble", _raising(lambda p: (
+        p.seed == 1 and p.arch.width == 4), ensemble.simulate_ensemble))
     run_sweep(POINTS, [], tmp_path, name="t")
     code, lines = check(tmp_path, capsys)
     assert code == 1 and any("the point failed (RuntimeError: boom)" in line for line in lines)

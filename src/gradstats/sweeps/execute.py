@@ -7,7 +7,8 @@ each result atomically in the driver as soon as it arrives (a killed run loses o
 points in flight), records a point that raised as failed (the sweep goes on), waits for
 points another live run holds, and ends by consolidating every point file into one store
 under a lock. Small points are grouped (seeds of one configuration) into one task so that
-scheduling stays a small fraction of compute.
+scheduling stays a small fraction of compute, and the seeds of a group train as one batched
+ensemble (`compute_tasks`, `gradstats.simulate.ensemble`); each point keeps its own file.
 
 Before anything is written the directory is checked (`resultsdir`): it must be one, belong
 to this sweep, and be writable when there is something to write; a rerun with nothing to
@@ -18,6 +19,7 @@ compute writes nothing. A write that fails partway (disk full) stops the run wit
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -31,6 +33,7 @@ import xarray as xr
 from gradstats import paths
 from gradstats.errors import RunStopped, os_error_line
 from gradstats.results import io
+from gradstats.simulate.ensemble_key import ensemble_key
 from gradstats.spec import Point
 from gradstats.sweeps import locks, resultsdir
 from gradstats.sweeps.executors import Executor, InProcessExecutor, make_executor
@@ -47,7 +50,7 @@ EST_SECONDS_PER_STEP_LAYER = 1e-4
 WAIT_POLL_SECONDS = 0.2
 
 __all__ = ["Executor", "InProcessExecutor", "Outcome", "RunSummary", "Task", "compute_point",
-           "compute_tasks", "consolidate", "group_tasks", "run_sweep"]
+           "compute_tasks", "consolidate", "ensembles", "group_tasks", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,21 @@ def compute_point(task: Task) -> Outcome:
     """Simulate one point, predict its statistics from what it measured
     (`gradstats.predictions`, stored beside the measurements) and turn both into its
     dataset; an exception becomes a failure record."""
-    from gradstats.predictions import predict_record
-    from gradstats.results.schema import failure_dataset, record_to_dataset
     from gradstats.simulate.training import simulate_point
 
     try:
         record = simulate_point(task.point, task.measure)
+    except Exception as err:  # a point that raises is recorded, the sweep goes on
+        return _failed(task, err)
+    return _finish_record(task, record)
+
+
+def _finish_record(task: Task, record) -> Outcome:
+    """The outcome of a simulated point: predictions, dataset, encoded file bytes."""
+    from gradstats.predictions import predict_record
+    from gradstats.results.schema import record_to_dataset
+
+    try:
         predictions = predict_record(record)
         record.values.update(predictions.values)
         dataset = record_to_dataset(record)
@@ -90,19 +102,92 @@ def compute_point(task: Task) -> Outcome:
             dataset.attrs["theory_notes"] = "\n".join(predictions.notes)[:4000]
         outcome = Outcome(task.point, dataset, ok=True, encoded=io.encode(dataset))
     except Exception as err:  # a point that raises is recorded, the sweep goes on
-        message = f"{type(err).__name__}: {err}"
-        detail = traceback.format_exc(limit=5)
-        dataset = failure_dataset(task.point, f"{message}\n{detail}")
-        outcome = Outcome(task.point, dataset, ok=False, error=message)
-        with contextlib.suppress(Exception):  # else the driver tries, then keeps no file
-            outcome.encoded = io.encode(dataset)
+        return _failed(task, err)
     _log_computation(task.point)
     return outcome
 
 
-def compute_tasks(tasks: Sequence[Task]) -> list[Outcome]:
-    """`compute_point` for each task of a group, in order (one executor task)."""
-    return [compute_point(task) for task in tasks]
+def _failed(task: Task, err: Exception) -> Outcome:
+    from gradstats.results.schema import failure_dataset
+
+    message = f"{type(err).__name__}: {err}"
+    detail = traceback.format_exc(limit=5)
+    dataset = failure_dataset(task.point, f"{message}\n{detail}")
+    outcome = Outcome(task.point, dataset, ok=False, error=message)
+    with contextlib.suppress(Exception):  # else the driver tries, then keeps no file
+        outcome.encoded = io.encode(dataset)
+    _log_computation(task.point)
+    return outcome
+
+
+def compute_tasks(tasks: Sequence[Task], ensemble: bool = True) -> list[Outcome]:
+    """The outcomes of a group of tasks (one executor task), in order.
+
+    With ``ensemble``, the seeds of one configuration (same ``measure``) are simulated as
+    batched ensembles (`gradstats.simulate.ensemble`) of `ensemble_members` at a time; each
+    point still gets its own outcome (and file). A member's numbers do not depend on which
+    other members share its ensemble, so a lone pending seed runs as an ensemble of one and
+    a resumed sweep reproduces an unbroken one bit for bit. Where an ensemble cannot apply
+    (batch norm, ``updates``, networks too large to gain on a CPU) or raises, its points run
+    one by one (`compute_point`), so a failing point is recorded alone.
+    """
+    if not ensemble:
+        return [compute_point(task) for task in tasks]
+    from gradstats.simulate.ensemble import ensemble_refusal, simulate_ensemble, worth_batching
+
+    done: dict[str, Outcome] = {}
+    for members in ensembles(tasks):
+        records = None
+        first = members[0]
+        # a lone seed that could be ensembled runs as an ensemble of one: the same code path
+        # whatever else is pending, so a resumed sweep gives the same bits as an unbroken one
+        if ensemble_refusal(first.point, first.measure) is None and worth_batching(first.point):
+            try:
+                records = simulate_ensemble([t.point for t in members], first.measure)
+            except Exception:  # run them one by one: each failure recorded on its own point
+                records = None
+        for i, task in enumerate(members):
+            done[task.point.key()] = (compute_point(task) if records is None
+                                      else _finish_record(task, records[i]))
+    return [done[task.point.key()] for task in tasks]
+
+
+def ensembles(tasks: Sequence[Task], max_members: int | None = None
+              ) -> list[tuple[Task, ...]]:
+    """``tasks`` split into ensembles: seeds of one configuration and measure together (and
+    configurations that differ only in sigma_w2/sigma_b2: `ensemble_key`), at most
+    ``max_members`` (default `ensemble_members`) each; a task that cannot be ensembled
+    (`gradstats.simulate.ensemble.ensemble_refusal`) is alone."""
+    from gradstats.simulate.ensemble import ensemble_refusal
+
+    by_config: dict[tuple[str, tuple[str, ...]], list[Task]] = {}
+    alone: list[tuple[Task, ...]] = []
+    for task in tasks:
+        if ensemble_refusal(task.point, task.measure) is not None:
+            alone.append((task,))
+        else:
+            by_config.setdefault((ensemble_key(task.point), task.measure), []).append(task)
+    out = []
+    for members in by_config.values():
+        size = max_members or ensemble_members(members[0].point, len(members))
+        out.extend(_chunks(members, size))
+    return out + alone
+
+
+def _chunks(members: Sequence[Task], size: int) -> list[tuple[Task, ...]]:
+    """``members`` in the fewest chunks of at most ``size``, as equal as possible (64 seeds
+    at most 63 a chunk: 32 + 32, not 63 + 1)."""
+    n_chunks = math.ceil(len(members) / size)
+    size = math.ceil(len(members) / n_chunks)
+    return [tuple(members[i:i + size]) for i in range(0, len(members), size)]
+
+
+def ensemble_members(point: Point, n_seeds: int) -> int:
+    """Members per ensemble (`gradstats.simulate.ensemble.ensemble_size`: what fits in a
+    quarter of the free memory, at most 256)."""
+    from gradstats.simulate.ensemble import ensemble_size
+
+    return ensemble_size(point, n_seeds)
 
 
 def failed_tasks(tasks: Sequence[Task], err: BaseException) -> list[Outcome]:
@@ -139,23 +224,31 @@ def estimated_seconds(point: Point) -> float:
     flops_per_example = 2 * sum(m * n for m, n in zip(widths[:-1], widths[1:], strict=True))
     train = 3 * flops_per_example * t.batch_size * (t.steps + 1)
     record = len(t.record) * flops_per_example * (point.data.n_train + 4 * t.batch_size)
-    overhead = EST_SECONDS_PER_STEP_LAYER * (t.steps + 1) * a.n_layers
-    return EST_SECONDS_PER_POINT + overhead + (train + record) / EST_FLOPS
+    return EST_SECONDS_PER_POINT + _step_overhead(point) + (train + record) / EST_FLOPS
 
 
-def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECONDS
-                ) -> list[tuple[Task, ...]]:
+def _step_overhead(point: Point) -> float:
+    """The per-step Python cost of a point's training loop (shared by an ensemble)."""
+    return EST_SECONDS_PER_STEP_LAYER * (point.training.steps + 1) * point.arch.n_layers
+
+
+def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECONDS,
+                ensemble: bool = False) -> list[tuple[Task, ...]]:
     """Tasks grouped by configuration (seeds of one config together) into chunks of about
-    ``target_seconds`` of estimated work; ``target_seconds <= 0`` gives one task per group."""
+    ``target_seconds`` of estimated work; ``target_seconds <= 0`` gives one task per group.
+    With ``ensemble`` a group (by `ensemble_key`: configurations that differ only in
+    sigma_w2/sigma_b2 together) trains as ensembles, sharing the per-step cost."""
     by_config: dict[str, list[Task]] = {}
     for task in tasks:
-        by_config.setdefault(task.point.config_key(), []).append(task)
+        key = ensemble_key(task.point) if ensemble else task.point.config_key()
+        by_config.setdefault(key, []).append(task)
     groups: list[tuple[Task, ...]] = []
     for members in by_config.values():
         cost = estimated_seconds(members[0].point)
-        size = 1 if target_seconds <= 0 else max(1, min(len(members),
-                                                         math.floor(target_seconds / cost)))
-        groups.extend(tuple(members[i:i + size]) for i in range(0, len(members), size))
+        shared = _step_overhead(members[0].point) if ensemble else 0.0
+        fits = math.floor(max(target_seconds - shared, 0.0) / (cost - shared))
+        size = 1 if target_seconds <= 0 else max(1, min(len(members), fits))
+        groups.extend(_chunks(members, size))
     return groups
 
 
@@ -180,7 +273,8 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
               progress: Callable[[int, int], None] | None = None,
               consolidate_store: bool = True, workers: int = 0, scheduler: str | None = None,
               task_seconds: float = TARGET_TASK_SECONDS, command: str = "",
-              phase: Callable[[str], None] | None = None, sweep_toml: str = "") -> RunSummary:
+              phase: Callable[[str], None] | None = None, sweep_toml: str = "",
+              ensemble: bool = True) -> RunSummary:
     """Compute every pending point of ``points`` into ``out_dir``; see the module docstring.
 
     ``executor``: where tasks run (the caller closes it); by default one from
@@ -193,6 +287,9 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     into the store), so a caller can show that something is still happening.
     ``sweep_toml``: the sweep file as run (`gradstats.sweeps.sweeptoml.dumps`), written to
     ``DIR/sweep.toml`` when it differs from what is there (the last run's sweep).
+    ``ensemble``: train the seeds of a configuration as batched ensembles where they apply
+    (`compute_tasks`; the same results as one by one, to float round-off); False runs every
+    point on its own.
     Raises `InputError` (nothing written) for a directory that is not one, holds another
     sweep or cannot be written; `RunStopped` when writing fails partway.
     """
@@ -224,9 +321,13 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
                     workers, scheduler, n_tasks=len(group_tasks(tasks, task_seconds)),
                     work_seconds=work)
             in_process = isinstance(executor, InProcessExecutor)
-            groups = group_tasks(tasks, 0.0 if in_process else task_seconds)
+            if in_process and ensemble:
+                groups = ensembles(tasks)  # one executor task per ensemble
+            else:
+                groups = group_tasks(tasks, 0.0 if in_process else task_seconds, ensemble)
+            compute = functools.partial(compute_tasks, ensemble=ensemble)
             with run.stopping_on_write_errors():
-                for outcomes in executor.map_unordered(compute_tasks, run.claim(groups),
+                for outcomes in executor.map_unordered(compute, run.claim(groups),
                                                        on_error=failed_tasks):
                     for outcome in outcomes:
                         run.finish(outcome)
