@@ -266,9 +266,35 @@ def point_files(out_dir: Path) -> list[Path]:
 
 
 def load_point_files(out_dir: Path) -> list[xr.Dataset]:
-    """Every good point file under ``out_dir`` (bad ones are skipped with a warning)."""
-    loaded = (load_point(path, expected_key=path.stem) for path in point_files(out_dir))
-    return [ds for ds in loaded if ds is not None]
+    """Every good point file under ``out_dir`` (bad ones are skipped with a warning).
+
+    Files already read by this process and unchanged since (same size and modification
+    time) are not read again: a run's consolidation, its results table and its comparison
+    read each point file once. The datasets are shared: do not modify them in place.
+    """
+    key = str(Path(out_dir).resolve())
+    known = _DECODED.pop(key, {})
+    fresh: dict[str, tuple[tuple[int, int], xr.Dataset]] = {}
+    for path in point_files(out_dir):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        signature = (stat.st_size, stat.st_mtime_ns)
+        hit = known.get(path.name)
+        ds = hit[1] if hit is not None and hit[0] == signature else \
+            load_point(path, expected_key=path.stem)
+        if ds is not None:
+            fresh[path.name] = (signature, ds)
+    _DECODED[key] = fresh
+    while len(_DECODED) > DECODED_DIRS:  # the directories read last
+        _DECODED.pop(next(iter(_DECODED)))
+    return [ds for _, ds in fresh.values()]
+
+
+# Decoded point files of the directories read last: {dir: {file name: ((size, mtime), ds)}}.
+_DECODED: dict[str, dict[str, tuple[tuple[int, int], xr.Dataset]]] = {}
+DECODED_DIRS = 4
 
 
 def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | None = None
