@@ -49,9 +49,10 @@ def _ms(fn, n: int) -> float:
     return 1e3 * (time.perf_counter() - start) / n
 
 
-def load_baseline_io(src: Path):
-    """The ``results/io.py`` module of another checkout (run on this checkout's datasets)."""
-    spec = importlib.util.spec_from_file_location("baseline_io", src / "gradstats/results/io.py")
+def load_baseline(src: Path, name: str):
+    """``gradstats/results/NAME.py`` of another checkout (run on this checkout's records)."""
+    spec = importlib.util.spec_from_file_location(f"baseline_{name}",
+                                                  src / f"gradstats/results/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -93,12 +94,16 @@ def per_point(points, baseline_src: Path | None) -> tuple[dict, dict, dict | Non
     datasets = []
     dataset_ms = _ms(lambda: datasets.extend(record_to_dataset(r) for r in records), len(points))
     with tempfile.TemporaryDirectory() as tmp:
+        io.to_zarr(io.combine(datasets[:2]), Path(tmp) / "warm.zarr")  # import zarr once
         ours = {"record_to_dataset": dataset_ms,
                 **storage_steps(io, datasets, points, Path(tmp) / "new")}
         base = None
         if baseline_src is not None:
-            base = {"record_to_dataset": dataset_ms,
-                    **storage_steps(load_baseline_io(baseline_src), datasets, points,
+            old_schema = load_baseline(baseline_src, "schema")
+            old_ms = _ms(lambda: [old_schema.record_to_dataset(r) for r in records],
+                         len(points))
+            base = {"record_to_dataset": old_ms,
+                    **storage_steps(load_baseline(baseline_src, "io"), datasets, points,
                                     Path(tmp) / "old")}
             a = xr.load_dataset(io.point_path(Path(tmp) / "new", points[0]))
             b = xr.load_dataset(io.point_path(Path(tmp) / "old", points[0]))
