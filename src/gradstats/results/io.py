@@ -157,30 +157,40 @@ def load_point(path: Path, expected_key: str | None = None) -> xr.Dataset | None
 def read_point(path: Path, expected_key: str | None = None) -> tuple[xr.Dataset | None, str | None]:
     """(dataset, None) for a good point file, (None, problem) otherwise, the problem a phrase
     ("is unreadable (...)", "holds point ..."); (None, None) when the file does not exist."""
+    records, attrs, problem = _checked(path, expected_key)
+    if records is None:
+        return None, problem
+    try:
+        return _dataset(records, attrs), None
+    except Exception as err:
+        return None, f"is unreadable ({type(err).__name__})"
+
+
+def _checked(path: Path, expected_key: str | None
+             ) -> tuple[list[pointfile.Record] | None, dict, str | None]:
+    """A point file's (records, attrs, None) when its checksum and key hold, else
+    (None, {}, problem); (None, {}, None) when it does not exist."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        return None, None
+        return None, {}, None
     except OSError as err:
-        return None, f"is unreadable ({type(err).__name__})"
+        return None, {}, f"is unreadable ({type(err).__name__})"
     try:
         records, attrs = _decode(path, data)
     except Exception as err:  # truncated or corrupt file: recompute it
-        return None, f"is unreadable ({type(err).__name__})"
+        return None, {}, f"is unreadable ({type(err).__name__})"
     expected = attrs.pop(CHECKSUM_ATTR, None)
     try:
         intact = expected is not None and expected == _digest(records)
     except Exception:  # values that cannot be digested are as bad as a wrong digest
         intact = False
     if not intact:
-        return None, "is unreadable (checksum mismatch)"
+        return None, {}, "is unreadable (checksum mismatch)"
     stored = attrs.get("point_key")
     if expected_key is not None and stored != expected_key:
-        return None, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
-    try:
-        return _dataset(records, attrs), None
-    except Exception as err:
-        return None, f"is unreadable ({type(err).__name__})"
+        return None, {}, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
+    return records, attrs, None
 
 
 def _decode(path: Path, data: bytes) -> tuple[list[pointfile.Record], dict]:
@@ -252,12 +262,15 @@ def _dataset(records: list[pointfile.Record], attrs: dict) -> xr.Dataset:
 
 
 def is_done(out_dir: Path, point: Point) -> bool:
-    """A point is done when its file exists, loads, and did not record a failure."""
+    """A point is done when its file exists, is intact (checksum, key), and did not record
+    a failure (checked without building its dataset)."""
     path = point_path(out_dir, point)
     if not path.exists():
         return False
-    ds = load_point(path, expected_key=point.key())
-    return ds is not None and ds.attrs.get("status") == "ok"
+    records, attrs, problem = _checked(path, point.key())
+    if problem is not None:
+        warnings.warn(f"point file {path.name} {problem}; it will be recomputed", stacklevel=2)
+    return records is not None and attrs.get("status") == "ok"
 
 
 def point_files(out_dir: Path) -> list[Path]:
