@@ -8,8 +8,8 @@
    its ``results/io.py`` runs the same steps side by side on the same datasets.
 2. End to end: ``gradstats run quickstart -w 0`` (run + compare, the table printed to
    /dev/null) as a subprocess, against the sum of the points' own ``wall_time`` (the
-   simulation alone); with ``--baseline`` the baseline's CLI runs the same sweep right
-   after, alternating, ``--repeats`` times.
+   simulation alone), both on one torch thread; with ``--baseline`` the baseline's CLI runs
+   the same sweep beside it, in alternating order, ``--repeats`` times.
 
 Usage: python benchmarks/bench_point_overhead.py [--seeds 16] [--repeats 1]
            [--baseline /tmp/oldmain/src] [--out benchmarks/RESULTS_overhead.md]
@@ -114,7 +114,10 @@ def per_point(points, baseline_src: Path | None) -> tuple[dict, dict, dict | Non
 def end_to_end(src: Path, seeds: int, out: Path) -> tuple[float, float]:
     """(wall seconds of ``gradstats run quickstart -w 0`` with compare, sum of its points'
     simulation wall_time) with the package at ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    # one torch/BLAS thread in both runs: on a loaded 2-core machine torch's default 2
+    # threads made the same simulation up to 15x slower from one minute to the next
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "gradstats.cli", "run", "quickstart", "-w", "0",
            "--out", str(out), "--set", f"seeds={seeds}"]
     start = time.perf_counter()
@@ -126,28 +129,33 @@ def end_to_end(src: Path, seeds: int, out: Path) -> tuple[float, float]:
 
 
 def markdown(compute, ours, base, e2e, args) -> str:
-    point_ms = sum(compute.values())
+    point_ms = sum(compute.values()) or float("nan")
     lines = [f"# Per-point overhead and the quickstart end to end ({args.seeds} seeds)", "",
              f"Command: `python benchmarks/bench_point_overhead.py --seeds {args.seeds} "
              f"--repeats {args.repeats}{' --baseline OLD/src' if base else ''}`; "
              f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.", "",
-             "## 1. Storage per point vs compute (ms per point, torch on one thread)", "",
-             f"Compute: simulate {compute['simulate_point']:.1f} ms + predictions "
-             f"{compute['predict_record']:.1f} ms = {point_ms:.1f} ms per point.", ""]
+             "## 1. Storage per point vs compute (ms per point, torch on one thread)", ""]
+    if compute:
+        lines += [f"Compute: simulate {compute['simulate_point']:.1f} ms + predictions "
+                  f"{compute['predict_record']:.1f} ms = {point_ms:.1f} ms per point.", ""]
+    else:
+        lines += ["(skipped: --skip-per-point)", ""]
     head = "| step | this branch | vs compute |" + (" baseline | vs compute | speedup |"
                                                     if base else "")
-    lines += [head, "|---|" + "---:|" * (2 + 3 * bool(base))]
-    for name, ms in ours.items():
+    if compute:
+        lines += [head, "|---|" + "---:|" * (2 + 3 * bool(base))]
+    for name, ms in ours.items() if compute else ():
         row = f"| {name} | {ms:.2f} | {ms / point_ms:.3f} |"
         if base:
             row += f" {base[name]:.2f} | {base[name] / point_ms:.3f} | {base[name] / ms:.1f}x |"
         lines.append(row)
-    total = sum(ours.values())
-    row = f"| **total** | {total:.2f} | **{total / point_ms:.3f}** |"
-    if base:
-        old = sum(base.values())
-        row += f" {old:.2f} | {old / point_ms:.3f} | {old / total:.1f}x |"
-    lines += [row, ""]
+    if compute:
+        total = sum(ours.values())
+        row = f"| **total** | {total:.2f} | **{total / point_ms:.3f}** |"
+        if base:
+            old = sum(base.values())
+            row += f" {old:.2f} | {old / point_ms:.3f} | {old / total:.1f}x |"
+        lines += [row, ""]
     lines += ["## 2. End to end: `gradstats run quickstart -w 0` (run + compare)", "",
               "| package | wall s | simulation s (sum of wall_time) | wall / simulation |",
               "|---|---:|---:|---:|"]
@@ -171,20 +179,21 @@ def main() -> None:
                         help="src/ of another checkout to compare with (e.g. the old main)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_overhead.md")
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-per-point", action="store_true")
     args = parser.parse_args()
 
     sweep = apply_overrides(resolve_sweep("quickstart"), [f"seeds={args.seeds}"])
     points = expand(sweep)
-    compute, ours, base = per_point(points, args.baseline)
+    compute, ours, base = ({}, {}, None) if args.skip_per_point else \
+        per_point(points, args.baseline)
     e2e: dict[str, list[tuple[float, float]]] = {}
     if not args.skip_end_to_end:
+        runs = [("this branch", SRC)] + ([("baseline", args.baseline)] if args.baseline else [])
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.repeats):
-                e2e.setdefault("this branch", []).append(
-                    end_to_end(SRC, args.seeds, Path(tmp) / f"new{i}"))
-                if args.baseline is not None:
-                    e2e.setdefault("baseline", []).append(
-                        end_to_end(args.baseline, args.seeds, Path(tmp) / f"old{i}"))
+                for name, src in runs if i % 2 == 0 else runs[::-1]:  # alternate the order
+                    e2e.setdefault(name, []).append(
+                        end_to_end(src, args.seeds, Path(tmp) / f"{name[:4]}{i}"))
     text = markdown(compute, ours, base, e2e, args)
     args.out.write_text(text)
     print(text)
