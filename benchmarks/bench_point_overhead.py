@@ -157,12 +157,11 @@ def markdown(compute, ours, base, e2e, args) -> str:
             row += f" {old:.2f} | {old / point_ms:.3f} | {old / total:.1f}x |"
         lines += [row, ""]
     lines += ["## 2. End to end: `gradstats run quickstart -w 0` (run + compare)", "",
-              "| package | wall s | simulation s (sum of wall_time) | wall / simulation |",
-              "|---|---:|---:|---:|"]
+              "| package | run | wall s | simulation s (sum of wall_time) | wall / simulation |",
+              "|---|---:|---:|---:|---:|"]
     for name, runs in e2e.items():
-        wall = statistics.median(r[0] for r in runs)
-        sim = statistics.median(r[1] for r in runs)
-        lines.append(f"| {name} | {wall:.1f} | {sim:.1f} | {wall / sim:.2f} |")
+        for i, (wall, sim) in enumerate(runs, 1):
+            lines.append(f"| {name} | {i} | {wall:.1f} | {sim:.1f} | {wall / sim:.2f} |")
     if "baseline" in e2e:
         new = statistics.median(r[0] for r in e2e["this branch"])
         old = statistics.median(r[0] for r in e2e["baseline"])

@@ -17,6 +17,7 @@ their rows `outside` with the reason (`gradstats.theory.validity.plain_mlp`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,8 @@ def predict_record(record: Any, theory: Any = None) -> Predictions:
 
     from gradstats.theory._compat import x64_scope
 
+    enable_compilation_cache()
+
     # one BLAS thread, like the simulator's one torch thread per worker: multithreaded
     # OpenBLAS on a busy machine made a 512 x 512 spectral norm 20x slower (measured)
     parts = BATCH_NORM_PARTS if record.point.arch.norm == "batch" else PARTS
@@ -98,6 +101,37 @@ def _remember(key: tuple[str, str], values: dict[str, np.ndarray]) -> None:
     _config_cache[key] = {k: np.array(v, copy=True) for k, v in values.items()}
     while len(_config_cache) > CONFIG_CACHE_SIZE:
         _config_cache.pop(next(iter(_config_cache)))
+
+
+# Where JAX keeps compiled kernels between processes (each Dask worker, each rerun): without
+# it every process recompiles each configuration's kernels, about 1-2 s each (more than the
+# simulation of a quickstart point). GRADSTATS_JAX_CACHE=off disables it; a directory there,
+# or JAX's own JAX_COMPILATION_CACHE_DIR, moves it.
+JAX_CACHE_ENV = "GRADSTATS_JAX_CACHE"
+
+
+@functools.cache
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache (once per process); the directory used,
+    or None when disabled or already configured by the user."""
+    import os
+    from pathlib import Path
+
+    import jax
+
+    choice = os.environ.get(JAX_CACHE_ENV, "")
+    if choice.lower() in ("off", "0", "no", "false") or jax.config.jax_compilation_cache_dir:
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = Path(choice) if choice else base / "gradstats" / "jax"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile in memory as before
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return str(directory)
 
 
 def _outside_parts(point) -> set[str]:
