@@ -132,7 +132,9 @@ def markdown(compute, ours, base, e2e, args) -> str:
     point_ms = sum(compute.values()) or float("nan")
     lines = [f"# Per-point overhead and the quickstart end to end ({args.seeds} seeds)", "",
              f"Command: `python benchmarks/bench_point_overhead.py --seeds {args.seeds} "
-             f"--repeats {args.repeats}{' --baseline OLD/src' if base else ''}`; "
+             f"--repeats {args.repeats}{' --baseline OLD/src' if args.baseline else ''}"
+             f"{' --skip-per-point' if args.skip_per_point else ''}"
+             f"{' --skip-end-to-end' if args.skip_end_to_end else ''}`; "
              f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.", "",
              "## 1. Storage per point vs compute (ms per point, torch on one thread)", ""]
     if compute:
