@@ -105,3 +105,14 @@ def test_fast_merge_declines_duplicate_points_and_combine_falls_back():
                                 _xr_merge(same))
     with pytest.raises(xr.MergeError):  # conflicting values of one point: xarray's verdict
         io.combine([_dataset(point), _dataset(point, seed_value=1.0)])
+
+
+def test_an_attr_the_direct_writer_lacks_goes_through_xarray_and_still_loads(tmp_path):
+    ds = _dataset(_points()[3])
+    ds.attrs["levels"] = [1, 2, 3]  # a list attr: classic netCDF holds it, our writer does not
+    path = tmp_path / "p.nc"
+    path.write_bytes(io.encode(ds))
+    loaded, problem = io.read_point(path)
+    assert problem is None
+    assert list(loaded.attrs["levels"]) == [1, 2, 3]
+    xr.testing.assert_identical(loaded.drop_attrs(deep=False), ds.drop_attrs(deep=False))

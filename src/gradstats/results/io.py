@@ -72,7 +72,23 @@ def encode(ds: xr.Dataset) -> bytes:
     """The bytes of ``ds``'s point file, exactly as `write_atomic` writes them (a few ms:
     `pointfile`), so a worker can encode while the driver only writes bytes."""
     records = _records(ds)
-    return pointfile.encode(records, {**ds.attrs, CHECKSUM_ATTR: _digest(records)})
+    attrs = {**ds.attrs, CHECKSUM_ATTR: _digest(records)}
+    try:
+        return pointfile.encode(records, attrs)
+    except pointfile.UnsupportedFile:  # e.g. a list-valued attr: xarray's writer takes it
+        return _xarray_bytes(records, attrs)
+
+
+def _xarray_bytes(records: list[pointfile.Record], attrs: dict) -> bytes:
+    """The same file through xarray's netCDF writer (slower; for what `pointfile` lacks)."""
+    fd, tmp = tempfile.mkstemp(suffix=".nc")
+    os.close(fd)
+    try:
+        _dataset(records, attrs, restore=False).to_netcdf(tmp, engine=NETCDF_ENGINE,
+                                                          format=POINT_FORMAT)
+        return Path(tmp).read_bytes()
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> None:
@@ -247,12 +263,14 @@ def _records(ds: xr.Dataset) -> list[pointfile.Record]:
     return records
 
 
-def _dataset(records: list[pointfile.Record], attrs: dict) -> xr.Dataset:
-    """The point dataset of stored records: int32 back to int64, strings as str arrays;
-    variables named like their one dim are coordinates."""
+def _dataset(records: list[pointfile.Record], attrs: dict, restore: bool = True) -> xr.Dataset:
+    """The point dataset of stored records: (with ``restore``) int32 back to int64, strings
+    as str arrays; variables named like their one dim are coordinates."""
     coords, data_vars = {}, {}
     for name, dims, values, var_attrs in records:
-        if values.dtype == np.int32:
+        if not restore:
+            pass
+        elif values.dtype == np.int32:
             values = values.astype(np.int64)
         elif values.dtype == object:
             values = values.astype(str)
