@@ -22,7 +22,11 @@ rewrites, between their markers:
 - README.md ``<!-- lr-transfer-table:begin/end -->`` (when the ``lr-transfer`` preset is
   run): per parameterization (and optimizer) the loss-optimal base lr at each width, the
   seed-mean final loss there, and the shift of the optimum over the width range in grid
-  steps (`gradstats.results.lr_transfer`).
+  steps (`gradstats.results.lr_transfer`);
+- README.md ``<!-- validity-table:begin/end -->`` (when the ``validity`` preset is run): per
+  setting (activation, sigma_w2) and per-layer prediction, the beta = depth/width at which
+  its relative error first exceeds 10%, infinite width and finite-width corrected
+  (`gradstats.results.validity_map`), and the figure docs/gallery/validity_validity.png.
 
 With preset names, only those presets' sections and table lines are replaced (the others are
 kept as they are); without, every preset is run. No number in those sections is written by
@@ -330,6 +334,87 @@ def lr_transfer_table(ds) -> str:
     return "\n".join(lines)
 
 
+VALIDITY_FIGURE = ROOT / "docs" / "gallery" / "validity_validity.png"
+SETTING_NAMES = {("relu", 2.0): "relu, critical (sigma_w2 = 2)",
+                 ("relu", 1.5): "relu, ordered (sigma_w2 = 1.5)",
+                 ("tanh", 1.761): "tanh, critical (sigma_w2 = 1.761, sigma_b2 = 0.05)",
+                 ("tanh", 3.0): "tanh, chaotic (sigma_w2 = 3, sigma_b2 = 0.05)"}
+
+
+def _beta_text(mid: float, lo: float, hi: float) -> str:
+    def one(v: float) -> str:
+        if math.isnan(v):
+            return "-"
+        if math.isinf(v):
+            return "> 0.5"
+        return "< 0.008" if v == 0 else f"{v:.2g}"
+
+    if math.isnan(mid):
+        return "no correction"
+    return f"{one(mid)} [{one(lo)}, {one(hi)}]"
+
+
+def _verdicts_beyond(vmap, cmp, q: str, pos: str, combo: dict) -> str:
+    """compare's verdict counts on the cells of row ``q`` (at the layer of ``pos``) whose
+    configuration lies beyond the map's infinite-width boundary of that setting."""
+    from gradstats.results import stats
+
+    name = f"{q}_verdict"
+    if name not in cmp:
+        return "-"
+    verdict = cmp[name]
+    if "step" in verdict.dims:
+        verdict = verdict.isel(step=0, drop=True)
+    depth = vmap["depth"].broadcast_like(vmap["beta"])
+    pick = depth if pos == "last_hidden" else depth + 1
+    at = verdict.where(verdict["layer"] == pick).max("layer").sel(combo)
+    bound = float(vmap["beta_boundary_at"].sel(quantity=q, position=pos, step=0, **combo))
+    beyond = (vmap["beta"].sel(combo) > bound) & at.notnull()
+    codes = at.where(beyond).values.ravel()
+    codes = codes[np.isfinite(codes)]
+    if not len(codes):
+        return "none beyond"
+    return ", ".join(f"{int((codes == c).sum())} {n}" for c, n in stats.VERDICT_NAMES.items()
+                     if (codes == c).any())
+
+
+def validity_table(ds, cmp=None) -> str:
+    """Per setting and per-layer prediction (at the layer `validity_command.ROW_POSITION`
+    names), the beta boundary at 10% error, infinite width and corrected, with the interval
+    from the ends of the error's 95% interval, and (given ``cmp``) compare's verdicts on the
+    configurations beyond the infinite-width boundary; writes the validity figure."""
+    from gradstats.results.plots.common import save
+    from gradstats.results.plots.validity import plot_validity
+    from gradstats.results.validity_command import POSITION_TEXT, ROW_POSITION, settings
+    from gradstats.results.validity_map import validity_map
+
+    vmap = validity_map(ds, threshold=0.1)
+    save(plot_validity(vmap), VALIDITY_FIGURE, "png", dpi=150)
+    betas = vmap["beta"].values[np.isfinite(vmap["beta"].values)]
+    rows = ["| setting | prediction (layer) | infinite width: beta at 10% error | "
+            "finite-width corrected | compare's verdicts beyond the infinite-width boundary |",
+            "|---|---|---|---|---|"]
+    for combo in settings(vmap):
+        label = SETTING_NAMES.get((combo.get("activation"), combo.get("sigma_w2")),
+                                  ", ".join(f"{k}={v}" for k, v in combo.items()))
+        for q in vmap["quantity"].values.tolist():
+            pos = ROW_POSITION[q]
+            sel = {"quantity": q, "position": pos, "step": 0, **combo}
+            cells = []
+            for corr in ("", "_corrected"):
+                name = f"beta_boundary_at{corr}"
+                cells.append(_beta_text(*(float(vmap[f"{name}{end}"].sel(sel))
+                                          for end in ("", "_lo", "_hi"))))
+            if cells[0] == "no correction":
+                continue
+            beyond = _verdicts_beyond(vmap, cmp, q, pos, combo) if cmp is not None else "-"
+            rows.append(f"| {label} | `{q}` ({POSITION_TEXT[pos]}) | {cells[0]} | "
+                        f"{cells[1]} | {beyond} |")
+    note = (f"beta = depth/width from {betas.min():.2g} to {betas.max():.2g}; "
+            f"{int(vmap['n_seeds'].max())} seeds per configuration")
+    return "\n".join(rows) + f"\n\n{note}."
+
+
 def ntk_change_table(ds, cmp) -> str:
     """The NTK change at the last step vs width per activation: seed means, the local slope
     between neighbouring widths and the fit over all widths (each with its SE over seeds),
@@ -463,6 +548,10 @@ def main() -> None:
         if name == "lr-transfer":
             body = lr_transfer_table(ds)
             replace_between(README, "lr-transfer-table", body)
+            print(body, "\n", flush=True)
+        if name == "validity":
+            body = validity_table(ds, cmp)
+            replace_between(README, "validity-table", body)
             print(body, "\n", flush=True)
     old_sections = read_between(COMPARE_DOC, "presets") if args.presets else ""
     old_table = read_between(README, "preset-table") if args.presets else "\n".join(head)

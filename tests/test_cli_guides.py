@@ -86,7 +86,7 @@ def test_shell_completion_script_is_offered(capsys, monkeypatch, argv0):
 
 @pytest.mark.parametrize("argv, option, bad", [
     (["plot", "results", "--kind", "bogus"], "--kind", "bogus"),
-    (["plot", "results", "--format", "svg"], "--format", "svg"),
+    (["plot", "results", "--format", "tiff"], "--format", "tiff"),
     (["export", "results", "--format", "xlsx"], "--format", "xlsx"),
     (["theory", "--activation", "swish"], "--activation", "swish"),
     (["theory", "--parameterization", "mu"], "--parameterization", "mu"),
@@ -111,8 +111,15 @@ def test_plot_kind_choices_are_the_plot_kinds():
     assert KIND_NAMES == tuple(plots.KINDS)
 
 
+def test_plot_format_choices_are_the_plot_formats():
+    from gradstats.results import plots
+    from gradstats.results.plot_command import FORMAT_NAMES
+
+    assert FORMAT_NAMES == plots.common.FORMATS
+
+
 @pytest.mark.parametrize("command", ["run", "presets", "show", "export", "theory", "compare",
-                                     "plot", "report"])
+                                     "plot", "report", "validity"])
 def test_help_is_written_for_users(capsys, command):
     code, out, _ = _run([command, "--help"], capsys)
     assert code == 0 and "Usage" in out

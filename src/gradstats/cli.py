@@ -1,4 +1,4 @@
-"""`gradstats run | presets | show | export | theory | compare | plot | report`.
+"""`gradstats run | presets | show | export | theory | compare | plot | report | validity`.
 
 Heavy imports (torch, jax, xarray, matplotlib) happen inside the commands, so
 ``gradstats --help`` is fast. Every failure, in every command, ends as one line on stderr
@@ -357,12 +357,14 @@ def _register_subpackage_commands() -> None:
     from gradstats.results.compare_command import compare_command
     from gradstats.results.plot_command import plot_command
     from gradstats.results.report_command import report_command
+    from gradstats.results.validity_command import validity_command
     from gradstats.theory.command import theory_command
 
     app.command("theory")(theory_command)
     app.command("compare")(compare_command)
     app.command("plot")(plot_command)
     app.command("report")(report_command)
+    app.command("validity")(validity_command)
 
 
 _register_subpackage_commands()

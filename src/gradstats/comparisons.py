@@ -141,6 +141,15 @@ COORD_NEEDS = 'measure = ["updates"], at least 4 widths and step 1 recorded'
 # the batch-norm rate row must be able to see a per-layer factor lambda off by 10%
 BN_RATE_MAX_DETECTABLE = math.log(1.1)
 
+# seed-paper claim rows (gradstats.results.claims): a pass rate 0.2 away from 1/2, a factor-2
+# change of kappa and a correlation margin of 0.5 must be visible for "agree"
+CLAIM_RATE_DETECTABLE = 0.2
+CLAIM_CORR_DETECTABLE = 0.5
+XIE_SOURCE = "Xie et al. 2023, On the Overlooked Structure of Stochastic Gradients"
+XIE_NEEDS = 'measure = ["xie"]'
+LEE_SOURCE = "Lee, Cho & Kang 2018, Directional Analysis of SGD via vMF Distributions"
+LEE_NEEDS = 'measure = ["directions"] and at least 3 recorded steps'
+
 def _coord_row(name: str, what: str, measured: str, group: str) -> Comparison:
     """A coord-check row: the step-1 width exponent of ``measured`` for the layer ``group`` of
     `gradstats.theory.coord.GROUPS` against the abc-table derivation."""
@@ -262,6 +271,54 @@ COMPARISONS: tuple[Comparison, ...] = (
                source="Yang et al. 2019 mean field of batch norm: lambda(B) "
                       "(gradstats.theory.batchnorm, docs/batchnorm.md)",
                needs='norm = "batch" points'),
+    # --- seed-paper claims (issue 19; gradstats.results.claims): H0 = the paper's claim -----
+    Comparison("xie_dimwise_power_law", "Xie et al.: dimension-wise gradients usually pass "
+               "the power-law test (paper protocol)", "xie_dimwise_pass_paper", "", "claim",
+               steps="training", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol: free-xmin KS fit, d_KS <= 1.358/sqrt(n_tail); "
+                      "pass rate >= 1/2 (binomial, layers and seeds pooled)",
+               needs=XIE_NEEDS),
+    Comparison("xie_dimwise_power_law_strict", "Xie et al.: dimension-wise gradients usually "
+               "pass the power-law test (the package's strict test)", "xie_dimwise_pass_strict",
+               "", "claim", steps="training", domain="any", allowance="none",
+               max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol: tail >= 10%, CSN bootstrap p >= 0.1; pass rate "
+                      ">= 1/2", needs=XIE_NEEDS),
+    Comparison("xie_dimwise_power_law_n", "Xie et al.: dimension-wise gradients usually pass "
+               "the power-law test (paper protocol, critical value of the whole sample)",
+               "xie_dimwise_pass_paper_n", "", "claim", steps="training", domain="any",
+               allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol: free-xmin KS fit, d_KS <= 1.358/sqrt(n); pass "
+                      "rate >= 1/2", needs=XIE_NEEDS),
+    Comparison("xie_iterwise_not_power_law", "Xie et al.: iteration-wise gradients usually fail "
+               "the power-law test (paper protocol)", "xie_iterwise_pass_paper", "", "claim",
+               steps="training", domain="any", allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol as xie_dimwise_power_law; pass rate <= 1/2",
+               needs=XIE_NEEDS),
+    Comparison("xie_noise_not_power_law", "Xie et al.: minibatch gradient noise (iteration-wise) "
+               "usually fails the power-law test (paper protocol)",
+               "xie_iterwise_noise_pass_paper", "", "claim", steps="training", domain="any",
+               allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol as xie_dimwise_power_law; pass rate <= 1/2",
+               needs=XIE_NEEDS),
+    Comparison("xie_iterwise_not_power_law_n", "Xie et al.: iteration-wise gradients usually "
+               "fail the power-law test (paper protocol, critical value of the whole sample)",
+               "xie_iterwise_pass_paper_n", "", "claim", steps="training", domain="any",
+               allowance="none", max_detectable=CLAIM_RATE_DETECTABLE,
+               source=XIE_SOURCE + "; protocol as xie_dimwise_power_law_n; pass rate <= 1/2",
+               needs=XIE_NEEDS),
+    Comparison("lee_directions_uniformize", "Lee et al.: minibatch gradient directions grow more "
+               "uniform over SGD (kappa falls, first to last recorded step)",
+               "minibatch_dir_kappa", "", "claim", steps="last", domain="any", allowance="none",
+               max_detectable=math.log(MAX_RATIO),
+               source=LEE_SOURCE + "; per seed ln(kappa_last / kappa_first) <= 0, one-sided t "
+                      "over seeds", needs=LEE_NEEDS),
+    Comparison("lee_stochasticity_follows_directions", "Lee et al.: gradient stochasticity "
+               "correlates more with directional uniformity than with norm stochasticity",
+               "gradient_stochasticity", "", "claim", steps="last", domain="any",
+               allowance="none", max_detectable=CLAIM_CORR_DETECTABLE,
+               source=LEE_SOURCE + "; per seed corr(GS, 1/kappa) - corr(GS, norm CV) over the "
+                      "recorded steps >= 0, one-sided t over seeds", needs=LEE_NEEDS),
 )
 
 

@@ -314,6 +314,51 @@ for _p, _what in (("example_dir", "the B per-example gradient directions (NaN fo
     ):
         register(_s)
 
+# --- the seed papers' protocols (issue 19) ---------------------------------------------------
+# Estimator "xie" (gradstats.simulate.paper_estimators); tests in gradstats.simulate.protocols.
+_XIE_SAMPLES = {
+    "dimwise": ("dimension-wise gradient", "entries of dL/dW_l of one minibatch (8 minibatches)"),
+    "noise": ("dimension-wise gradient noise", "entries of dL/dW_l - dL_full/dW_l of one "
+              "minibatch (8 minibatches)"),
+    "iterwise": ("iteration-wise gradient", "one coordinate of dL/dW_l over 1000 minibatches at "
+                 "the same parameters (16 coordinates per layer)"),
+    "iterwise_noise": ("iteration-wise gradient noise", "the iteration-wise sample minus the "
+                       "coordinate's full-batch gradient (16 coordinates per layer)"),
+    "net": ("whole-network dimension-wise gradient", "all layers' weight-gradient entries of "
+            "one minibatch (8 minibatches)"),
+}
+_XIE_PROTOCOLS = {
+    "paper": "Xie et al.'s power-law test (free-xmin KS fit, d_KS <= 1.358/sqrt(n_tail))",
+    "paper_n": "Xie et al.'s power-law test with the critical value of the whole sample "
+               "(d_KS <= 1.358/sqrt(n))",
+    "strict": "the package's power-law test (tail >= 10% of the sample, CSN bootstrap p >= 0.1)",
+    "gaussian": "the Gaussian KS test (d_KS <= 1.358/sqrt(n) against the fitted normal)",
+}
+for _k, (_ln, _what) in _XIE_SAMPLES.items():
+    for _p, _how in _XIE_PROTOCOLS.items():
+        register(Statistic(f"xie_{_k}_pass_{_p}", ("step",) if _k == "net" else _SL,
+                           f"{_ln}: {_p} pass rate", "1",
+                           f"fraction of samples not rejected by {_how}; sample: {_what}"))
+for _s in (
+    Statistic("xie_dimwise_tests", ("step",), "dimension-wise samples per step", "1",
+              "minibatches whose gradient entries are tested (per layer and for the network)"),
+    Statistic("xie_iterwise_tests", ("step",), "iteration-wise samples per step", "1",
+              "coordinates per layer whose values over minibatches are tested"),
+    Statistic("xie_spectrum_s", ("step",), "gradient-noise covariance spectrum exponent", "1",
+              "s in lambda_k ~ k^-s, OLS over the upper half of the nonzero eigenvalues of the "
+              "per-example gradient covariance of 512 training examples (all parameters)"),
+    Statistic("xie_spectrum_s_stderr", ("step",), "stderr of xie_spectrum_s", "1",
+              "OLS standard error (iid log-residuals: optimistic)"),
+    Statistic("xie_spectrum_alpha", ("step",), "power-law density exponent of the eigenvalues",
+              "1", "free-xmin MLE alpha of the eigenvalues (a rank-plot slope s gives "
+              "alpha = 1 + 1/s)"),
+    Statistic("xie_spectrum_pass_paper", ("step",), "eigenvalues pass Xie et al.'s test", "1",
+              "1 when the eigenvalues pass the paper protocol (d_KS <= 1.358/sqrt(n_tail))"),
+    Statistic("xie_spectrum_pass_paper_n", ("step",), "eigenvalues pass Xie et al.'s test (n)",
+              "1", "1 when the eigenvalues pass with the whole spectrum's critical value"),
+):
+    register(_s)
+
 # --- theory inputs and per-seed predictions (issue 11) -------------------------------------
 # Recorded at every recorded step so that predictions are conditioned on the measured network
 # (`gradstats.simulate.training`), and predictions made from them on the worker

@@ -451,6 +451,13 @@ COORD_ROWS = ("preact_change_input_exponent", "preact_change_hidden_exponent",
               "output_readout_change_exponent")
 WRONG_PREDICTION_TESTS.update(COORD_ROWS)
 FALSE_ALARM_TESTS.update(COORD_ROWS)
+# seed-paper claims: true and false claims in tests/results/test_claims.py
+CLAIM_ROWS = ("xie_dimwise_power_law", "xie_dimwise_power_law_strict", "xie_dimwise_power_law_n",
+              "xie_iterwise_not_power_law_n",
+              "xie_iterwise_not_power_law", "xie_noise_not_power_law",
+              "lee_directions_uniformize", "lee_stochasticity_follows_directions")
+WRONG_PREDICTION_TESTS.update(CLAIM_ROWS)
+FALSE_ALARM_TESTS.update(CLAIM_ROWS)
 
 
 def test_every_declared_comparison_has_a_wrong_prediction_and_a_false_alarm_test():

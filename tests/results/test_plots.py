@@ -1,13 +1,12 @@
 """Plots render from small synthetic datasets and draw exactly the dataset's numbers.
 
 Expected values are computed here with numpy from the arrays the datasets are built from
-(seed means, chi^(L-l), ln chi, survival (n-i)/n), never from the plotting code.
+(seed means, stored predictions, ln chi, survival (n-i)/n), never from the plotting code.
 """
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -16,7 +15,7 @@ import xarray as xr
 
 from gradstats.results import plots
 from gradstats.results.plot_command import plot_command
-from gradstats.results.plots import common, theory_link
+from gradstats.results.plots import common
 
 DPI = 80
 LAYERS = np.arange(1, 6)  # depth 4 + readout
@@ -40,7 +39,8 @@ def _save_and_check(fig, tmp_path, name: str = "fig.png") -> np.ndarray:
 
 def layer_dataset(chi: dict[tuple[float, str], float], widths=(64, 256)) -> xr.Dataset:
     """grad_sq_norm = 0.7 chi^(L-l) (1 + seed noise) over (width, sigma_w2, activation, seed,
-    step, layer), plus the exact ``chi_1`` per (sigma_w2, activation)."""
+    step, layer), its stored prediction theory_grad_sq_norm = 0.9 x that per seed, plus the
+    exact ``chi_1`` per (sigma_w2, activation)."""
     sw2 = sorted({k[0] for k in chi})
     acts = sorted({k[1] for k in chi})
     rng = np.random.default_rng(0)
@@ -52,6 +52,7 @@ def layer_dataset(chi: dict[tuple[float, str], float], widths=(64, 256)) -> xr.D
               "step": [0, 10], "layer": LAYERS}
     ds = xr.Dataset({"grad_sq_norm": (list(coords), values, {"long_name": "squared norm of "
                                       "weight gradient", "units": "1"}),
+                     "theory_grad_sq_norm": (list(coords), 0.9 * values),
                      "chi_1": (["sigma_w2", "activation"], chi_arr)}, coords=coords)
     return ds.assign_coords(depth=4, sigma_b2=0.0, parameterization="ntk")
 
@@ -60,7 +61,7 @@ CHI = {(1.5, "relu"): 0.75, (2.0, "relu"): 1.0, (2.5, "relu"): 1.25,
        (1.5, "tanh"): 0.9, (2.0, "tanh"): 1.1, (2.5, "tanh"): 1.3}
 
 
-def test_layer_norms_draw_seed_means_and_chi_power_theory(tmp_path):
+def test_layer_norms_draw_seed_means_and_the_stored_prediction(tmp_path):
     ds = layer_dataset(CHI)
     fig = plots.plot_layer_norms(ds)
     measured, theory = _lines(fig, "measured"), _lines(fig, "theory")
@@ -73,34 +74,28 @@ def test_layer_norms_draw_seed_means_and_chi_power_theory(tmp_path):
         for k, (si, ai) in enumerate([(s, a) for s in range(3) for a in range(2)]):
             expect = raw[wi, si, ai, :, 0, :].mean(axis=0)
             np.testing.assert_allclose(lines[k].get_ydata(), expect, rtol=1e-12)
-            chi = CHI[(ds.sigma_w2.values[si], ds.activation.values[ai])]
-            np.testing.assert_allclose(th[k].get_ydata(), expect[-1] * chi ** (5 - LAYERS), rtol=1e-12)
-        assert ax.get_yscale() == "log"
+            np.testing.assert_allclose(th[k].get_ydata(), 0.9 * expect, rtol=1e-12)
+            assert lines[k].get_color() == th[k].get_color()
+        assert len({ln.get_color() for ln in lines}) == 6  # no colour repeats in a panel
+        drawn = np.concatenate([ln.get_ydata() for ln in lines])
+        span = np.log10(drawn.max() / drawn.min())  # (1.3 / 0.75)^4 ~ 9: under a decade
+        assert ax.get_yscale() == ("log" if span > 1 else "linear")
     assert "squared norm of weight gradient" in fig.axes[0].get_ylabel()
     _save_and_check(fig, tmp_path)
 
 
-def test_layer_norms_take_chi_from_theory_when_dataset_has_none(monkeypatch):
-    ds = layer_dataset(CHI, widths=(64,)).drop_vars("chi_1")
-    seen = []
-
-    def fake_signal_propagation(arch):
-        seen.append(arch)
-        return SimpleNamespace(chi_1=arch.sigma_w2 / 2)
-
-    monkeypatch.setattr(theory_link, "signal_propagation_fn", lambda: fake_signal_propagation)
-    fig = plots.plot_layer_norms(ds, step=10)
-    measured, theory = _lines(fig, "measured"), _lines(fig, "theory")
-    assert {a.activation for a in seen} == {"relu", "tanh"} and {a.depth for a in seen} == {4}
-    first = ds["grad_sq_norm"].sel(step=10).isel(width=0, sigma_w2=0, activation=0).values.mean(0)
-    np.testing.assert_allclose(theory[0].get_ydata(), first[-1] * 0.75 ** (5 - LAYERS))
-    np.testing.assert_allclose(measured[0].get_ydata(), first)
-
-
-def test_layer_norms_without_any_theory_draw_no_dashed_line(monkeypatch):
-    monkeypatch.setattr(theory_link, "signal_propagation_fn", lambda: None)
-    fig = plots.plot_layer_norms(layer_dataset(CHI, widths=(64,)).drop_vars("chi_1"))
+def test_layer_norms_without_a_stored_prediction_draw_no_theory_and_say_so():
+    ds = layer_dataset(CHI, widths=(64,)).drop_vars("theory_grad_sq_norm")
+    fig = plots.plot_layer_norms(ds)
     assert _lines(fig, "theory") == [] and len(_lines(fig, "measured")) == 6
+    assert "no stored theory_grad_sq_norm" in fig.get_suptitle().replace("\n", " ")
+
+
+def test_a_log_axis_only_when_the_values_span_more_than_a_decade():
+    flat = plots.plot_layer_norms(layer_dataset({(2.0, "relu"): 1.0}, widths=(64,)))
+    assert flat.axes[0].get_yscale() == "linear"
+    steep = plots.plot_layer_norms(layer_dataset({(2.0, "relu"): 0.5}, widths=(64,)))
+    assert steep.axes[0].get_yscale() == "log"  # 0.5^4 = 1/16: more than a decade
 
 
 def test_layer_norms_skip_nan_padded_layers():
@@ -111,45 +106,75 @@ def test_layer_norms_skip_nan_padded_layers():
     np.testing.assert_array_equal(line.get_xdata(), LAYERS[:-1])
 
 
-def phase_dataset() -> xr.Dataset:
-    """grad_sq_norm_l = chi^(L-l) with chi = sigma_w2 / (2 + sigma_b2), exact chi_1 too."""
+def phase_dataset(sb2=(0.0, 0.5, 1.0)) -> xr.Dataset:
+    """backward_q_l = chi^(L-l) over the hidden layers (depth 4; the readout's value is
+    arbitrary) with chi = sigma_w2 / (2 + sigma_b2), seed-independent; its stored
+    prediction has chi_p = chi * 1.1."""
     sw2 = np.array([1.0, 1.5, 2.0, 2.5, 3.0])
-    sb2 = np.array([0.0, 0.5, 1.0])
+    sb2 = np.asarray(sb2, float)
     chi = sw2[None, :] / (2 + sb2[:, None])  # (sb2, sw2)
-    values = chi[:, :, None, None, None] ** (LAYERS.max() - LAYERS)
-    values = np.broadcast_to(values, (3, 5, 2, 1, len(LAYERS)))
+    hidden = LAYERS.max() - 1
+
+    def profile(c):
+        values = c[:, :, None, None, None] ** (hidden - LAYERS)
+        values = np.broadcast_to(values, (len(sb2), 5, 2, 1, len(LAYERS))).copy()
+        values[..., -1] = 123.0  # the readout: dL/df itself, not part of the rate
+        return values
+
     coords = {"sigma_b2": sb2, "sigma_w2": sw2, "seed": [0, 1], "step": [0], "layer": LAYERS}
-    return xr.Dataset({"grad_sq_norm": (list(coords), values.copy()),
-                       "chi_1": (["sigma_b2", "sigma_w2"], chi)}, coords=coords)
+    ds = xr.Dataset({"backward_q": (list(coords), profile(chi)),
+                     "theory_backward_q": (list(coords), profile(1.1 * chi))}, coords=coords)
+    return ds.assign_coords(activation="tanh", depth=4)
 
 
-def test_phase_colours_are_measured_ln_chi_and_critical_curve_drawn(tmp_path):
+def _fake_critical(activation, sb):
+    return 2.0 + np.asarray(sb, float)  # chi = 1 on sigma_w2 = 2 + sigma_b2
+
+
+def test_phase_colours_are_the_measured_and_predicted_backward_rates(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots.phase, "critical_curve", _fake_critical)
     ds = phase_dataset()
     fig = plots.plot_phase(ds)
-    ax = fig.axes[0]
-    sc = next(c for c in ax.collections if c.get_gid() == "measured")
-    sw, sb = sc.get_offsets().T
-    np.testing.assert_allclose(sc.get_array(), np.log(sw / (2 + sb)), atol=1e-10)
-    assert sorted(set(sw)) == [1.0, 1.5, 2.0, 2.5, 3.0] and sorted(set(sb)) == [0.0, 0.5, 1.0]
-    contour = [c for c in ax.collections if c.get_gid() == "theory"]
-    assert len(contour) == 1
-    verts = np.concatenate([p.vertices for p in contour[0].get_paths()])
-    np.testing.assert_allclose(verts[:, 0], 2 + verts[:, 1], atol=0.02)  # chi = 1 line
+    meshes = {c.get_gid(): c for ax in fig.axes for c in ax.collections}
+    sw2, sb2 = ds.sigma_w2.values, ds.sigma_b2.values
+    expect = np.log(sw2[None, :] / (2 + sb2[:, None]))  # (sb2, sw2): the rate is ln chi
+    np.testing.assert_allclose(np.asarray(meshes["measured"].get_array()).reshape(3, 5), expect,
+                               atol=1e-10)
+    np.testing.assert_allclose(np.asarray(meshes["predicted"].get_array()).reshape(3, 5),
+                               expect + np.log(1.1), atol=1e-10)
+    curves = _lines(fig, "theory")
+    assert len(curves) == 2  # on both panels
+    np.testing.assert_allclose(curves[0].get_xdata(), 2 + curves[0].get_ydata())
+    assert len(curves[0].get_xdata()) == plots.phase.CURVE_POINTS  # smooth, not the 3 rows
     _save_and_check(fig, tmp_path)
 
 
-def test_phase_draws_theory_critical_curve_without_chi_1(monkeypatch):
-    monkeypatch.setattr(plots.phase, "critical_curve", lambda activation, sb: 2.0 + 0 * sb)
-    fig = plots.plot_phase(phase_dataset().drop_vars("chi_1"))
-    (curve,) = _lines(fig, "theory")
-    np.testing.assert_allclose(curve.get_xdata(), 2.0)
+def test_phase_rate_is_compares_backward_decay_rate():
+    from gradstats.results import compare as compare_module
+
+    ds = phase_dataset().isel(sigma_b2=0)
+    rate = plots.phase.backward_rate(ds["backward_q"].isel(step=0))
+    layers = np.arange(1, 5)
+    for si, sw in enumerate(ds.sigma_w2.values):
+        values = ds["backward_q"].isel(step=0, sigma_w2=si, seed=0).values[:4]
+        assert float(rate.isel(sigma_w2=si, seed=0)) == pytest.approx(
+            compare_module._rate(layers, values), abs=1e-12)
+        assert float(rate.isel(sigma_w2=si, seed=0)) == pytest.approx(np.log(sw / 2), abs=1e-12)
 
 
-def test_measured_log_chi_recovers_chi_from_a_geometric_profile():
-    ds = phase_dataset()
-    rate = plots.phase.measured_log_chi(ds["grad_sq_norm"].isel(step=0))
-    expect = np.log(ds.sigma_w2.values[None, :] / (2 + ds.sigma_b2.values[:, None]))
-    np.testing.assert_allclose(rate.transpose("sigma_b2", "sigma_w2").values, expect, atol=1e-12)
+def test_a_one_dimensional_sweep_draws_rate_lines_not_an_empty_diagram(monkeypatch):
+    monkeypatch.setattr(plots.phase, "critical_curve", _fake_critical)
+    ds = phase_dataset(sb2=(0.0,)).isel(sigma_b2=0)
+    fig = plots.plot_phase(ds)
+    assert not [c for ax in fig.axes for c in ax.collections if c.get_gid() == "measured"]
+    (line,) = _lines(fig, "measured")
+    np.testing.assert_allclose(line.get_xdata(), ds.sigma_w2.values)
+    np.testing.assert_allclose(line.get_ydata(), np.log(ds.sigma_w2.values / 2), atol=1e-10)
+    (pred,) = _lines(fig, "predicted")
+    np.testing.assert_allclose(pred.get_ydata(), np.log(1.1 * ds.sigma_w2.values / 2), atol=1e-10)
+    (crit,) = _lines(fig, "critical")
+    np.testing.assert_allclose(crit.get_xdata(), 2.0)
+    assert "1-D sweep" in fig.get_suptitle().replace("\n", " ")
 
 
 def test_ntk_width_fit_slope_and_reference(tmp_path):
@@ -164,10 +189,14 @@ def test_ntk_width_fit_slope_and_reference(tmp_path):
     assert ax.get_xscale() == ax.get_yscale() == "log"
     measured = [c for c in ax.containers if c.lines[0].get_gid() == "measured"]
     np.testing.assert_allclose(measured[0].lines[0].get_ydata(), values[0].mean(axis=1))
-    for fit in _lines(fig, "fit"):
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    for fit, k in zip(_lines(fig, "fit"), range(2), strict=True):
         slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
+        # the fit is over widths and seeds (compare's), not the seed means
+        expect = np.polyfit(np.log(np.repeat(widths, 4)), np.log(values[k].ravel()), 1)[0]
+        assert slope == pytest.approx(expect, abs=1e-10)
         assert abs(slope + 0.5) < 0.03  # 2% noise on 5 widths: slope error ~ 0.01
-        assert f"{slope:.2f}" in fit.get_label()
+        assert f"{slope:.2f}" in legend
     for ref in _lines(fig, "reference"):
         slope = np.polyfit(np.log(ref.get_xdata()), np.log(ref.get_ydata()), 1)[0]
         assert slope == pytest.approx(-0.5, abs=1e-12)
@@ -229,7 +258,7 @@ def test_spectrum_rank_plot_with_fitted_exponent(tmp_path):
     assert len(measured) == 4
     np.testing.assert_allclose(measured[0].get_xdata(), np.arange(1, 16))
     np.testing.assert_allclose(measured[1].get_ydata(), 2.0 * np.arange(1, 16) ** -1.5)
-    assert "s = 1.50" in measured[0].get_label()
+    assert "s = 1.50" in fig.axes[0].get_legend().get_texts()[0].get_text()
     for fit in _lines(fig, "fit"):
         slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
         assert slope == pytest.approx(-1.5, abs=1e-9)
@@ -269,7 +298,7 @@ def test_summary_uses_whatever_variables_exist(tmp_path):
     first = [ln for ln in visible[0].get_lines() if ln.get_gid() == "measured"][0]
     expect = ds["grad_sq_norm"].isel(step=0).values[0, 0, 0].mean(axis=0)
     np.testing.assert_allclose(first.get_ydata(), expect)
-    assert plots.kinds_available(ds) == ["summary", "layers", "phase", "spectrum"]
+    assert plots.kinds_available(ds) == ["summary", "layers", "spectrum"]
     _save_and_check(fig, tmp_path)
 
 
@@ -288,15 +317,17 @@ def test_plot_command_writes_every_available_kind_and_pdf(tmp_path, capsys, monk
     layer_dataset(CHI).to_netcdf(path)
     plot_command(path, kind="all", out=tmp_path / "figs", format_="png")
     written = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert written == ["layers.png", "phase.png", "summary.png"]
+    assert written == ["layers.png", "summary.png"]
     assert "not drawn" in capsys.readouterr().out
     plot_command(path, kind="layers", out=tmp_path / "figs", format_="pdf")
     assert (tmp_path / "figs" / "layers.pdf").read_bytes()[:4] == b"%PDF"
+    plot_command(path, kind="layers", out=tmp_path / "figs", format_="svg")
+    assert b"<svg" in (tmp_path / "figs" / "layers.svg").read_bytes()[:500]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--kind", "bogus"], "'bogus' is not one of 'summary'"),
-    (["--format", "svg"], "'svg' is not one of 'png', 'pdf'"),
+    (["--format", "tiff"], "'tiff' is not one of 'png', 'pdf', 'svg'"),
     (["--kind", "spectrum"], "noise_eigenvalues"),
 ])
 def test_plot_cli_input_errors_exit_2(tmp_path, capsys, argv, message):

@@ -81,7 +81,7 @@ def test_simulate_point_refuses_per_example_groups(name):
 
 
 def test_which_groups_need_per_example_gradients():
-    assert set(NEEDS_PER_EXAMPLE) == {"per_example", "full_batch", "directions", "ntk"}
+    assert set(NEEDS_PER_EXAMPLE) == {"per_example", "full_batch", "directions", "ntk", "xie"}
     assert batch_norm_refusal("distribution") is None
     assert batch_norm_refusal("per_example") == (
         'per_example needs per-example gradients, which batch normalization (norm = "batch") '

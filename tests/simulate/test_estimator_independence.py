@@ -40,6 +40,10 @@ def cheap_fits(monkeypatch):
     """Fewer bootstrap reps and a shorter iteration-wise threshold: the same code, faster."""
     monkeypatch.setattr(DE, "N_BOOTSTRAP", 5)
     monkeypatch.setattr(DE, "ITER_MIN_STEPS_SHAPE", len(RECORD))
+    from gradstats.simulate import paper_estimators, protocols
+
+    monkeypatch.setattr(protocols, "STRICT_BOOTSTRAP", 5)
+    monkeypatch.setattr(paper_estimators, "XIE_MINIBATCHES", 64)
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -682,24 +682,54 @@ def run_pooled_kurtosis(ctx: Context, comparison: Comparison) -> dict[str, xr.Da
                     power=lambda level: test(level).detectable)
 
 
-def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
-    """OLS of ln(value) on ln(width) over widths (inside the domain) and seeds, per
-    combination of the other axes; H0 |slope - predicted| <= allowance."""
+def exponent_inputs(results: xr.Dataset, name: str) -> xr.DataArray | None:
+    """What the exponent row ``name`` fits: its measured variable over (axes..., seed), at
+    each configuration's last finite step for step-dependent rows, NaN outside the row's
+    validity domain; None when the results cannot feed the row. Figures fit it with
+    `fit_exponent_part`, exactly as `compare` does."""
+    ctx = _context(results, DEFAULT_LEVEL)
+    out = _exponent_values(ctx, decl.by_name(name))
+    return None if out is None else out[0]
+
+
+def fit_exponent_part(part: xr.DataArray, level: float = DEFAULT_LEVEL
+                      ) -> tuple[stats.LineFit | None, list]:
+    """The width-exponent fit of one configuration's values (width, [seed]) over the widths
+    with any finite value (None with fewer than 3), and those widths."""
+    ok = [w for w in part["width"].values if bool(part.sel(width=w).notnull().any())]
+    if len(ok) < 3:
+        return None, ok
+    part = part.sel(width=ok).transpose("width", ...)
+    return stats.fit_width_exponent(part["width"].values, part.values, level), ok
+
+
+def _exponent_values(ctx: Context, comparison: Comparison
+                     ) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """(values NaN outside the domain, reasons) of an exponent row; None with a note."""
     values = _variable(ctx, comparison, comparison.measured)
     if values is None:
-        return {}
+        return None
     if "width" not in ctx.axes or ctx.ds.sizes["width"] < 3:
         ctx.note(f"{comparison.name}: needs {comparison.needs}")
-        return {}
+        return None
     if STEP_DIM in values.dims:
         values, last = _last_finite_step(values)
         if not np.any(last > 0):
             ctx.note(f"{comparison.name}: needs {comparison.needs}")
-            return {}
+            return None
         reasons_full = _last_step_domain(ctx, comparison, last)
     else:
         reasons_full = _domain(ctx, comparison, np.zeros(1, int)).isel({STEP_DIM: 0}, drop=True)
-    values = values.where(reasons_full == "")
+    return values.where(reasons_full == ""), reasons_full
+
+
+def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    """OLS of ln(value) on ln(width) over widths (inside the domain) and seeds, per
+    combination of the other axes; H0 |slope - predicted| <= allowance."""
+    prepared = _exponent_values(ctx, comparison)
+    if prepared is None:
+        return {}
+    values, reasons_full = prepared
     pred = comparison.exponent
     others = [a for a in ctx.axes if a != "width"]
     template = xr.full_like(reasons_full.isel(width=0, drop=True), np.nan, dtype=float)
@@ -709,13 +739,10 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
         present = [k for k in ctx.configs if all(ctx.sel(k)[a] == v for a, v in combo.items())]
         if not present:
             continue  # an absent combination is no cell
-        part = values.sel(combo) if combo else values
-        ok = [w for w in part["width"].values if bool(part.sel(width=w).notnull().any())]
+        fit, ok = fit_exponent_part(values.sel(combo) if combo else values, ctx.level)
         if len(ok) < 3:
             reasons.loc[combo] = "fewer than 3 widths inside the validity domain"
             continue
-        part = part.sel(width=ok).transpose("width", ...)
-        fit = stats.fit_width_exponent(part["width"].values, part.values, ctx.level)
         if fit is None:
             continue
         slope.loc[combo], se.loc[combo], dof.loc[combo] = fit.slope, fit.slope_se, fit.dof
@@ -774,7 +801,14 @@ RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "bound": run_bound, "log_variance": run_log_variance, "log_mean": run_log_mean, "exponent": run_exponent,
     "pooled_kurtosis": run_pooled_kurtosis,
     "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
+    "claim": lambda ctx, c: _run_claim(ctx, c),
 }
+
+
+def _run_claim(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    from gradstats.results.claims import run_claim  # seed-paper claims (issue 19)
+
+    return run_claim(ctx, comparison)
 
 
 def _run_width_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:

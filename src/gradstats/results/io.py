@@ -343,11 +343,12 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | Non
     points = [ds.attrs.get("point", "") for ds in datasets]
     errors = [f"{ds.attrs.get('point_key')}: {ds.attrs['error']}"
               for ds in datasets if ds.attrs.get("status") == "failed"]
-    combined = merge_points(datasets)
-    if combined is None:  # not plain point datasets: xarray's general merge
+    combined = merge_points(datasets)  # one array per variable, filled: fast, small
+    if combined is None:  # not plain point datasets: xarray's merge, in a tree
         stripped = [ds.drop_attrs(deep=False) for ds in datasets]
-        combined = xr.merge(stripped, join="outer", compat="no_conflicts",
-                            combine_attrs="drop_conflicts")
+        combined = _tree_merge(sorted(stripped, key=_coord_key))
+    else:
+        combined = combined.transpose(*[d for d in AXES if d in combined.dims], ...)
     first = datasets[0].attrs
     combined.attrs = {k: first[k] for k in ("schema_version", "gradstats_version",
                                             "torch_version", "jax_version") if k in first}
@@ -366,6 +367,33 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | Non
     if theory_notes:  # predictions that failed on the worker (compare reports them)
         combined.attrs["theory_notes"] = theory_notes
     return squeeze_axes(combined) if squeeze else combined
+
+
+def _coord_key(ds: xr.Dataset) -> tuple:
+    """Sort key of a point dataset: its sweep-axis values, then its seed (neighbours in this
+    order share most coordinates, so their merges stay small)."""
+    return tuple(str(ds[d].values.tolist()) for d in (*AXES, SEED_DIM) if d in ds.coords)
+
+
+MERGE_GROUP = 64  # points merged at once: neighbours in `_coord_key` order
+
+
+def _tree_merge(datasets: list[xr.Dataset]) -> xr.Dataset:
+    """``xr.merge`` (outer join, no conflicts) of ``datasets`` in groups of MERGE_GROUP
+    neighbours, then pairwise in a balanced tree: one merge of all aligns every point to the
+    whole sweep's grid at once (memory ~ points x grid; above 13 GB, unfinished, for the
+    1792-point validity preset), the tree holds a few grids at a time. Same result: the outer
+    merge is associative."""
+    def merge(group: list[xr.Dataset]) -> xr.Dataset:
+        return xr.merge(group, join="outer", compat="no_conflicts",
+                        combine_attrs="drop_conflicts")
+
+    datasets = [merge(datasets[i:i + MERGE_GROUP])
+                for i in range(0, len(datasets), MERGE_GROUP)]
+    while len(datasets) > 1:
+        datasets = [merge(datasets[i:i + 2]) for i in range(0, len(datasets), 2)]
+    merged = datasets[0]
+    return merged.transpose(*[d for d in AXES if d in merged.dims], ...)
 
 
 def load_results(path: Path | str, squeeze: bool = True, *, lazy: bool = True) -> xr.Dataset:

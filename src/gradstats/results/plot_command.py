@@ -1,4 +1,4 @@
-"""`gradstats plot RESULTS --kind KIND --out DIR --format png|pdf` (registered by the CLI)."""
+"""`gradstats plot RESULTS --kind KIND --out DIR --format png|pdf|svg` (registered by the CLI)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import typer
 # The names of `gradstats.results.plots.KINDS` (that module imports matplotlib, so the names
 # are repeated here for a fast --help; tests/test_cli_guides.py checks that they agree).
 KIND_NAMES = ("summary", "layers", "signals", "phase", "ntk", "tails", "spectrum", "directions",
-              "batchnorm", "coord", "lr-transfer")
+              "batchnorm", "coord", "lr-transfer", "validity")
 KindChoice = Literal[(*KIND_NAMES, "all")]
-FormatChoice = Literal["png", "pdf"]
+# The names of `gradstats.results.plots.common.FORMATS` (checked in tests/test_cli_guides.py).
+FORMAT_NAMES = ("png", "pdf", "svg")
+FormatChoice = Literal[FORMAT_NAMES]
 CHOICES_HELP = " | ".join((*KIND_NAMES, "all"))
 
 
@@ -29,7 +31,8 @@ def plot_command(
     )] = "summary",
     out: Annotated[Path | None, typer.Option("--out", "-o",
                                              help="Output directory (default RESULTS/plots)")] = None,
-    format_: Annotated[FormatChoice, typer.Option("--format", "-f", help="Image format")] = "png",
+    format_: Annotated[FormatChoice, typer.Option(
+        "--format", "-f", help="Image format: png (200 dpi), or vector pdf or svg")] = "png",
 ) -> None:
     """Draw figures of a results dataset into RESULTS/plots (or --out), one file per kind.
 
@@ -46,7 +49,8 @@ def plot_command(
     if kind not in (*plots.KINDS, "all"):
         raise InputError(f"--kind: unknown kind {kind!r}; choose from {CHOICES_HELP}")
     if format_ not in plots.common.FORMATS:
-        raise InputError(f"--format: unknown format {format_!r}; choose png or pdf")
+        raise InputError(f"--format: unknown format {format_!r}; choose "
+                         f"{', '.join(plots.common.FORMATS)}")
     out_dir = out or default_out(results)
     paths.check_output_dir(out_dir)
     paths.require_writable(out_dir)

@@ -16,6 +16,7 @@ BUILTIN_ESTIMATORS: dict[str, str] = {
     "distribution": "gradstats.simulate.distribution_estimators",
     "directions": "gradstats.simulate.distribution_estimators",
     "updates": "gradstats.simulate.update_estimators",
+    "xie": "gradstats.simulate.paper_estimators",
 }
 
 
@@ -28,6 +29,8 @@ NEEDS_PER_EXAMPLE: dict[str, str] = {
     "full_batch": "per-example gradients (over the whole training set)",
     "directions": "per-example gradients (their directions and minibatch Grams)",
     "ntk": "per-example gradients (the empirical NTK's per-example Jacobians)",
+    "xie": "per-example gradients (the gradient-noise covariance spectrum) and a full-batch "
+           "gradient",
 }
 
 

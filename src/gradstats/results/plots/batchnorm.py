@@ -16,7 +16,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from gradstats.comparisons import by_name
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 from gradstats.spec import LAYER_DIM, SEED_DIM
 
 REQUIRES = ("grad_sq_norm", "theory_bn_ln_growth")
@@ -44,7 +44,9 @@ def _depth(ds: xr.Dataset, sel: dict, values: np.ndarray) -> int:
     return int(np.isfinite(values).sum()) - 1  # the readout is the last finite layer
 
 
-def plot_batchnorm(ds: xr.Dataset, step: int | None = None) -> Figure:
+@style.styled
+def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None = None,
+                   ax=None) -> Figure:
     """Seed mean of ln grad_sq_norm vs layer per batch size, the predicted slope dashed."""
     common.require(ds, "batchnorm", REQUIRES, [LAYER_DIM])
     ln = np.log(common.first_step(ds["grad_sq_norm"], step).where(lambda v: v > 0))
@@ -52,42 +54,39 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None) -> Figure:
     rate_da = rate_da.mean(SEED_DIM) if SEED_DIM in rate_da.dims else rate_da
     line_dims, col, row = common.split_dims(common.varying(ln), ("batch_size",))
     mean, se = common.seed_mean(ln)
-    fig, axes, panels = common.facet_figure(mean, col, row, sharey=False)
-    for i, j, facet in panels:
-        ax = axes[i, j]
-        drawn = 0  # lines of this panel (combinations absent from the sweep are skipped)
-        for sel in common.combos(mean, line_dims)[: common.MAX_LINES]:
-            full = {**facet, **sel}
+    facets = common.facet_figure(mean, col, row, line_dims, sharey=False, fig=fig, ax=ax)
+    for p in facets.panels:
+        entries = []
+        for k, sel in enumerate(p.lines):
+            full = {**p.facet, **sel}
             m = mean.sel(full).values
             ok = np.isfinite(m)
             if not ok.any():
                 continue
             layers = mean[LAYER_DIM].values
-            colour = f"C{drawn % 10}"
+            colour = style.colour(k)
             window = fit_window(_depth(ds, full, m))
             inside = np.isin(layers, window) & ok
             measured = (-np.polyfit(layers[inside], m[inside], 1)[0] if inside.sum() >= 2
                         else np.nan)
             rate = rate_da.sel({d: v for d, v in full.items() if d in rate_da.dims})
             rate = float(rate) if rate.size == 1 else np.nan
-            name = common.describe(sel) or "measured"
-            ax.plot(layers[ok], m[ok], "o-", ms=3, lw=1.3, color=colour, gid="measured",
-                    label=f"{name}: slope {-measured:.3f} (theory {-rate:.3f})")
-            s = se.sel(full).values
-            if np.isfinite(s[ok]).any():
-                ax.fill_between(layers[ok], m[ok] - s[ok], m[ok] + s[ok], color=colour,
-                                alpha=0.2, lw=0)
+            name = ", ".join(common._fmt(v) for v in sel.values()) or "measured"
+            p.ax.plot(layers[ok], m[ok], "o-", ms=3, color=colour, gid="measured")
+            entries.append((f"{name}: {-measured:.3f} ({-rate:.3f})", colour))
+            style.band(p.ax, layers[ok], m[ok], se.sel(full).values[ok], colour)
             if np.isfinite(rate) and inside.sum() >= 2:
-                ax.plot(layers[inside], slope_line(layers[inside], m[inside], rate), "--",
-                        lw=1.3, color="black", gid="theory",
-                        label="theory: slope −ln λ(B) over the fitted layers" if drawn == 0
-                        else None)
-            drawn += 1
-        ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
-        if j == 0:
-            ax.set_ylabel("ln " + common.label(ds["grad_sq_norm"], units=False))
-        ax.legend(fontsize=6.5, loc="best")
+                p.ax.plot(layers[inside], slope_line(layers[inside], m[inside], rate), "--",
+                          lw=1.3, color="black", gid="theory")
+        p.ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
+        if p.j == 0:
+            p.ax.set_ylabel("ln " + common.label(ds["grad_sq_norm"], units=False))
+        title = ", ".join(p.lines[0]) + ": slope (theory)" if p.lines and p.lines[0] else None
+        keys = [(style.MEASURED_KEY, style.MEASURED_STYLE),
+                ("dashed: slope −ln λ(B)", {"ls": "--", "color": "k"})] if p.i == 0 else []
+        style.legend_right(p.ax, entries, keys, title=title)
     first = by_name(ROW)
-    common.suptitle(fig, f"batch norm: ln gradient norm per layer (fit: layers "
-                    f"{first.first_layer}..depth−{first.readout_gap})", ds)
-    return fig
+    if ax is None:
+        common.suptitle(facets.fig, f"batch norm: ln gradient norm per layer (fit: layers "
+                        f"{first.first_layer}..depth−{first.readout_gap})", ds, facets.note)
+    return facets.fig

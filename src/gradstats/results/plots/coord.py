@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 
 GROUP_COLORS = {"input": "tab:green", "hidden": "tab:blue", "output": "tab:red",
                 "output_feature": "tab:orange", "output_readout": "tab:purple"}
@@ -48,14 +48,17 @@ def in_table_order(values, dim: str) -> list[str]:
     return sorted(names, key=lambda v: order.index(v) if v in order else len(order))
 
 
-def plot_coord_check(ds: xr.Dataset) -> Figure:
+@style.styled
+def plot_coord_check(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
+    """One panel per (optimizer, parameterization): each group's seed geometric-mean change
+    vs width, the derived slope dotted through the step-1 points (gid ``theory``)."""
     from gradstats.theory import coord
 
     common.require(ds, "coord", ("preact_change_rms", "output_change_rms"), ("width",))
     groups = _groups(ds)
     pzs = in_table_order(ds["parameterization"].values, "parameterization")
     opts = in_table_order(ds["optimizer"].values, "optimizer")
-    fig, axes = common.panel_grid(len(opts), len(pzs))
+    fig, axes = common.panel_grid(len(opts), len(pzs), fig=fig)
     axes = np.asarray(axes).reshape(len(opts), len(pzs))
     for i, opt in enumerate(opts):
         for j, pz in enumerate(pzs):
@@ -89,17 +92,18 @@ def plot_coord_check(ds: xr.Dataset) -> Figure:
                         ax.plot(widths, cy * (widths / cx) ** slope, ":", color="black",
                                 lw=1.2, gid="theory")
                         ax.annotate(f"{slope:+g}", (widths[-1], cy * (widths[-1] / cx) ** slope),
-                                    fontsize=7, color=GROUP_COLORS[name])
+                                    fontsize=style.FONT - 1, color=GROUP_COLORS[name])
             ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_title(f"{pz}, {opt}", fontsize=9)
+            style.auto_scale(ax)
+            ax.set_title(f"{pz}, {opt}")
             if i == len(opts) - 1:
                 ax.set_xlabel("width")
             if j == 0:
                 ax.set_ylabel("rms change since init")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=8,
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3),
                title="dotted: the derived slope through the measured step-1 points",
-               title_fontsize=8, frameon=False)
-    fig.suptitle("coord check: change after each step vs width (solid step 1, faded later)")
+               frameon=False)
+    common.suptitle(fig, "coord check: change after each step vs width (solid step 1, faded "
+                    "later; seed geometric mean)", ds)
     return fig

@@ -18,18 +18,19 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from gradstats.results.lr_transfer import LR_DIM, RESOLVED, WIDTH_DIM, lr_transfer_summary
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 
 REQUIRES = ("full_loss",)
 
 
-def plot_lr_transfer(ds: xr.Dataset, loss: str = "full_loss") -> Figure:
+@style.styled
+def plot_lr_transfer(ds: xr.Dataset, loss: str = "full_loss", fig: Figure | None = None) -> Figure:
     """One panel per group: seed-mean final ``loss`` vs lr per width, optima marked."""
     common.require(ds, "lr-transfer", (loss,), (LR_DIM,))
     summary = lr_transfer_summary(ds, loss)
     groups = [d for d in summary["lr_opt"].dims if d != WIDTH_DIM]
     panels = common.combos(summary, groups)
-    fig, axes = common.panel_grid(1, len(panels), sharey=True)
+    fig, axes = common.panel_grid(1, len(panels), sharey=True, fig=fig)
     widths = summary[WIDTH_DIM].values
     colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(widths)))
     for ax, sel in zip(axes[0], panels, strict=True):
@@ -57,11 +58,14 @@ def plot_lr_transfer(ds: xr.Dataset, loss: str = "full_loss") -> Figure:
         note = "" if not np.isfinite(shift) else (
             f"optimum shift {widths[0]}→{widths[-1]}: {shift:+.0f} grid steps"
             + ("" if low == high else f" (plausible {low:+.0f}..{high:+.0f})"))
-        ax.set_title((common.describe(sel) + "\n" if sel else "") + note, fontsize=9)
-        ax.set_yscale("log")
+        ax.set_title(style.wrap((common.describe(sel) + "\n" if sel else "") + note,
+                                style.PANEL_SIZE[0]))
+        style.auto_scale(ax)
         ax.set_xlabel("log2 base lr")
     axes[0, 0].set_ylabel(common.label(ds[loss]) + " at the last step")
-    axes[0, 0].legend(fontsize=7, title="filled star: resolved optimum", title_fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    style.legend_right(axes[0, -1], handles=handles, labels=labels,
+                       title="filled star: resolved optimum")
     fixed = common.scalar_coords(ds)
     setting = ", ".join(f"{k}={fixed[k]}" for k in ("optimizer", "steps", "n_train") if k in fixed)
     common.suptitle(fig, "lr transfer: final loss vs base lr per width (seed mean ± se)"

@@ -1,8 +1,12 @@
-"""Empirical-vs-analytic NTK relative error against width (log-log) with a fitted slope.
+"""NTK errors against width (log-log) with the width exponent that `gradstats compare` fits.
 
-Needs a relative-error DataArray with a ``width`` dim (other dims: ``seed`` is averaged, a
-``step`` dim keeps its first value, the rest become lines). Infinite-width theory predicts
-fluctuations of the empirical NTK of order width^(-1/2): the dotted reference has slope -1/2.
+`plot_ntk_width` draws one relative-error DataArray (dims: ``width``, ``seed``, others as
+lines): the seed mean ± standard error per width and the OLS fit of ln y on ln width over
+widths and seeds, `gradstats.results.compare.fit_exponent_part`, the very function compare's
+exponent rows use. `plot_ntk` draws the exponent rows of a results dataset, each from
+`gradstats.results.compare.exponent_inputs` (compare's selection: last finite step, NaN
+outside the validity domain), so the slope printed is compare's ``<row>_mean``.
+Infinite-width theory predicts NTK fluctuations of order width^(-1/2): the dotted reference.
 """
 
 from __future__ import annotations
@@ -11,50 +15,144 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 
 WIDTH_DIM = "width"
 LINE_DIMS = ("activation", "depth", "sigma_w2", "parameterization")
+# compare's exponent rows a figure draws: row -> (variable, panel title)
+ROWS = {"ntk_init_exponent": ("theory_ntk_init_rel_err", "empirical vs analytic NTK at init"),
+        "ntk_change_exponent": ("ntk_rel_change", "NTK change over training (last step)")}
 
 
+def fit(values: xr.DataArray):
+    """compare's width-exponent fit of ``values`` (width, [seed]): (LineFit | None, widths)."""
+    from gradstats.results.compare import fit_exponent_part
+
+    return fit_exponent_part(values)
+
+
+@style.styled
 def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None = None,
-                   row: str | None = None) -> Figure:
+                   row: str | None = None, title: str | None = None,
+                   outside: xr.DataArray | None = None, fig: Figure | None = None,
+                   ax=None) -> Figure:
     """Seed mean ± standard error of ``err`` vs width on log-log axes, one line per config.
 
-    Each line gets an OLS fit of ln(mean) on ln(width) (dashed, gid ``fit``, slope in the
-    legend) and a slope -1/2 reference through the data's geometric centre (dotted, gid
-    ``reference``). Measured points have gid ``measured``.
+    Each line gets compare's fit (`fit`: OLS over widths and seeds; dashed, gid ``fit``,
+    slope ± SE in the legend) and a slope -1/2 reference through the fitted points' centre
+    (dotted, gid ``reference``). Measured points have gid ``measured``; ``outside`` (same
+    dims: values outside compare's validity domain, NaN elsewhere) are drawn hollow, not
+    fitted (gid ``outside``). A ``step`` dim keeps ``step`` (default its first value).
     """
     if WIDTH_DIM not in err.dims:
         raise common.MissingVariables(f"plot 'ntk' needs a {WIDTH_DIM!r} dim; {err.name} has "
                                       f"dims {', '.join(map(str, err.dims))}")
     err = common.first_step(err, step)
-    line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
-                                            LINE_DIMS, col, row)
     mean, se = common.seed_mean(err)
-    fig, axes, panels = common.facet_figure(mean, col, row)
-    for i, j, facet in panels:
-        ax = axes[i, j]
-        for k, sel in enumerate(common.combos(mean, line_dims)[: common.MAX_LINES]):
-            m = mean.sel({**facet, **sel})
+    line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
+                                            LINE_DIMS, col, row, da=mean)
+    facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
+    for p in facets.panels:
+        labels = []
+        for k, sel in enumerate(p.lines):
+            full = {**p.facet, **sel}
+            m = mean.sel(full)
             widths, y = m[WIDTH_DIM].values.astype(float), m.values
             ok = np.isfinite(y) & (y > 0)
             if not ok.any():
                 continue
-            s = se.sel({**facet, **sel}).values
-            color = f"C{k % 10}"
-            name = common.describe(sel) or "measured"
-            ax.errorbar(widths[ok], y[ok], yerr=np.where(np.isfinite(s), s, 0)[ok], fmt="o-",
-                        ms=4, lw=1.2, color=color, capsize=2, label=name, gid="measured")
-            slope, intercept, slope_se = common.loglog_fit(widths[ok], y[ok])
-            if np.isfinite(slope):
-                ax.plot(widths[ok], np.exp(intercept) * widths[ok] ** slope, "--", color=color,
-                        lw=1, gid="fit", label=f"fit slope {slope:.2f}"
-                        + (f" ± {slope_se:.2f}" if np.isfinite(slope_se) else ""))
-                centre = np.exp(np.mean(np.log(y[ok])))
-                wc = np.exp(np.mean(np.log(widths[ok])))
-                ax.plot(widths[ok], centre * (widths[ok] / wc) ** -0.5, ":", color="0.35", lw=1.2,
-                        gid="reference", label="slope −1/2" if k == 0 else None)
-        common.finish_loglog(ax, "width", err, first_column=j == 0)
-    common.suptitle(fig, f"{common.label(err, units=False)} vs width", err)
+            s = np.nan_to_num(se.sel(full).values)
+            color = style.colour(k)
+            p.ax.errorbar(widths[ok], y[ok], yerr=s[ok], fmt="o-", ms=4, color=color, capsize=2,
+                          gid="measured")
+            if outside is not None:
+                o = common.seed_mean(outside.sel(full) if full else outside)[0]
+                o_ok = np.isfinite(o.values) & (o.values > 0)
+                if o_ok.any():
+                    p.ax.plot(o[WIDTH_DIM].values[o_ok], o.values[o_ok], "o", mfc="none",
+                              color=color, gid="outside")
+            result, used = fit(err.sel(full) if full else err)
+            name = common.describe(sel)
+            if result is not None and np.isfinite(result.slope):
+                w = np.asarray(used, float)
+                line = np.exp(result.intercept) * w ** result.slope
+                p.ax.plot(w, line, "--", color=color, lw=1, gid="fit")
+                text = f"fit slope {result.slope:.2f}"
+                if np.isfinite(result.slope_se):
+                    text += f" ± {result.slope_se:.2f}"
+                labels.append(((f"{name}: " if name else "") + text, color))
+                centre = np.exp(np.mean(np.log(line)))
+                wc = np.exp(np.mean(np.log(w)))
+                p.ax.plot(w, centre * (w / wc) ** -0.5, ":", color="0.35", lw=1.2,
+                          gid="reference")
+            elif name:
+                labels.append((name, color))
+        p.ax.set_xscale("log", base=2)
+        p.ax.set_yscale("log")  # the exponent's axes: a power law is a straight line here
+        p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
+        if p.j == 0:
+            p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
+        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE),
+                ("dashed: compare's fit", {"ls": "--"}),
+                ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+        if any(ln.get_gid() == "outside" for ln in p.ax.get_lines()):
+            keys.append(("hollow: outside the validity\ndomain (not fitted)",
+                         {"ls": "none", "marker": "o", "mfc": "none"}))
+        style.legend_right(p.ax, [(style.wrap(t, 1.6, style.FONT - 1), c) for t, c in labels],
+                           keys)
+    if ax is None:
+        sub = not hasattr(facets.fig, "get_size_inches")  # a subfigure: the note is above
+        common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",
+                        None if sub else err, facets.note)
+    return facets.fig
+
+
+def ntk_rows(ds: xr.Dataset) -> dict[str, tuple[xr.DataArray, xr.DataArray | None]]:
+    """The exponent rows ``ds`` can feed: row -> (the values compare fits, NaN outside the
+    row's domain; the values outside it, NaN inside). Without point specs
+    (attrs['points']): the raw variable (its last step) and None."""
+    from gradstats.results.compare import exponent_inputs
+
+    out = {}
+    for name, (var, _) in ROWS.items():
+        if var not in ds.data_vars or WIDTH_DIM not in ds[var].dims:
+            continue
+        raw = ds[var].isel(step=-1) if "step" in ds[var].dims else ds[var]
+        outside = None
+        if ds.attrs.get("points") is not None and len(ds.attrs["points"]):
+            values = exponent_inputs(ds, name)
+            if values is not None:
+                outside = raw.where(values.isnull())
+        else:
+            values = raw
+        if values is not None and bool(values.notnull().any()):
+            out[name] = (values.rename(var).assign_attrs(ds[var].attrs), outside)
+    return out
+
+
+@style.styled
+def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
+    """One panel group per exponent row of `ROWS` the dataset feeds (`ntk_rows`)."""
+    rows = ntk_rows(ds)
+    if not rows:
+        raise common.MissingVariables(
+            "plot 'ntk' needs " + " or ".join(v for v, _ in ROWS.values()) + " with at least 3 "
+            "widths inside the validity domain of compare's exponent rows (lazy training for "
+            "the NTK change: SGD, NTK change <= the lazy bound)")
+    if len(rows) == 1:
+        (name, (values, outside)), = rows.items()
+        return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
+    first = next(iter(rows.values()))[0]
+    facets = [d for d in common.varying(first, exclude=(WIDTH_DIM,)) if d not in LINE_DIMS]
+    if not facets:  # one panel per row: side by side
+        fig = fig or common.plt.figure(layout="constrained",
+                                       figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
+        subs = fig.subfigures(1, len(rows), wspace=0.02)
+    else:  # facets in each row: the rows stacked
+        fig = fig or common.plt.figure(layout="constrained", figsize=(
+            2 * style.PANEL_SIZE[0] + 2.4, len(rows) * (style.PANEL_SIZE[1] + 1.0)))
+        subs = fig.subfigures(len(rows), 1, hspace=0.04)
+    for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
+        plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
+    common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)
     return fig

@@ -4,6 +4,8 @@ Needs: ``noise_eigenvalues`` (dims: sweep axes..., seed, step, rank), eigenvalue
 descending order along ``rank``. The seed mean at each rank k = 1, 2, ... is plotted on
 log-log axes, one line per recorded step; the exponent s of lambda_k ~ k^-s is the OLS fit
 of `gradstats.simulate.distributions.spectrum_exponent` over its default rank window.
+Eigenvalues below `REL_FLOOR` x the largest are numerically zero (the covariance of B
+examples has rank <= B - 1) and are left out; the figure says how many.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 from gradstats.spec import STEP_DIM
 
 RANK_DIM = "rank"
 REQUIRES = ("noise_eigenvalues",)
 MAX_STEPS = 6
+REL_FLOOR = 1e-8  # float32 round-off of a Gram matrix: relative eigenvalues below are zero
 
 
 def fit_exponent(eigenvalues: np.ndarray):
@@ -30,42 +34,69 @@ def fit_exponent(eigenvalues: np.ndarray):
     return spectrum_exponent(lam)
 
 
+def above_floor(lam: np.ndarray, floor: float = REL_FLOOR) -> np.ndarray:
+    """Which eigenvalues are finite and above ``floor`` x the largest finite one."""
+    lam = np.asarray(lam, dtype=float)
+    finite = np.isfinite(lam)
+    if not finite.any():
+        return finite
+    return finite & (lam > floor * np.nanmax(np.where(finite, lam, np.nan)))
+
+
+@style.styled
 def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | None = None,
-                  row: str | None = None) -> Figure:
+                  row: str | None = None, fig: Figure | None = None, ax=None) -> Figure:
     """lambda_k vs k (log-log) per step, fitted k^-s dashed over its window, facets by config.
 
-    Lines have gid ``measured`` (ydata: seed-mean eigenvalues at ranks 1..n, positive ones)
-    and ``fit``; at most `MAX_STEPS` steps (evenly chosen) are drawn.
+    Lines have gid ``measured`` (ydata: seed-mean eigenvalues at ranks 1..n above the
+    relative floor) and ``fit``; at most `MAX_STEPS` steps (evenly chosen) are drawn, the
+    title names them. Every configuration gets its own panel.
     """
     common.require(ds, "spectrum", [var], [RANK_DIM])
     da = ds[var]
     mean, _ = common.seed_mean(da)
     extra, col, row = common.split_dims(common.varying(mean, exclude=(RANK_DIM,)), (), col, row)
-    if extra:
-        mean = mean.isel({d: 0 for d in extra})
+    if extra:  # more than two varying axes: one column per combination of the rest
+        stacked = extra + ([col] if col else [])
+        col = "+".join(stacked)
+        mean = mean.stack({col: stacked})
     steps = mean[STEP_DIM].values if STEP_DIM in mean.dims else [None]
     if len(steps) > MAX_STEPS:
         steps = steps[np.linspace(0, len(steps) - 1, MAX_STEPS).round().astype(int)]
-    fig, axes, panels = common.facet_figure(mean, col, row)
-    for i, j, facet in panels:
-        ax = axes[i, j]
+    facets = common.facet_figure(mean, col, row, fig=fig, ax=ax)
+    dropped = 0
+    for p in facets.panels:
+        entries = []
         for k, step in enumerate(steps):
-            m = mean.sel(facet) if facet else mean
+            m = mean.sel(p.facet) if p.facet else mean
             if step is not None:
                 m = m.sel({STEP_DIM: step})
             lam = m.values
             ranks = np.arange(1, lam.size + 1)
-            ok = np.isfinite(lam) & (lam > 0)
+            ok = above_floor(lam)
+            dropped = max(dropped, int((np.isfinite(lam) & ~ok).sum()))
             if not ok.any():
                 continue
-            color = f"C{k % 10}"
+            color = style.colour(k)
             name = "measured" if step is None else f"step {int(step)}"
-            fit = fit_exponent(lam)
+            fit = fit_exponent(np.where(ok, lam, np.nan))
             if fit is not None:
                 name += f": s = {fit.s:.2f} ± {fit.stderr:.2f}"
                 kk = np.arange(fit.lo, fit.hi + 1)
-                ax.plot(kk, np.exp(fit.log_c) * kk ** (-fit.s), "--", color=color, lw=1, gid="fit")
-            ax.plot(ranks[ok], lam[ok], "o-", ms=2.5, lw=1, color=color, gid="measured", label=name)
-        common.finish_loglog(ax, "rank k", da, first_column=j == 0)
-    common.suptitle(fig, f"{common.label(da, units=False)}: rank plot, λ_k ∝ k^-s fitted", mean)
-    return fig
+                p.ax.plot(kk, np.exp(fit.log_c) * kk ** (-fit.s), "--", color=color, lw=1,
+                          gid="fit")
+            p.ax.plot(ranks[ok], lam[ok], "o-", ms=2.5, lw=1, color=color, gid="measured")
+            entries.append((name, color))
+        p.ax.set_xscale("log")
+        p.ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade: no crowded labels
+        style.auto_scale(p.ax)
+        p.ax.set_xlabel("rank k")
+        if p.j == 0:
+            p.ax.set_ylabel(common.label(da))
+        style.legend_right(p.ax, entries, [("dashed: fitted $k^{-s}$", {"ls": "--"})])
+    note = (f"eigenvalues < {REL_FLOOR:g} x the largest (numerically zero) left out: "
+            f"up to {dropped} per line" if dropped else "")
+    if ax is None:
+        common.suptitle(facets.fig, f"{common.label(da, units=False)}: rank plot, "
+                        r"$\lambda_k \propto k^{-s}$ fitted (seed mean)", mean, note)
+    return facets.fig

@@ -16,10 +16,12 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import xarray as xr
 from matplotlib.figure import Figure
 from scipy import special
 
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
+from gradstats.spec import LAYER_DIM
 
 MAX_POINTS = 4000
 
@@ -52,38 +54,47 @@ def fit_tail(sample: np.ndarray):
     return fit_power_law(sample, n_bootstrap=0, compare=False, max_sample=20000, rng=0)
 
 
+@style.styled
 def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | None = None,
                fit_missing: bool = True, title: str = "gradient entries",
-               xlabel: str = "|gradient entry|") -> Figure:
+               xlabel: str = "|gradient entry|", ncols: int = 3, fig: Figure | None = None,
+               ax=None) -> Figure:
     """One log-log survival panel per named sample with power-law/lognormal/Gaussian overlays.
 
     ``fits[name]`` gives the power law of panel ``name``; missing ones are fitted with
-    `fit_tail` when ``fit_missing`` (else that overlay is left out).
+    `fit_tail` when ``fit_missing`` (else that overlay is left out). Panels fill rows of
+    ``ncols``; the legend sits right of the first row's last panel.
     """
     names = list(samples)
     if not names:
         raise common.MissingVariables("plot 'tails' needs at least one sample array")
-    fig, axes = common.panel_grid(1, len(names), sharey=True)
-    for j, name in enumerate(names):
-        ax = axes[0, j]
+    ncols = min(ncols, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = common.panel_grid(nrows, ncols, sharey=True, fig=fig, ax=ax)
+    for extra in axes.ravel()[len(names):]:
+        extra.set_visible(False)
+    for k, name in enumerate(names):
+        ax_k = axes.ravel()[k]
         raw = np.asarray(samples[name], dtype=float).ravel()
         raw = raw[np.isfinite(raw)]
         x, s = survival(raw)
-        ax.set_title(f"{name} (n={raw.size})", fontsize=9)
+        ax_k.set_title(style.wrap(f"{name} (n={raw.size})", style.PANEL_SIZE[0]))
         if x.size == 0:
             continue
         xs, ss = _thin(x, s)
-        ax.plot(xs, ss, ".", ms=2.5, color="0.15", gid="measured", label="empirical")
+        ax_k.plot(xs, ss, ".", ms=2.0, color="0.15", gid="measured", label="empirical")
         grid = np.geomspace(x[0], x[-1], 200)
         mu, sd = float(raw.mean()), float(raw.std())
         if sd > 0:
             gauss = 0.5 * (special.erfc((grid - mu) / (sd * math.sqrt(2)))
                            + special.erfc((grid + mu) / (sd * math.sqrt(2))))
-            ax.plot(grid, gauss, "-", color="C0", lw=1.2, gid="gaussian", label="Gaussian")
+            ax_k.plot(grid, gauss, "-", color=style.colour(0), lw=1.2, gid="gaussian",
+                      label="Gaussian")
         lx = np.log(x)
         if lx.std() > 0:
             lognorm = 0.5 * special.erfc((np.log(grid) - lx.mean()) / (lx.std() * math.sqrt(2)))
-            ax.plot(grid, lognorm, "-", color="C2", lw=1.2, gid="lognormal", label="lognormal")
+            ax_k.plot(grid, lognorm, "-", color=style.colour(2), lw=1.2, gid="lognormal",
+                      label="lognormal")
         fit = (fits or {}).get(name)
         if fit is None and fit_missing:
             fit = fit_tail(raw)
@@ -92,15 +103,52 @@ def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | N
         if np.isfinite(alpha) and np.isfinite(xmin) and xmin > 0:
             s_min = float(np.mean(x >= xmin))
             tail = np.geomspace(xmin, x[-1], 100)
-            ax.plot(tail, s_min * (tail / xmin) ** (1.0 - alpha), "--", color="C3", lw=1.5,
-                    gid="power_law", label=f"power law α={alpha:.2f}, xmin={xmin:.2g}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_ylim(max(0.3 / x.size, 1e-12), 1.5)
-        ax.set_xlabel(xlabel)
-        if j == 0:
-            ax.set_ylabel("P(|X| ≥ x)")
-        ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"{title}: survival functions", fontsize=9)
+            ax_k.plot(tail, s_min * (tail / xmin) ** (1.0 - alpha), "--", color=style.colour(3),
+                      lw=1.5, gid="power_law", label="power law")
+            ax_k.text(0.03, 0.05, f"α = {alpha:.2f}\n$x_{{min}}$ = {xmin:.2g}",
+                      transform=ax_k.transAxes, fontsize=style.FONT - 1, va="bottom")
+        ax_k.set_xscale("log" if style.spans_decades(x) else "linear")
+        ax_k.set_yscale("log")
+        ax_k.set_ylim(max(0.3 / x.size, 1e-12), 1.5)
+        if k >= len(names) - ncols:
+            ax_k.set_xlabel(xlabel)
+        if k % ncols == 0:
+            ax_k.set_ylabel(r"$P(|X| \geq x)$")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    style.legend_right(axes[0, -1], handles=handles, labels=labels)
+    if ax is None:
+        fig.suptitle(style.wrap(f"{title}: survival functions", fig.get_size_inches()[0]
+                                if hasattr(fig, "get_size_inches") else 6.0))
     return fig
 
+
+def config_samples(ds: xr.Dataset, var: str, step: int | None = None
+                   ) -> tuple[dict[str, np.ndarray], str]:
+    """Per configuration (the varying sweep axes), the values of ``var`` at ``step`` (default
+    the first), summed over layers (the whole network's per-example norm) and pooled over
+    seeds: (title -> sample, a note of the step and the reduction)."""
+    da = common.first_step(ds[var], step)
+    if LAYER_DIM in da.dims:
+        da = da.sum(LAYER_DIM, min_count=1)
+    dims = common.varying(da, exclude=("sample",))
+    out = {}
+    for sel in common.combos(da, dims):
+        values = da.sel(sel).values if sel else da.values
+        if np.isfinite(values).any():
+            out[common.describe(sel) or "all"] = values
+    when = f"step {int(da['step'])}" if "step" in da.coords and da["step"].ndim == 0 else ""
+    return out, ", ".join(t for t in (when, "summed over layers, seeds pooled") if t)
+
+
+def plot_tail_configs(ds: xr.Dataset, variables: Mapping[str, str], step: int | None = None,
+                      fig: Figure | None = None) -> Figure:
+    """`plot_tails` of every configuration of each variable (title -> variable name)."""
+    samples, note = {}, ""
+    for title, var in variables.items():
+        per_config, note = config_samples(ds, var, step)
+        many = len(variables) > 1
+        samples.update({(f"{title}: {k}" if many else k): v for k, v in per_config.items()})
+    head = ", ".join(variables)
+    fig = plot_tails(samples, title=f"{head} ({note})", xlabel=common.label(
+        next(iter(variables.values()))), fig=fig)
+    return fig

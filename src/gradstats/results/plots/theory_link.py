@@ -7,6 +7,7 @@ theory line (NaN) when neither is available.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -74,15 +75,21 @@ def chi_1_at(ds: xr.Dataset, sel: dict) -> float:
 
 def critical_curve(activation: str, sigma_b2: np.ndarray) -> np.ndarray:
     """sigma_w2 with chi_1 = 1 at each ``sigma_b2`` from ``gradstats.theory.critical_sigma_w2``
-    (all NaN when theory is unavailable)."""
+    (all NaN when theory is unavailable); cached per (activation, sigma_b2 values)."""
+    values = tuple(float(b) for b in np.atleast_1d(sigma_b2))
+    return np.array(_critical_curve(str(activation), values))
+
+
+@functools.lru_cache(maxsize=64)
+def _critical_curve(activation: str, sigma_b2: tuple[float, ...]) -> tuple[float, ...]:
     out = np.full(len(sigma_b2), np.nan)
     try:
         from gradstats.theory import critical_sigma_w2
     except ImportError:
-        return out
+        return tuple(out.tolist())
     for i, sb in enumerate(sigma_b2):
         try:
             out[i] = float(critical_sigma_w2(activation, float(sb)))
         except (ValueError, ArithmeticError):
             continue
-    return out
+    return tuple(out.tolist())
