@@ -12,7 +12,7 @@
    the same sweep beside it, in alternating order, ``--repeats`` times.
 
 Usage: python benchmarks/bench_point_overhead.py [--seeds 16] [--repeats 1]
-           [--baseline /tmp/oldmain/src] [--out benchmarks/RESULTS_overhead.md]
+           [--baseline OLD/src] [--out benchmarks/RESULTS_overhead.md]
 Writes the markdown tables to ``--out`` and prints them. The machine may be shared: the
 ratios are measured side by side; the absolute seconds are not comparable across runs.
 """
