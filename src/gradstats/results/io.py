@@ -28,17 +28,19 @@ import numpy as np
 import xarray as xr
 
 from gradstats.errors import InputError
+from gradstats.results import pointfile
+from gradstats.results.merge import merge_points
 from gradstats.results.schema import squeeze_axes
 from gradstats.spec import AXES, SEED_DIM, Point
 
 POINTS_DIR = "points"
 CONSOLIDATED = "sweep.zarr"
 NETCDF_ENGINE = "netcdf4"
-# Point files use the classic 64-bit-offset format: about 7x faster to write than netCDF4/HDF5
-# for these small files (13 ms vs 87 ms per quickstart point, measured here), which keeps
-# storage a few percent of compute. Classic netCDF has no int64, so integer values are stored
-# as int32 and restored to int64 on load; a checksum attr detects truncated or corrupt files
-# (a truncated classic file can otherwise load without error).
+# Point files use the classic 64-bit-offset format, written and read directly (`pointfile`,
+# a few ms per quickstart point; through xarray's backends it was 30-80 ms). Classic netCDF
+# has no int64, so integer values are stored as int32 and restored to int64 on load; a
+# checksum attr detects truncated or corrupt files (a truncated classic file can otherwise
+# load without error).
 POINT_FORMAT = "NETCDF3_64BIT"
 CHECKSUM_ATTR = "content_sha256"
 # A file inside every Zarr store written by `to_zarr`: each file's size and SHA-256.
@@ -63,18 +65,27 @@ def write_atomic(ds: xr.Dataset, path: Path) -> None:
 
     A reader never sees a partial file; a crash leaves at most a stray ``.tmp`` file.
     """
-    _replace_atomically(Path(path), lambda tmp: _to_point_file(ds, tmp))
+    write_bytes_atomic(encode(ds), path)
 
 
 def encode(ds: xr.Dataset) -> bytes:
-    """The bytes of ``ds``'s netCDF file, exactly as `write_atomic` would write them.
+    """The bytes of ``ds``'s point file, exactly as `write_atomic` writes them (a few ms:
+    `pointfile`), so a worker can encode while the driver only writes bytes."""
+    records = _records(ds)
+    attrs = {**ds.attrs, CHECKSUM_ATTR: _digest(records)}
+    try:
+        return pointfile.encode(records, attrs)
+    except pointfile.UnsupportedFile:  # e.g. a list-valued attr: xarray's writer takes it
+        return _xarray_bytes(records, attrs)
 
-    Lets a worker do the (slow) netCDF encoding while the driver only writes bytes.
-    """
+
+def _xarray_bytes(records: list[pointfile.Record], attrs: dict) -> bytes:
+    """The same file through xarray's netCDF writer (slower; for what `pointfile` lacks)."""
     fd, tmp = tempfile.mkstemp(suffix=".nc")
     os.close(fd)
     try:
-        _to_point_file(ds, tmp)
+        _dataset(records, attrs, restore=False).to_netcdf(tmp, engine=NETCDF_ENGINE,
+                                                          format=POINT_FORMAT)
         return Path(tmp).read_bytes()
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -162,37 +173,69 @@ def load_point(path: Path, expected_key: str | None = None) -> xr.Dataset | None
 def read_point(path: Path, expected_key: str | None = None) -> tuple[xr.Dataset | None, str | None]:
     """(dataset, None) for a good point file, (None, problem) otherwise, the problem a phrase
     ("is unreadable (...)", "holds point ..."); (None, None) when the file does not exist."""
+    records, attrs, problem = _checked(path, expected_key)
+    if records is None:
+        return None, problem
     try:
-        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            ds = ds.load()
-    except FileNotFoundError:
-        return None, None
-    except Exception as err:  # truncated or corrupt file: recompute it
-        return None, f"is unreadable ({type(err).__name__})"
-    expected = ds.attrs.pop(CHECKSUM_ATTR, None)
-    try:
-        intact = expected is not None and expected == content_digest(ds)
-    except Exception:  # values that cannot be digested are as bad as a wrong digest
-        intact = False
-    if not intact:
-        return None, "is unreadable (checksum mismatch)"
-    stored = ds.attrs.get("point_key")
-    if expected_key is not None and stored != expected_key:
-        return None, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
-    try:
-        return _restore_int64(ds), None
+        return _dataset(records, attrs), None
     except Exception as err:
         return None, f"is unreadable ({type(err).__name__})"
 
 
+def _checked(path: Path, expected_key: str | None
+             ) -> tuple[list[pointfile.Record] | None, dict, str | None]:
+    """A point file's (records, attrs, None) when its checksum and key hold, else
+    (None, {}, problem); (None, {}, None) when it does not exist."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return None, {}, None
+    except OSError as err:
+        return None, {}, f"is unreadable ({type(err).__name__})"
+    try:
+        records, attrs = _decode(path, data)
+    except Exception as err:  # truncated or corrupt file: recompute it
+        return None, {}, f"is unreadable ({type(err).__name__})"
+    expected = attrs.pop(CHECKSUM_ATTR, None)
+    try:
+        intact = expected is not None and expected == _digest(records)
+    except Exception:  # values that cannot be digested are as bad as a wrong digest
+        intact = False
+    if not intact:
+        return None, {}, "is unreadable (checksum mismatch)"
+    stored = attrs.get("point_key")
+    if expected_key is not None and stored != expected_key:
+        return None, {}, f"holds point {stored}, not {expected_key} (a copied or renamed file)"
+    return records, attrs, None
+
+
+def _decode(path: Path, data: bytes) -> tuple[list[pointfile.Record], dict]:
+    """A point file's records and attrs: classic netCDF read directly (`pointfile`), any
+    other netCDF (files of older versions) through xarray."""
+    if pointfile.is_classic(data):
+        try:
+            return pointfile.decode(data)
+        except pointfile.UnsupportedFile:
+            pass
+    with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+        ds = ds.load()
+    records = [(str(name), tuple(var.dims), np.asarray(var.values), dict(var.attrs))
+               for name, var in ds.variables.items()]
+    return records, dict(ds.attrs)
+
+
 def content_digest(ds: xr.Dataset) -> str:
-    """SHA-256 over every variable's name, dims and values (attrs other than values excluded)."""
+    """SHA-256 over every variable's name, dims and values (attrs other than values
+    excluded), as stored: integers as the file's int32 (the checksum attr of a point file)."""
+    return _digest(_records(ds))
+
+
+def _digest(records: list[pointfile.Record]) -> str:
+    """SHA-256 over each record's name, dims and values, sorted by name."""
     digest = hashlib.sha256()
-    for name in sorted(ds.variables, key=str):
-        var = ds.variables[name]
-        values = np.asarray(var.values)
+    for name, dims, values, _ in sorted(records, key=lambda r: r[0]):
         numeric = values.dtype.kind in "iuf"
-        digest.update(f"{name}|{var.dims}|{values.dtype.kind if numeric else 's'}".encode())
+        digest.update(f"{name}|{dims}|{values.dtype.kind if numeric else 's'}".encode())
         if numeric:
             digest.update(np.ascontiguousarray(values.astype(values.dtype.newbyteorder("<"))).tobytes())
         else:
@@ -200,44 +243,52 @@ def content_digest(ds: xr.Dataset) -> str:
     return digest.hexdigest()
 
 
-def _to_point_file(ds: xr.Dataset, path: str) -> None:
-    """Write a point dataset in the classic format (int64 -> int32) with its checksum."""
-    out = _cast(ds, np.int64, np.int32)
-    out.attrs[CHECKSUM_ATTR] = content_digest(out)
-    out.to_netcdf(path, engine=NETCDF_ENGINE, format=POINT_FORMAT)
-
-
-def _cast(ds: xr.Dataset, src: type, dst: type) -> xr.Dataset:
-    """Cast every variable of dtype ``src`` to ``dst``; when restoring (``dst`` int64) also
-    object strings to str. Two assigns in all: assigning variable by variable realigns the
-    dataset each time (that was 100 ms per point)."""
-    coords, data = {}, {}
-    for name, var in ds.variables.items():
-        if var.dtype == src:
-            if src == np.int64 and var.size and (var.values.max() > np.iinfo(np.int32).max
-                                                 or var.values.min() < np.iinfo(np.int32).min):
+def _records(ds: xr.Dataset) -> list[pointfile.Record]:
+    """``ds``'s variables as stored in a point file: data variables, then coordinates;
+    int64 as int32 (a ValueError naming the variable if a value does not fit)."""
+    records = []
+    for name in [*ds.data_vars, *ds.coords]:
+        var = ds.variables[name]
+        if name in ds.coords and var.dims != (name,):
+            raise ValueError(f"{name}: a point file holds dimension coordinates only")
+        values = np.asarray(var.values)
+        if values.dtype == np.int64:
+            if values.size and (values.max() > np.iinfo(np.int32).max
+                                or values.min() < np.iinfo(np.int32).min):
                 raise ValueError(f"{name}: integer values do not fit the point-file format")
-            new = var.astype(dst)
-        elif var.dtype == object and dst == np.int64:
-            new = var.astype(str)
-        else:
-            continue
-        (coords if name in ds.coords else data)[name] = new
-    return ds.assign_coords(coords).assign(data)
+            values = values.astype(np.int32)
+        elif values.dtype == object:
+            values = values.astype(str)
+        records.append((str(name), tuple(map(str, var.dims)), values, dict(var.attrs)))
+    return records
 
 
-def _restore_int64(ds: xr.Dataset) -> xr.Dataset:
-    """Undo the classic format's limits: int32 -> int64, object strings -> str arrays."""
-    return _cast(ds, np.int32, np.int64)
+def _dataset(records: list[pointfile.Record], attrs: dict, restore: bool = True) -> xr.Dataset:
+    """The point dataset of stored records: (with ``restore``) int32 back to int64, strings
+    as str arrays; variables named like their one dim are coordinates."""
+    coords, data_vars = {}, {}
+    for name, dims, values, var_attrs in records:
+        if not restore:
+            pass
+        elif values.dtype == np.int32:
+            values = values.astype(np.int64)
+        elif values.dtype == object:
+            values = values.astype(str)
+        target = coords if dims == (name,) else data_vars
+        target[name] = xr.Variable(dims, values, var_attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def is_done(out_dir: Path, point: Point) -> bool:
-    """A point is done when its file exists, loads, and did not record a failure."""
+    """A point is done when its file exists, is intact (checksum, key), and did not record
+    a failure (checked without building its dataset)."""
     path = point_path(out_dir, point)
     if not path.exists():
         return False
-    ds = load_point(path, expected_key=point.key())
-    return ds is not None and ds.attrs.get("status") == "ok"
+    records, attrs, problem = _checked(path, point.key())
+    if problem is not None:
+        warnings.warn(f"point file {path.name} {problem}; it will be recomputed", stacklevel=2)
+    return records is not None and attrs.get("status") == "ok"
 
 
 def point_files(out_dir: Path) -> list[Path]:
@@ -246,9 +297,35 @@ def point_files(out_dir: Path) -> list[Path]:
 
 
 def load_point_files(out_dir: Path) -> list[xr.Dataset]:
-    """Every good point file under ``out_dir`` (bad ones are skipped with a warning)."""
-    loaded = (load_point(path, expected_key=path.stem) for path in point_files(out_dir))
-    return [ds for ds in loaded if ds is not None]
+    """Every good point file under ``out_dir`` (bad ones are skipped with a warning).
+
+    Files already read by this process and unchanged since (same size and modification
+    time) are not read again: a run's consolidation, its results table and its comparison
+    read each point file once. The datasets are shared: do not modify them in place.
+    """
+    key = str(Path(out_dir).resolve())
+    known = _DECODED.pop(key, {})
+    fresh: dict[str, tuple[tuple[int, int], xr.Dataset]] = {}
+    for path in point_files(out_dir):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        signature = (stat.st_size, stat.st_mtime_ns)
+        hit = known.get(path.name)
+        ds = hit[1] if hit is not None and hit[0] == signature else \
+            load_point(path, expected_key=path.stem)
+        if ds is not None:
+            fresh[path.name] = (signature, ds)
+    _DECODED[key] = fresh
+    while len(_DECODED) > DECODED_DIRS:  # the directories read last
+        _DECODED.pop(next(iter(_DECODED)))
+    return [ds for _, ds in fresh.values()]
+
+
+# Decoded point files of the directories read last: {dir: {file name: ((size, mtime), ds)}}.
+_DECODED: dict[str, dict[str, tuple[tuple[int, int], xr.Dataset]]] = {}
+DECODED_DIRS = 4
 
 
 def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | None = None
@@ -266,8 +343,12 @@ def combine(datasets: list[xr.Dataset], squeeze: bool = True, command: str | Non
     points = [ds.attrs.get("point", "") for ds in datasets]
     errors = [f"{ds.attrs.get('point_key')}: {ds.attrs['error']}"
               for ds in datasets if ds.attrs.get("status") == "failed"]
-    stripped = [ds.drop_attrs(deep=False) for ds in datasets]
-    combined = _tree_merge(sorted(stripped, key=_coord_key))
+    combined = merge_points(datasets)  # one array per variable, filled: fast, small
+    if combined is None:  # not plain point datasets: xarray's merge, in a tree
+        stripped = [ds.drop_attrs(deep=False) for ds in datasets]
+        combined = _tree_merge(sorted(stripped, key=_coord_key))
+    else:
+        combined = combined.transpose(*[d for d in AXES if d in combined.dims], ...)
     first = datasets[0].attrs
     combined.attrs = {k: first[k] for k in ("schema_version", "gradstats_version",
                                             "torch_version", "jax_version") if k in first}

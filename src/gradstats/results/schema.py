@@ -43,19 +43,20 @@ def record_to_dataset(record) -> xr.Dataset:
             raise ValueError(f"{name}: value has shape {value.shape}, registry dims {stat.dims}")
         data_vars[name] = (list(POINT_DIMS) + dims,
                            value.reshape((1,) * len(POINT_DIMS) + value.shape), stat.attrs())
-    ds = xr.Dataset(data_vars, coords=point_coords(point))
-    extra = {STEP_DIM: np.asarray(record.steps, dtype=np.int64),
-             LAYER_DIM: np.arange(1, n_layers + 1, dtype=np.int64)}
-    for dim, size in ds.sizes.items():
-        if dim in extra:
-            ds = ds.assign_coords({dim: extra[dim]})
-        elif dim not in ds.coords:
-            ds = ds.assign_coords({dim: np.arange(size, dtype=np.int64)})
-    ds[STEP_DIM].attrs = {"long_name": "training step", "units": "step"}
-    ds[LAYER_DIM].attrs = {"long_name": "layer", "units": "1",
-                           "description": "dense layer 1..depth+1 (depth+1 is the readout)"}
-    ds.attrs = provenance(point, device=record.device)
-    return ds
+    coords: dict = point_coords(point)
+    extra = {STEP_DIM: (STEP_DIM, np.asarray(record.steps, dtype=np.int64),
+                        {"long_name": "training step", "units": "step"}),
+             LAYER_DIM: (LAYER_DIM, np.arange(1, n_layers + 1, dtype=np.int64),
+                         {"long_name": "layer", "units": "1",
+                          "description": "dense layer 1..depth+1 (depth+1 is the readout)"})}
+    sizes: dict[str, int] = {}
+    for dims, value, _ in data_vars.values():
+        sizes.update(zip(dims, value.shape, strict=True))
+    for dim, size in sizes.items():  # step, layer; any other dim: integer coordinates 0..n-1
+        if dim not in coords:
+            coords[dim] = extra.get(dim, np.arange(size, dtype=np.int64))
+    # one constructor call: assigning coordinates one at a time rebuilt the dataset each time
+    return xr.Dataset(data_vars, coords=coords, attrs=provenance(point, device=record.device))
 
 
 def failure_dataset(point: Point, error: str) -> xr.Dataset:
