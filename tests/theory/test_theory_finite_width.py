@@ -181,6 +181,8 @@ def test_relu_only():
     with pytest.raises(ValueError, match="bias"):
         finite_width.ln_grad_sq_norm_variance(Architecture(width=8, depth=1, sigma_b2=0.1))
     with pytest.raises(ValueError, match="Gaussian"):
-        finite_width.ntk_relative_fluctuation(Architecture(width=8, depth=1, init="orthogonal"))
+        finite_width.ntk_relative_fluctuation(Architecture(width=8, depth=1, input_dim=64,
+                                                               init="orthogonal"))
     with pytest.raises(ValueError, match="isometric"):  # input_dim 64 > width 8
-        finite_width.jacobian_log_norm(Architecture(width=8, depth=1, init="orthogonal"))
+        finite_width.jacobian_log_norm(Architecture(width=8, depth=1, input_dim=64,
+                                                        init="orthogonal"))
