@@ -22,18 +22,23 @@ def _var_and_se(v: np.ndarray) -> tuple[float, float]:
     return var, math.sqrt(max(m4 - var**2, 0.0) / len(v))
 
 
-def test_jacobian_log_norm_law():
-    arch = Architecture(width=24, depth=4, activation="relu", sigma_w2=2.0, sigma_b2=0.2,
-                        input_dim=10)
-    x = torch.tensor(sphere_inputs(1, 10, seed=1))
-    u = torch.tensor(np.random.default_rng(2).normal(size=(1, 10)))
+def _ln_jacobian_sq_norms(arch: Architecture, networks: int = 2500) -> np.ndarray:
+    """ln ||df/dx u||^2 over `build_model` networks, one fixed sphere input and unit u."""
+    x = torch.tensor(sphere_inputs(1, arch.input_dim, seed=1))
+    u = torch.tensor(np.random.default_rng(2).normal(size=(1, arch.input_dim)))
     u = u / u.norm()
     logs = []
-    for s in range(2500):
+    for s in range(networks):
         model = build_model(arch, s, dtype=torch.float64)
         _, ju = torch.func.jvp(model, (x,), (u,))
         logs.append(math.log(float((ju.detach() ** 2).sum())))
-    logs = np.array(logs)
+    return np.array(logs)
+
+
+def test_jacobian_log_norm_law():
+    arch = Architecture(width=24, depth=4, activation="relu", sigma_w2=2.0, sigma_b2=0.2,
+                        input_dim=10)
+    logs = _ln_jacobian_sq_norms(arch)
     pred = finite_width.jacobian_log_norm(arch)
     se_mean = logs.std(ddof=1) / math.sqrt(len(logs))
     assert abs(logs.mean() - pred.mean) < 4 * se_mean, (logs.mean(), pred.mean, se_mean)
@@ -51,15 +56,7 @@ def test_jacobian_log_norm_law_orthogonal():
     # a square readout (output_dim = width) keeps lengths too, so only the hidden gates remain
     arch = Architecture(width=24, depth=4, activation="relu", sigma_w2=2.0, bias=False,
                         input_dim=10, output_dim=24, init="orthogonal")
-    x = torch.tensor(sphere_inputs(1, 10, seed=1))
-    u = torch.tensor(np.random.default_rng(2).normal(size=(1, 10)))
-    u = u / u.norm()
-    logs = []
-    for s in range(2500):
-        model = build_model(arch, s, dtype=torch.float64)
-        _, ju = torch.func.jvp(model, (x,), (u,))
-        logs.append(math.log(float((ju.detach() ** 2).sum())))
-    logs = np.array(logs)
+    logs = _ln_jacobian_sq_norms(arch)
     pred = finite_width.jacobian_log_norm(arch)
     gauss = finite_width.jacobian_log_norm(Architecture(**{**arch.__dict__, "init": "gaussian"}))
     se_mean = logs.std(ddof=1) / math.sqrt(len(logs))
