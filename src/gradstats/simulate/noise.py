@@ -169,8 +169,9 @@ def full_data_noise(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossF
         sig = engine.signals(model64, x64[start:start + chunk], y64[start:start + chunk], loss_fn)
         sum_sq += engine.sq_norms(sig, "total").sum(-1)
         for l, (a, d) in enumerate(zip(sig.inputs, sig.deltas, strict=True)):
-            grad_w[l] = grad_w[l] + d[0].T @ a
-            grad_b[l] = grad_b[l] + d[0].sum(0)
+            gw, gb = engine.batch_grads(a, d)
+            grad_w[l] = grad_w[l] + gw
+            grad_b[l] = grad_b[l] + gb
     n = len(x64)
     g2 = []
     for l in range(n_layers):
