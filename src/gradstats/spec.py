@@ -144,7 +144,7 @@ class Architecture:
         if self.architecture == "mlp":
             for name, default in _CONV_DEFAULTS.items():
                 _check(getattr(self, name) == default, name,
-                       f'applies to architecture = "cnn" only (this is an MLP); leave it out')
+                       'applies to architecture = "cnn" only (this is an MLP); leave it out')
             return
         _check(self.depth >= 1, "depth", 'architecture = "cnn" needs depth >= 1 (conv layers)')
         _check(not self.residual, "residual", 'residual blocks are not available for '

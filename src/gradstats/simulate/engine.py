@@ -54,8 +54,8 @@ class Signals:
     inputs[l-1]: a_{l-1}, (B, fan_in). deltas[l-1]: (K, B, fan_out), delta^k_{l,i} =
     d t_{i,k} / d h_{l,i} for the K targets t (K = 1 for the loss, K = output_dim for the
     outputs). A conv layer l has inputs[l-1] its unfolded patches (B, P, C_in k^d) and
-    deltas[l-1] (K, B, P, C_out) (P output pixels; `gradstats.simulate.conv_engine`). w_mult2, b_mult2: (L,) squared multipliers of raw W_l and b_l (b_mult2 None
-    without bias).
+    deltas[l-1] (K, B, P, C_out) (P output pixels; `gradstats.simulate.conv_engine`).
+    w_mult2, b_mult2: (L,) squared multipliers of raw W_l and b_l (b_mult2 None without bias).
     """
 
     inputs: list[torch.Tensor]
