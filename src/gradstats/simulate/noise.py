@@ -38,6 +38,9 @@ from gradstats.simulate.model import MLP
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FULL_DATA_CHUNK = 1024
+# Examples per pass for a cnn: its patches hold P * k^d times a layer's activations
+# (64 examples of 8x8 images at 128 channels, k = 3: 38 MB of float64 patches per layer).
+CNN_FULL_DATA_CHUNK = 64
 
 
 def without_replacement(batch: int, n_population: int) -> bool:
@@ -158,6 +161,8 @@ def full_data_noise(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossF
     full gradient G_l = (1/n) sum_i g_{i,l} accumulated from the same signals. Memory is
     O(chunk * sum of layer widths + parameters).
     """
+    if model.arch.is_cnn:  # conv features are patches, (chunk, P, C_in k^d) per layer
+        chunk = min(chunk, CNN_FULL_DATA_CHUNK)
     model64 = engine.model_as_dtype(model, torch.float64)
     x64 = x.to(torch.float64)
     y64 = y.to(torch.float64) if y.is_floating_point() else y

@@ -96,6 +96,13 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     from gradstats.simulate.estimator_names import batch_norm_refusal
 
     measure = tuple(point.measure if measure is None else measure)
+    if point.arch.is_cnn:
+        from gradstats.simulate.estimator_names import cnn_refusal
+
+        for name in measure:
+            reason = cnn_refusal(name)
+            if reason is not None:
+                raise ValueError(f"measure: {reason}")
     per_example = point.arch.norm != "batch"
     if not per_example:
         for name in measure:
