@@ -48,9 +48,11 @@ AXES = (
     "width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
     "bias", "residual", "residual_scale", "norm", "data", "input_dim", "n_train", "teacher",
     "loss", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
-    "batch_size", "steps", "dtype", "device", "architecture", "kernel_size", "padding",
-    "readout", "image_size",
+    "batch_size", "steps", "dtype", "device", "architecture",
 )
+# One dim for the cnn settings (kernel_size, padding, readout: `Architecture.label`), and the
+# torus image size inside the `data` label (`Data.label`): a point file's variables carry every
+# axis as a dim and netCDF/numpy allow 32 dims per variable (AXES + seed + 3 statistic dims).
 # Point files store integers as int32 (io.POINT_FORMAT): larger sizes and seeds cannot be saved.
 INT32_MAX = 2**31 - 1
 SEED_DIM = "seed"
@@ -160,6 +162,14 @@ class Architecture:
                    f"{self.depth} conv layers shrinks images of shape {self.image_shape} to "
                    f"nothing (each layer removes kernel_size - 1 pixels per dim); use a smaller "
                    "kernel_size or depth, or SAME/CIRCULAR padding")
+
+    @property
+    def label(self) -> str:
+        """The ``architecture`` coordinate of results: ``mlp``, or ``cnn:k3:SAME:flatten``
+        (kernel_size, padding, readout of a cnn)."""
+        if not self.is_cnn:
+            return self.architecture
+        return f"cnn:k{self.kernel_size}:{self.padding}:{self.readout}"
 
     @property
     def is_cnn(self) -> bool:
@@ -281,6 +291,14 @@ class Data:
     ``image_size`` x ``image_size`` torus, targets from the ``teacher``), or npz files whose
     ``x`` is (n, C, H, W) or (n, C, W).
     """
+
+    @property
+    def label(self) -> str:
+        """The ``data`` coordinate of results: the name, with the image size of torus-fields
+        (``torus-fields:8x8``)."""
+        if self.name == "torus-fields":
+            return f"{self.name}:{self.image_size}x{self.image_size}"
+        return self.name
 
     @property
     def is_image(self) -> bool | None:
@@ -453,14 +471,13 @@ class Point:
             "sigma_w2": float(a.sigma_w2), "sigma_b2": float(a.sigma_b2),
             "parameterization": a.parameterization, "init": a.init, "bias": int(a.bias),
             "residual": int(a.residual), "residual_scale": scale_label(a.residual_scale),
-            "norm": a.norm, "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
+            "norm": a.norm, "data": d.label, "input_dim": a.input_dim, "n_train": d.n_train,
             "teacher": d.teacher, "loss": t.loss, "optimizer": t.optimizer,
             "lr": float(t.lr), "momentum": float(t.momentum), "beta1": float(t.beta1),
             "beta2": float(t.beta2), "eps": float(t.eps), "weight_decay": float(t.weight_decay),
             "batch_size": t.batch_size,
             "steps": t.steps, "dtype": self.dtype, "device": self.device,
-            "architecture": a.architecture, "kernel_size": a.kernel_size, "padding": a.padding,
-            "readout": a.readout, "image_size": d.image_size,
+            "architecture": a.label,
         }
 
 

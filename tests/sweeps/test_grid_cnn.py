@@ -22,7 +22,7 @@ def test_channels_is_width_and_the_image_comes_from_the_data():
     p = points[0]
     assert p.arch.is_cnn and p.arch.image_shape == (8, 8) and p.arch.input_dim == 1
     assert p.arch.output_dim == 10 and p.axis_values()["width"] == 8
-    assert p.axis_values()["architecture"] == "cnn" and p.axis_values()["readout"] == "flatten"
+    assert p.axis_values()["architecture"] == "cnn:k3:SAME:flatten"
 
 
 def test_npz_images_set_the_image_shape(tmp_path):
@@ -64,3 +64,16 @@ def test_unsupported_measure_is_refused_for_cnn():
     ok = expand(sweep({"architecture": "cnn", "data": "digits-images"},
                       measure=["per_example", "full_batch", "ntk"]))
     assert ok[0].measure == ("per_example", "full_batch", "ntk")
+
+
+def test_cnn_settings_give_distinct_result_coordinates():
+    """kernel_size, padding, readout live in the `architecture` label and the torus size in
+    the `data` label: every point of a sweep over them has its own coordinates."""
+    points = expand(sweep({"architecture": "cnn", "data": "torus-fields"},
+                          {"kernel_size": [3, 5], "padding": ["SAME", "CIRCULAR"],
+                           "readout": ["flatten", "gap"], "image_size": [8, 12]}))
+    coords = {tuple(sorted(p.axis_values().items())) for p in points}
+    assert len(coords) == len(points) == 16
+    assert {p.axis_values()["data"] for p in points} == {"torus-fields:8x8", "torus-fields:12x12"}
+    mlp = expand(sweep())[0].axis_values()
+    assert mlp["architecture"] == "mlp" and mlp["data"] == "sphere"
