@@ -80,8 +80,13 @@ class Conv(Layer):
     def patches(self, x):
         """Unfolded input patches (B, P, C_in * prod(k)) of x (B, C_in, *spatial): row p is
         the receptive field of output pixel p (row-major over the output's pixels), its
-        entries ordered (C_in, k_1, ..., k_d) like ``weight.reshape(C_out, -1)``."""
+        entries ordered (C_in, k_1, ..., k_d) like ``weight.reshape(C_out, -1)``. 2-D: a
+        transposed view of torch's im2col (`F.unfold`, (B, F, P) in memory)."""
         xp = self.pad(x)
+        if self.spatial_dims == 2:
+            import torch.nn.functional as F  # noqa: N812
+
+            return F.unfold(xp, self.kernel_size).transpose(1, 2)
         for dim, k in enumerate(self.kernel_size):
             xp = xp.unfold(2 + dim, k, 1)  # (B, C, *s', k_1..k_dim) after each step
         d = self.spatial_dims

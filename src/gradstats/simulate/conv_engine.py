@@ -76,8 +76,12 @@ def choose_route(costs: dict[str, int]) -> Route:
 
 
 def materialize(a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """Per-example gradients of the raw weight without multiplier: (K, B, C * F)."""
-    g = torch.einsum("kbpc,bpf->kbcf", d, a)
+    """Per-example gradients of the raw weight without multiplier: (K, B, C * F), one batched
+    matrix product (C, P) @ (P, F) per example and target."""
+    if d.shape[0] == 1:  # no stacking copy for a single target
+        g = torch.bmm(d[0].transpose(1, 2), a).unsqueeze(0)
+    else:
+        g = torch.stack([torch.bmm(dk.transpose(1, 2), a) for dk in d])
     return g.reshape(g.shape[0], g.shape[1], -1)
 
 
@@ -86,22 +90,32 @@ def _rows_per_block(b2: int, p: int, pairs: int) -> int:
 
 
 def weight_gram(a1: torch.Tensor, d1: torch.Tensor, a2: torch.Tensor, d2: torch.Tensor,
-                full: bool = False, route: Route | None = None) -> torch.Tensor:
+                full: bool = False, route: Route | None = None,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """sum_{p,q} (a1_ip . a2_jq)(d1_ip . d2_jq) traced over the K targets: (B1, B2), or per
     target pair (B1, B2, K, K) with ``full``. a: (B, P, F), d: (K, B, P, C). ``route`` None
-    takes the cheaper one (`gram_costs`)."""
+    takes the cheaper one (`gram_costs`). ``dtype`` (e.g. float64): the Gram's products and
+    sums in it; materialized per-example gradients are summed over pixels in the features'
+    own dtype first (one rounding of each gradient entry, like the float32 signals
+    themselves), the patch route casts the features."""
     k, b1, p, c = d1.shape
     b2, f = a2.shape[0], a1.shape[2]
+    same = a2 is a1 and d2 is d1
     if route is None:
         route = choose_route(gram_costs(b1, b2, p, f, c, k, full))
     if route == "materialize":
         g1 = materialize(a1, d1)
-        g2 = g1 if (a2 is a1 and d2 is d1) else materialize(a2, d2)
+        g2 = g1 if same else materialize(a2, d2)
+        if dtype is not None:
+            g1, g2 = g1.to(dtype), g2.to(dtype)
         if full:
             return torch.einsum("kin,mjn->ijkm", g1, g2)
         return g1.permute(1, 0, 2).reshape(b1, -1) @ g2.permute(1, 0, 2).reshape(b2, -1).T
     if route != "patch":
         raise ValueError(f"unknown route {route!r}; choose 'patch' or 'materialize'")
+    if dtype is not None:
+        a1, d1 = a1.to(dtype), d1.to(dtype)
+        a2, d2 = (a1, d1) if same else (a2.to(dtype), d2.to(dtype))
     rows = _rows_per_block(b2, p, k * k if full else 1)
     out = []
     for start in range(0, b1, rows):

@@ -248,18 +248,18 @@ def grams(s1: Signals, s2: Signals | None = None, classes: Classes = "trace",
         raise ValueError(f"unknown classes {classes!r}; choose 'trace', 'mean' or 'full'")
     a_grams, d_grams, w_grams = [], [], []
     for l in range(len(s1.inputs)):
-        a1 = cast(s1.inputs[l])
-        a2 = a1 if same else cast(s2.inputs[l])
-        d1 = cast(s1.deltas[l])
-        d2 = d1 if same else cast(s2.deltas[l])
+        a1, d1 = s1.inputs[l], s1.deltas[l]
+        a2, d2 = (a1, d1) if same else (s2.inputs[l], s2.deltas[l])
         if a1.ndim == 3:  # conv: patches (B, P, F), signals (K, B, P, C)
-            w = conv_engine.weight_gram(a1, d1, a2, d2, full=classes == "full")
+            w = conv_engine.weight_gram(a1, d1, a2, d2, full=classes == "full", dtype=dtype)
             w_grams.append(w / d1.shape[0] if classes == "mean" else w)
-            a_grams.append(torch.full((a1.shape[0], a2.shape[0]), torch.nan, dtype=a1.dtype,
+            a_grams.append(torch.full((a1.shape[0], a2.shape[0]), torch.nan, dtype=w.dtype,
                                       device=a1.device))
-            d1 = conv_engine.pixel_sum(d1)
-            d2 = d1 if same else conv_engine.pixel_sum(d2)
+            d1 = cast(conv_engine.pixel_sum(d1))
+            d2 = d1 if same else cast(conv_engine.pixel_sum(d2))
         else:
+            a1, d1 = cast(a1), cast(d1)
+            a2, d2 = (a1, d1) if same else (cast(a2), cast(d2))
             a_grams.append(a1 @ a2.T)
             w_grams.append(None)
         if classes in ("trace", "mean"):
