@@ -320,7 +320,9 @@ class Data:
     input_dim: int = 64
     n_train: int = 512
     teacher: str = "network"
-    image_size: int = 8
+    # left out of repr: the data seed hashes repr(Data) (`simulate.training.derive_seeds`),
+    # which must stay what it was before this field existed
+    image_size: int = field(default=8, repr=False)
 
     def __post_init__(self) -> None:
         _check(self.name in BUILTIN_DATA or self.name.startswith("npz:"), "data",

@@ -16,6 +16,8 @@ from gradstats.layers.dense import Dense
 from gradstats.simulate import build_model
 from gradstats.spec import Architecture, Data, Point, SpecError
 
+KEY_BEFORE_CNN = "d9a634c9c369af30"  # main before issue 15
+
 
 def cnn(**changes) -> Architecture:
     base = dict(width=6, depth=3, architecture="cnn", input_dim=2, image_shape=(8, 8))
@@ -152,3 +154,17 @@ def test_with_image_infers_and_checks():
     with pytest.raises(SpecError, match="^data:"):
         Architecture(width=4, depth=1).with_image((1, 8, 8))
     np.testing.assert_equal(Architecture(width=4, depth=1).with_image((7,)).input_dim, 7)
+
+
+def test_mlp_point_key_and_data_seed_are_those_of_before_the_cnn_fields():
+    """Values computed by the code before the cnn fields existed: an MLP point's content key
+    and data seed (which hashes repr(Data)) are unchanged, so its results are too."""
+    from gradstats.simulate.training import derive_seeds
+    from gradstats.spec import Training
+
+    p = Point(arch=Architecture(width=16, depth=2, activation="tanh", sigma_b2=0.1),
+              data=Data(input_dim=8, n_train=64),
+              training=Training(batch_size=16, steps=3, record=(0, 3)),
+              measure=("per_example", "full_batch"))
+    assert p.key() == KEY_BEFORE_CNN
+    assert derive_seeds(p).data == 12181585965362770508
