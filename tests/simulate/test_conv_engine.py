@@ -183,3 +183,21 @@ def test_costs_choose_the_cheaper_route():
     assert conv_engine.choose_route(c) == "patch"
     # the diagonal alone: patches once P < C
     assert conv_engine.choose_route(conv_engine.diag_costs(64, 64, 128 * 9, 128, 1)) == "patch"
+
+
+@pytest.mark.parametrize(("shape", "padding", "readout"), CASES[::5])
+def test_full_data_noise_of_a_cnn_matches_autograd(shape, padding, readout):
+    """full_batch's exact ||G_l||^2 (chunked pixel-summed gradients) and mean ||g_i,l||^2
+    against autograd of the full loss and vmap(grad) per-example gradients."""
+    from gradstats.simulate import noise
+
+    model, x, y = make_case(shape, padding, readout)
+    full = noise.full_data_noise(model, x, y, mse, chunk=2)
+    params = list(model.weights) + list(model.biases)
+    grads = torch.autograd.grad(mse(model(x), y).mean(), params)
+    n = model.arch.n_layers
+    ref = [float((grads[l] ** 2).sum() + (grads[n + l] ** 2).sum()) for l in range(n)]
+    np.testing.assert_allclose(full.grad_sq_norm, ref, rtol=1e-10)
+    gw, gb = materialized(model, x, y)
+    np.testing.assert_allclose(full.mean_sq_norm,
+                               (gw + gb).diagonal(dim1=-2, dim2=-1).mean(-1).numpy(), rtol=1e-10)
