@@ -354,9 +354,15 @@ def _beta_text(mid: float, lo: float, hi: float) -> str:
     return f"{one(mid)} [{one(lo)}, {one(hi)}]"
 
 
+#: the prediction compare's row tests: the kurtosis row tests the four-point-vertex value,
+#: every other row the infinite-width one
+TESTED_BOUNDARY = {"preact_kurtosis": "beta_boundary_at_corrected"}
+
+
 def _verdicts_beyond(vmap, cmp, q: str, pos: str, combo: dict) -> str:
     """compare's verdict counts on the cells of row ``q`` (at the layer of ``pos``) whose
-    configuration lies beyond the map's infinite-width boundary of that setting."""
+    configuration lies beyond the map's boundary, in that setting, of the prediction the row
+    tests (`TESTED_BOUNDARY`)."""
     from gradstats.results import stats
 
     name = f"{q}_verdict"
@@ -368,7 +374,8 @@ def _verdicts_beyond(vmap, cmp, q: str, pos: str, combo: dict) -> str:
     depth = vmap["depth"].broadcast_like(vmap["beta"])
     pick = depth if pos == "last_hidden" else depth + 1
     at = verdict.where(verdict["layer"] == pick).max("layer").sel(combo)
-    bound = float(vmap["beta_boundary_at"].sel(quantity=q, position=pos, step=0, **combo))
+    boundary = TESTED_BOUNDARY.get(q, "beta_boundary_at")
+    bound = float(vmap[boundary].sel(quantity=q, position=pos, step=0, **combo))
     beyond = (vmap["beta"].sel(combo) > bound) & at.notnull()
     codes = at.where(beyond).values.ravel()
     codes = codes[np.isfinite(codes)]
@@ -392,7 +399,7 @@ def validity_table(ds, cmp=None) -> str:
     save(plot_validity(vmap), VALIDITY_FIGURE, "png", dpi=150)
     betas = vmap["beta"].values[np.isfinite(vmap["beta"].values)]
     rows = ["| setting | prediction (layer) | infinite width: beta at 10% error | "
-            "finite-width corrected | compare's verdicts beyond the infinite-width boundary |",
+            "finite-width corrected | compare's verdicts beyond the boundary of the prediction it tests |",
             "|---|---|---|---|---|"]
     for combo in settings(vmap):
         label = SETTING_NAMES.get((combo.get("activation"), combo.get("sigma_w2")),

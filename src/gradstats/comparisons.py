@@ -57,6 +57,7 @@ from gradstats.theory.validity import (
     BN_WIDTH_MIN,
     KURTOSIS_MAX,
     LAZY_NTK_CHANGE_MAX,
+    MEASURED_BETA_MAX,
     NTK_CHANGE_WIDTH_MIN,
     WIDTH_COEF,
     WIDTH_MIN,
@@ -122,6 +123,7 @@ class Comparison:
     exponent: float = math.nan  # width_exponent rows: from gradstats.theory.coord per config
     readout_gap: int = 0
     batch_norm: bool = False
+    beta_max: float = BETA_MAX  # the infinite_width domain's beta limit (validity.MEASURED_BETA_MAX)
 
 
 INFINITE_WIDTH = "gradstats.theory kernels (NNGP/NTK per layer, neural-tangents conventions)"
@@ -162,15 +164,16 @@ def _coord_row(name: str, what: str, measured: str, group: str) -> Comparison:
 COMPARISONS: tuple[Comparison, ...] = (
     Comparison("grad_sq_norm", "weight-gradient norm given the measured readout gradient",
                "grad_sq_norm", "theory_grad_sq_norm", "log_ratio", steps="training",
-               source=INFINITE_WIDTH),
+               source=INFINITE_WIDTH, beta_max=MEASURED_BETA_MAX["grad_sq_norm"]),
     Comparison("bias_grad_sq_norm", "bias-gradient norm given the measured readout gradient",
                "bias_grad_sq_norm", "theory_bias_grad_sq_norm", "log_ratio", steps="training",
-               source=INFINITE_WIDTH),
+               source=INFINITE_WIDTH, beta_max=MEASURED_BETA_MAX["bias_grad_sq_norm"]),
     Comparison("backward_q", "backward signal given the measured readout signal",
                "backward_q", "theory_backward_q", "log_ratio", steps="training",
                layers="hidden", source="signal propagation, gradient independence"),
     Comparison("forward_q", "mean squared pre-activation (length map)", "forward_q",
-               "theory_forward_q", "log_ratio", layers="hidden", source="NNGP diagonal"),
+               "theory_forward_q", "log_ratio", layers="hidden", source="NNGP diagonal",
+               beta_max=MEASURED_BETA_MAX["forward_q"]),
     Comparison("weight_sq_norm", "squared norm of the effective weights", "weight_sq_norm",
                "theory_weight_sq_norm", "log_ratio", domain="any", allowance="none",
                source="exact expectation at init", batch_norm=True),
@@ -346,7 +349,8 @@ def allowance_text(comparison: Comparison) -> str:
 
 def domain_text(comparison: Comparison) -> str:
     """The validity domain of a comparison in words (docs and table)."""
-    text = {"infinite_width": f"(effective) depth/width <= {BETA_MAX:g}, width >= {WIDTH_MIN}",
+    text = {"infinite_width": f"(effective) depth/width <= {comparison.beta_max:g}, width >= "
+                              f"{WIDTH_MIN}",
             "hanin_nica": "plain relu MLP, Gaussian or orthogonal, no bias, batch 1, target 0",
             "preact_kurtosis": "plain MLP, piecewise-linear activation, Gaussian, no bias, "
                                "batch 1, sphere data, step 0; hidden layers 2..depth with "

@@ -22,6 +22,7 @@ domain when the NTK change of any of its seeds exceeds the limit.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -187,11 +188,14 @@ def _domain(ctx: Context, comparison: Comparison, steps: np.ndarray) -> xr.DataA
     """Reason each (config, step) lies outside the comparison's domain ("" inside)."""
     change = _ntk_change(ctx, steps)
     in_domain = validity.DOMAINS[comparison.domain]
+    if comparison.domain == "infinite_width":
+        in_domain = functools.partial(validity.infinite_width, beta_max=comparison.beta_max)
     reasons = ctx.per_config(lambda p: "", dtype=object).expand_dims({STEP_DIM: steps}).copy()
     for key, points in ctx.configs.items():
-        base = in_domain(points[0])
-        if base is None and not comparison.batch_norm:
-            base = validity.batch_normalized(points[0])
+        # batch norm first: where the row does not hold for it, that is the reason to give
+        base = None if comparison.batch_norm else validity.batch_normalized(points[0])
+        if base is None:
+            base = in_domain(points[0])
         for step in steps:
             reason = base
             if reason is None and _lazy_condition(comparison):

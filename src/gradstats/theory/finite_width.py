@@ -39,7 +39,13 @@ Empirical NTK (`ntk_relative_fluctuation`): Hanin & Nica (2019, "Finite depth an
 corrections to the neural tangent kernel") show the NTK of a ReLU net fluctuates with a
 relative variance growing like exp(c beta) - 1 ~ c beta, i.e. relative std ~ (depth/width)^1/2.
 We return sqrt(exp(5 beta) - 1) as the order-of-magnitude prediction (c = 5, the per-layer
-constant of the Jacobian above); only the width^-1/2 scaling is claimed and tested.
+constant of the Jacobian above); only the width^-1/2 scaling is claimed and tested. Its
+constant is not: a Monte Carlo of Var Theta(x,x) / (E Theta)^2 over 4000 relu nets per
+configuration (`scripts/mc_ntk_fluctuation.py`; widths 32-128, depths 2-8, sigma_w2 = 2, no
+bias) gives 0.49-0.68 of exp(5 beta) - 1 (e.g. 0.115 +- 0.003 against 0.169 at width 128,
+depth 4): the NTK sums the layers' terms, whose fluctuations are correlated but not
+identical, so its relative variance is below the single readout term's exp(5 beta) - 1.
+No comparison row uses the constant.
 """
 
 from __future__ import annotations
