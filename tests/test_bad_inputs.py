@@ -564,6 +564,47 @@ def _(ws):
     return ["plot", "nowhere", "-o", "figs"], "does not exist"
 
 
+# --- convolutional networks ------------------------------------------------------------------
+CNN = {"architecture": "cnn", "data": "torus-fields"}  # input_dim = 4 channels (TINY_FIXED)
+
+
+@case("cnn on data that is not image-shaped")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={"architecture": "cnn", "data": "sphere"})), *RUN], "data"
+
+
+@case("image data for an MLP")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={"data": "torus-fields"})), *RUN], "data"
+
+
+@case("cnn with both channels and width")
+def _(ws):
+    sweep = tiny(grid={"channels": [4, 8]}, fixed={**CNN, "width": 8})
+    return ["run", ws.sweep(sweep), *RUN], "channels"
+
+
+@case("cnn VALID kernel larger than the images")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={**CNN, "padding": "VALID", "kernel_size": 9})), *RUN], \
+        "kernel_size"
+
+
+@case("cnn with orthogonal init")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={**CNN, "init": "orthogonal"})), *RUN], "init"
+
+
+@case("cnn with an unknown padding")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={**CNN, "padding": "same"})), *RUN], "padding"
+
+
+@case("kernel_size for an MLP")
+def _(ws):
+    return ["run", ws.sweep(tiny(fixed={"kernel_size": 5})), *RUN], "kernel_size"
+
+
 # --- sweep identity ------------------------------------------------------------------------
 @case("run a different sweep into a finished directory")
 def _(ws):

@@ -56,6 +56,10 @@ def predict_record(record: Any, theory: Any = None) -> Predictions:
     if record.inputs is None:
         out.notes.append("no theory inputs recorded")
         return out
+    missing = missing_theory(record.point)
+    if missing is not None:  # one reason for the whole point, not one error per part
+        out.notes.append(missing)
+        return out
     from threadpoolctl import threadpool_limits
 
     from gradstats.theory._compat import x64_scope
@@ -132,6 +136,27 @@ def enable_compilation_cache() -> str | None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return str(directory)
+
+
+CONV_THEORY_MODULE = "gradstats.theory.conv.layer_maps"
+
+
+def missing_theory(point) -> str | None:
+    """Why no prediction can be computed for ``point`` at all (None when theory exists): a
+    cnn needs the convolutional kernel maps (`CONV_THEORY_MODULE`), which the layer kinds of
+    `gradstats.layers.conv` delegate to."""
+    if not point.arch.is_cnn:
+        return None
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(CONV_THEORY_MODULE) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if found:
+        return None
+    return (f'predictions skipped: architecture = "cnn" needs the convolutional kernels of '
+            f"{CONV_THEORY_MODULE}, which this installation does not have")
 
 
 def _outside_parts(point) -> set[str]:

@@ -36,15 +36,23 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 TEACHERS = ("network", "linear", "zero")
-BUILTIN_DATA = ("sphere", "digits")
+ARCHITECTURES = ("mlp", "cnn")
+PADDINGS = ("SAME", "VALID", "CIRCULAR")
+READOUTS = ("flatten", "gap")
+# Image-shaped built-in data (x of shape (n, C, H, W)); `architecture = "cnn"` needs image data.
+IMAGE_DATA = ("digits-images", "torus-fields")
+BUILTIN_DATA = ("sphere", "digits", *IMAGE_DATA)
 
 # Order of the sweep axes as dataset dims (then seed, step, layer, ...).
 AXES = (
     "width", "depth", "activation", "sigma_w2", "sigma_b2", "parameterization", "init",
     "bias", "residual", "residual_scale", "norm", "data", "input_dim", "n_train", "teacher",
     "loss", "optimizer", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay",
-    "batch_size", "steps", "dtype", "device",
+    "batch_size", "steps", "dtype", "device", "architecture",
 )
+# One dim for the cnn settings (kernel_size, padding, readout: `Architecture.label`), and the
+# torus image size inside the `data` label (`Data.label`): a point file's variables carry every
+# axis as a dim and netCDF/numpy allow 32 dims per variable (AXES + seed + 3 statistic dims).
 # Point files store integers as int32 (io.POINT_FORMAT): larger sizes and seeds cannot be saved.
 INT32_MAX = 2**31 - 1
 SEED_DIM = "seed"
@@ -66,6 +74,13 @@ class Architecture:
     ``residual_scale`` (alpha, or ``"1/sqrt(depth)"``); ``norm``: ``"layer"`` or ``"batch"``
     normalization (no affine parameters) before every activation. The network these fields
     describe is `gradstats.layers.network_spec` (conventions in docs/schema.md).
+
+    ``architecture = "cnn"``: a convolutional network (`gradstats.layers.conv`): ``depth``
+    conv layers of ``width`` channels (kernel ``kernel_size`` in every spatial dim, stride 1,
+    ``padding`` SAME | VALID | CIRCULAR), then phi, ``readout`` (``flatten`` or ``gap``,
+    global average pooling) and a dense readout. ``input_dim`` is the number of input
+    channels; ``image_shape`` the spatial shape of the inputs, (W,) or (H, W) (None takes it
+    from the inputs or the data, like ``input_dim``).
     """
 
     width: int
@@ -81,6 +96,11 @@ class Architecture:
     residual: bool = False
     residual_scale: float | str = 1.0
     norm: str = "none"
+    architecture: str = "mlp"
+    kernel_size: int = 3
+    padding: str = "SAME"
+    readout: str = "flatten"
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _check_int(self.width, "width", low=1)
@@ -105,6 +125,71 @@ class Architecture:
             and math.isfinite(self.residual_scale) and self.residual_scale > 0), "residual_scale",
             f"must be a finite number > 0 or {DEPTH_SCALED!r}, got {self.residual_scale!r}")
         _check(self.norm in NORMS, "norm", f"unknown norm {self.norm!r}; choose from {', '.join(NORMS)}")
+        self._check_conv()
+
+    def _check_conv(self) -> None:
+        """The fields of ``architecture = "cnn"`` (and that an MLP leaves them at defaults)."""
+        _check(self.architecture in ARCHITECTURES, "architecture",
+               f"unknown architecture {self.architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+        _check_int(self.kernel_size, "kernel_size", low=1)
+        _check(self.padding in PADDINGS, "padding",
+               f"unknown padding {self.padding!r}; choose from {', '.join(PADDINGS)}")
+        _check(self.readout in READOUTS, "readout",
+               f"unknown readout {self.readout!r}; choose from {', '.join(READOUTS)}")
+        if self.image_shape is not None:
+            shape = tuple(self.image_shape)
+            object.__setattr__(self, "image_shape", shape)
+            _check(len(shape) in (1, 2), "image_shape",
+                   f"must be (W,) or (H, W) (1-D or 2-D images), got {shape}")
+            for size in shape:
+                _check_int(size, "image_shape", low=1)
+        if self.architecture == "mlp":
+            for name, default in _CONV_DEFAULTS.items():
+                _check(getattr(self, name) == default, name,
+                       'applies to architecture = "cnn" only (this is an MLP); leave it out')
+            return
+        _check(self.depth >= 1, "depth", 'architecture = "cnn" needs depth >= 1 (conv layers)')
+        _check(not self.residual, "residual", 'residual blocks are not available for '
+               'architecture = "cnn"; set residual = false')
+        _check(self.norm == "none", "norm", 'normalization layers are not available for '
+               'architecture = "cnn"; set norm = "none"')
+        _check(self.init == "gaussian", "init", 'architecture = "cnn" draws Gaussian weights '
+               f'only (orthogonal conv kernels are not implemented), got init = {self.init!r}')
+        if self.image_shape is not None and self.padding == "VALID":
+            out = [s - self.depth * (self.kernel_size - 1) for s in self.image_shape]
+            _check(min(out) >= 1, "kernel_size",
+                   f"kernel_size = {self.kernel_size} with VALID padding over depth = "
+                   f"{self.depth} conv layers shrinks images of shape {self.image_shape} to "
+                   f"nothing (each layer removes kernel_size - 1 pixels per dim); use a smaller "
+                   "kernel_size or depth, or SAME/CIRCULAR padding")
+
+    @property
+    def label(self) -> str:
+        """The ``architecture`` coordinate of results: ``mlp``, or ``cnn:k3:SAME:flatten``
+        (kernel_size, padding, readout of a cnn)."""
+        if not self.is_cnn:
+            return self.architecture
+        return f"cnn:k{self.kernel_size}:{self.padding}:{self.readout}"
+
+    @property
+    def is_cnn(self) -> bool:
+        """A convolutional network (``architecture = "cnn"``)."""
+        return self.architecture == "cnn"
+
+    def spatial_shape(self, layer: int) -> tuple[int, ...]:
+        """Spatial shape of the output of conv layer ``layer`` (1..depth) of a cnn; layer 0
+        is the input image. VALID padding removes kernel_size - 1 pixels per dim per layer."""
+        if self.image_shape is None:
+            raise SpecError("image_shape", "not set; give Architecture(image_shape=...) (the "
+                            "spatial shape of the images), or pass inputs to a function that "
+                            "infers it")
+        shrink = layer * (self.kernel_size - 1) if self.padding == "VALID" else 0
+        return tuple(s - shrink for s in self.image_shape)
+
+    @property
+    def readout_pixels(self) -> int:
+        """Pixels of the last conv layer's output (what Flatten concatenates): P_L."""
+        return math.prod(self.spatial_shape(self.depth))
 
     @property
     def alpha(self) -> float:
@@ -117,8 +202,8 @@ class Architecture:
 
     @property
     def is_mlp(self) -> bool:
-        """A plain fully connected network (no residual blocks, no normalization)."""
-        return not self.residual and self.norm == "none"
+        """A plain fully connected network (no residual blocks, no normalization, no conv)."""
+        return not self.residual and self.norm == "none" and not self.is_cnn
 
     @property
     def n_layers(self) -> int:
@@ -126,13 +211,57 @@ class Architecture:
         return self.depth + 1
 
     def fan_in(self, layer: int) -> int:
-        """Fan-in of dense layer ``layer`` (1-based); layer 1's needs ``input_dim``."""
+        """Fan-in of dense layer ``layer`` (1-based); layer 1's needs ``input_dim``.
+
+        For a cnn (as neural-tangents): conv layer l has fan_in = C_in * kernel_size^d
+        (C_in = input_dim for l = 1, width after; d spatial dims); the dense readout has
+        width * P_L after Flatten (P_L the last conv output's pixels), width after GAP.
+        """
+        if self.is_cnn:
+            return self._cnn_fan_in(layer)
         if layer != 1:
             return self.width
         if self.input_dim is None:
             raise SpecError("input_dim", "not set; give Architecture(input_dim=...) (the number "
                             "of input features), or pass inputs to a function that infers it")
         return self.input_dim
+
+    def _cnn_fan_in(self, layer: int) -> int:
+        d = len(self.spatial_shape(0))
+        if layer == self.n_layers:
+            return self.width * (self.readout_pixels if self.readout == "flatten" else 1)
+        channels = self.width if layer > 1 else self.fan_in_channels_1()
+        return channels * self.kernel_size ** d
+
+    def fan_in_channels_1(self) -> int:
+        """Input channels of a cnn (``input_dim``); `SpecError` when not set."""
+        if self.input_dim is None:
+            raise SpecError("input_dim", "not set; give Architecture(input_dim=...) (the number "
+                            "of input channels), or pass inputs to a function that infers it")
+        return self.input_dim
+
+    def with_image(self, shape: tuple[int, ...], what: str = "x") -> Architecture:
+        """This cnn for inputs of per-example shape ``shape`` = (C, W) or (C, H, W):
+        ``input_dim`` (channels) and ``image_shape`` filled in when None, `SpecError` naming
+        the field when set to something else. An MLP gets `with_input_dim` of ``shape[0]``
+        when ``shape`` is one-dimensional, else a `SpecError` naming ``data``."""
+        shape = tuple(int(s) for s in shape)
+        if not self.is_cnn:
+            if len(shape) != 1:
+                raise SpecError("data", f"{what} has image-shaped examples {shape}; an MLP "
+                                'needs (n, features) inputs (use architecture = "cnn", or '
+                                "flatten the images)")
+            return self.with_input_dim(shape[0], what)
+        if len(shape) not in (2, 3):
+            raise SpecError("data", f'architecture = "cnn" needs image-shaped inputs (n, C, W) '
+                            f"or (n, C, H, W); {what} has examples of shape {shape}")
+        arch = self.with_input_dim(shape[0], what)
+        if arch.image_shape is None:
+            return dataclasses.replace(arch, image_shape=shape[1:])
+        if arch.image_shape != shape[1:]:
+            raise SpecError("image_shape", f"the architecture has image_shape="
+                            f"{arch.image_shape} but {what} has images of shape {shape[1:]}")
+        return arch
 
     def with_input_dim(self, features: int, what: str = "x") -> Architecture:
         """This architecture for inputs with ``features`` features: ``input_dim`` filled in
@@ -157,16 +286,48 @@ class Data:
     ``sphere``: ``n_train`` inputs uniform on the sphere of radius sqrt(input_dim), targets
     from a fixed random ``teacher`` (a one-hidden-layer tanh network or a linear map), or
     all-zero targets with ``teacher="zero"`` (the setting of Hanin & Nica's predictions).
+    Image data (``architecture = "cnn"``): ``digits-images`` (the digits as (1, 8, 8)
+    images), ``torus-fields`` (smooth random fields of ``input_dim`` channels on an
+    ``image_size`` x ``image_size`` torus, targets from the ``teacher``), or npz files whose
+    ``x`` is (n, C, H, W) or (n, C, W).
     """
+
+    @property
+    def label(self) -> str:
+        """The ``data`` coordinate of results: the name, with the image size of torus-fields
+        (``torus-fields:8x8``)."""
+        if self.name == "torus-fields":
+            return f"{self.name}:{self.image_size}x{self.image_size}"
+        return self.name
+
+    @property
+    def is_image(self) -> bool | None:
+        """Whether the examples are images: True/False for built-in data, None for npz
+        (the file decides)."""
+        if self.name.startswith("npz:"):
+            return None
+        return self.name in IMAGE_DATA
+
+    def builtin_image_shape(self) -> tuple[int, ...] | None:
+        """Spatial shape of built-in image data ((8, 8) for digits-images); None otherwise."""
+        if self.name == "digits-images":
+            return (8, 8)
+        if self.name == "torus-fields":
+            return (self.image_size, self.image_size)
+        return None
 
     name: str = "sphere"
     input_dim: int = 64
     n_train: int = 512
     teacher: str = "network"
+    # left out of repr: the data seed hashes repr(Data) (`simulate.training.derive_seeds`),
+    # which must stay what it was before this field existed
+    image_size: int = field(default=8, repr=False)
 
     def __post_init__(self) -> None:
         _check(self.name in BUILTIN_DATA or self.name.startswith("npz:"), "data",
-               f"unknown data {self.name!r}; use sphere, digits or npz:PATH")
+               f"unknown data {self.name!r}; use {', '.join(BUILTIN_DATA)} or npz:PATH")
+        _check_int(self.image_size, "image_size", low=1)
         _check_int(self.input_dim, "input_dim", low=1)
         _check_int(self.n_train, "n_train", low=1)
         _check(self.teacher in TEACHERS, "teacher",
@@ -244,15 +405,32 @@ class Point:
         if self.arch.input_dim is None:  # the data's number of features
             object.__setattr__(self, "arch", dataclasses.replace(
                 self.arch, input_dim=self.data.input_dim))
-        _check(self.arch.input_dim == self.data.input_dim or self.data.name != "sphere",
-               "input_dim", "architecture and data disagree on input_dim")
+        _check(self.arch.input_dim == self.data.input_dim or self.data.name not in (
+            "sphere", "torus-fields"), "input_dim", "architecture and data disagree on input_dim")
+        image = self.data.is_image
+        if self.arch.is_cnn:
+            _check(image is not False, "data", f'architecture = "cnn" needs image-shaped data '
+                   f"({', '.join(IMAGE_DATA)} or npz with x of shape (n, C, H, W) or "
+                   f"(n, C, W)); got data = {self.data.name!r}")
+            shape = self.data.builtin_image_shape()
+            if shape is not None and self.arch.image_shape is None:
+                object.__setattr__(self, "arch", dataclasses.replace(self.arch, image_shape=shape))
+            _check(shape is None or self.arch.image_shape == shape, "image_shape",
+                   f"architecture and data disagree on the image shape ({self.arch.image_shape} "
+                   f"and {shape})")
+        else:
+            _check(image is not True, "data", f"data = {self.data.name!r} is image-shaped; it "
+                   'needs architecture = "cnn" (the MLP takes digits, sphere or 2-D npz)')
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict (JSON-ready). Architecture fields added in 0.3 (residual,
-        residual_scale, norm) and training fields added in 0.4 (beta1, beta2, eps,
-        weight_decay) are left out at their defaults, so earlier points keep their keys."""
+        residual_scale, norm), training fields added in 0.4 (beta1, beta2, eps,
+        weight_decay) and the cnn fields (architecture, kernel_size, padding, readout,
+        image_shape; data image_size) are left out at their defaults, so earlier points keep
+        their keys."""
         d = dataclasses.asdict(self)
-        for part, defaults in (("arch", _ARCH_DEFAULTS_0_3), ("training", _TRAINING_DEFAULTS_0_4)):
+        for part, defaults in (("arch", _ARCH_DEFAULTS_0_3), ("arch", _CONV_DEFAULTS),
+                               ("training", _TRAINING_DEFAULTS_0_4), ("data", _DATA_DEFAULTS)):
             for name, default in defaults.items():
                 if d[part][name] == default:
                     del d[part][name]
@@ -266,7 +444,10 @@ class Point:
     def from_dict(cls, d: dict[str, Any]) -> Point:
         training = dict(d["training"])
         training["record"] = tuple(training["record"])
-        return cls(arch=Architecture(**d["arch"]), training=Training(**training),
+        arch = dict(d["arch"])
+        if arch.get("image_shape") is not None:
+            arch["image_shape"] = tuple(arch["image_shape"])
+        return cls(arch=Architecture(**arch), training=Training(**training),
                    data=Data(**d["data"]), seed=d["seed"], device=d["device"], dtype=d["dtype"],
                    measure=tuple(d.get("measure", ())))
 
@@ -292,16 +473,21 @@ class Point:
             "sigma_w2": float(a.sigma_w2), "sigma_b2": float(a.sigma_b2),
             "parameterization": a.parameterization, "init": a.init, "bias": int(a.bias),
             "residual": int(a.residual), "residual_scale": scale_label(a.residual_scale),
-            "norm": a.norm, "data": d.name, "input_dim": a.input_dim, "n_train": d.n_train,
+            "norm": a.norm, "data": d.label, "input_dim": a.input_dim, "n_train": d.n_train,
             "teacher": d.teacher, "loss": t.loss, "optimizer": t.optimizer,
             "lr": float(t.lr), "momentum": float(t.momentum), "beta1": float(t.beta1),
             "beta2": float(t.beta2), "eps": float(t.eps), "weight_decay": float(t.weight_decay),
             "batch_size": t.batch_size,
             "steps": t.steps, "dtype": self.dtype, "device": self.device,
+            "architecture": a.label,
         }
 
 
 _ARCH_DEFAULTS_0_3 = {"residual": False, "residual_scale": 1.0, "norm": "none"}
+# Added with convolutional networks (issue 15): an MLP leaves them at these values.
+_CONV_DEFAULTS = {"architecture": "mlp", "kernel_size": 3, "padding": "SAME",
+                  "readout": "flatten", "image_shape": None}
+_DATA_DEFAULTS = {"image_size": 8}
 _TRAINING_DEFAULTS_0_4 = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 
 

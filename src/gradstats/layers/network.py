@@ -8,6 +8,12 @@ per-layer statistic: it maps the stream h_{l-1} (h_0 = x) to h_l.
 - the readout (block L) is always [Norm], phi, Dense (no residual addition); with depth 0
   block 1 is the readout.
 
+- cnn (``architecture = "cnn"``, depth >= 1): block 1 = Conv(input channels -> width);
+  block l = 2..depth: phi, Conv(width -> width); readout block L = depth + 1:
+  phi, Flatten | GlobalAvgPool, Dense(-> output_dim) (neural-tangents' ``stax.serial(Conv,
+  phi, Conv, ..., phi, Flatten() | GlobalAvgPool(), Dense)``). Statistics of layer l read
+  block l as for the MLP: its conv kernel (or the readout's dense weight) and its output.
+
 ``Norm`` is LayerNorm or BatchNorm (``arch.norm``) and is placed before each activation,
 so phi(N(h_{l-1})) feeds every dense layer but the first. Statistics of layer l read the
 stream h_l (``forward_q``, ``backward_q``) or the parameters of its dense layer
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 from gradstats import parameterization as pz
 from gradstats.layers.activation import Activation
 from gradstats.layers.base import BlockTrace, KernelState, Layer
+from gradstats.layers.conv import Conv, Flatten, GlobalAvgPool
 from gradstats.layers.dense import Dense
 from gradstats.layers.norm import BatchNorm, LayerNorm
 from gradstats.layers.residual import Residual
@@ -50,6 +57,14 @@ class Block:
 
     def all_layers(self) -> tuple[Layer, ...]:
         return tuple(inner for layer in self.layers for inner in layer.layers())
+
+    @property
+    def weighted(self) -> Dense | Conv:
+        """The block's one parametrized layer (its Dense or Conv): layer l of the statistics."""
+        found = [layer for layer in self.all_layers() if isinstance(layer, Dense | Conv)]
+        if len(found) != 1:
+            raise ValueError(f"a block holds exactly one dense or conv layer, found {len(found)}")
+        return found[0]
 
 
 @dataclass(frozen=True)
@@ -78,6 +93,8 @@ def _norm(kind: str) -> tuple[Layer, ...]:
 
 def network_spec(arch: Architecture) -> NetworkSpec:
     """The composition of ``arch`` (conventions in the module docstring)."""
+    if arch.is_cnn:
+        return _cnn_spec(arch)
     n_layers = arch.n_layers
 
     def dense(layer: int) -> Dense:
@@ -92,6 +109,27 @@ def network_spec(arch: Architecture) -> NetworkSpec:
                       else Block((*pre, dense(2))))
             runs.append((hidden, arch.depth - 1))
         runs.append((Block((*pre, dense(n_layers))), 1))
+    return NetworkSpec(tuple(runs))
+
+
+def _cnn_spec(arch: Architecture) -> NetworkSpec:
+    """The cnn composition (module docstring); needs ``arch.image_shape`` (its number of
+    spatial dims sets the kernel's)."""
+    n_layers = arch.n_layers
+    kernel = (arch.kernel_size,) * len(arch.spatial_shape(0))
+
+    def conv(layer: int) -> Conv:
+        return Conv(arch.parameterization, pz.role(layer, n_layers),
+                    arch.fan_in_channels_1() if layer == 1 else None, kernel, arch.padding,
+                    arch.bias)
+
+    phi = Activation(arch.activation)
+    pool = Flatten() if arch.readout == "flatten" else GlobalAvgPool()
+    readout = Dense(arch.parameterization, "readout", None, arch.bias)
+    runs: list[tuple[Block, int]] = [(Block((conv(1),)), 1)]
+    if arch.depth >= 2:
+        runs.append((Block((phi, conv(2))), arch.depth - 1))
+    runs.append((Block((phi, pool, readout)), 1))
     return NetworkSpec(tuple(runs))
 
 

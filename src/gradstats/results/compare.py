@@ -136,8 +136,11 @@ def _variable(ctx: Context, comparison: Comparison, name: str) -> xr.DataArray |
     """``name`` restricted to the comparison's steps (step dim kept), or None with a note."""
     if name not in ctx.ds:
         if not any(str(v).startswith("theory_") for v in ctx.ds.data_vars):
-            ctx.note("no stored predictions: these results come from gradstats < 0.2; rerun the "
-                     "sweep into a new directory")
+            if len(ctx.ds.attrs.get("theory_notes") or ()):  # the points say why (noted above)
+                ctx.note("no stored predictions: none could be computed for these points")
+            else:
+                ctx.note("no stored predictions: these results come from gradstats < 0.2; "
+                         "rerun the sweep into a new directory")
         elif comparison.needs:
             ctx.note(f"{comparison.name}: needs {comparison.needs}")
         else:

@@ -2,6 +2,10 @@
 
 All loaders return numpy arrays ``x`` (n, input_dim) float64 and ``y``: (n, output_dim)
 float64 regression targets for ``mse``, (n,) int64 labels for ``cross_entropy``.
+
+Image data (for ``architecture = "cnn"``) is channel-first, ``x`` (n, C, H, W) or (n, C, W):
+``digits-images`` (the standardized digits as (n, 1, 8, 8)), ``torus-fields`` (smooth
+random fields on a torus, `torus_fields`) and npz files whose ``x`` is 3-D or 4-D.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ SPHERE_CLASSES = 10
 DIGITS_CLASSES = 10
 # scikit-learn's digits: 1797 images of 8x8 pixels (tests check these against load_digits).
 DIGITS_ROWS, DIGITS_FEATURES = 1797, 64
+DIGITS_IMAGE = (8, 8)
+# Correlation length (pixels) of the Gaussian filter that smooths the torus fields' noise.
+TORUS_LENGTH_SCALE = 1.5
 # More classes than this in an npz file's labels is taken for a mistake (readout width).
 MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """x: (n, input_dim); y: (n, output_dim) float targets or (n,) int labels."""
+    """x: (n, input_dim) or images (n, C, *spatial); y: (n, output_dim) float targets or (n,)
+    int labels."""
 
     x: np.ndarray
     y: np.ndarray
@@ -39,30 +47,47 @@ def load_data(data: Data, loss: str, seed: int) -> Dataset:
         return _sphere(data, loss, np.random.default_rng(seed))
     if data.name == "digits":
         return _digits(data, loss)
+    if data.name == "digits-images":
+        ds = _digits(data, loss)
+        return Dataset(x=ds.x.reshape(len(ds.x), 1, *DIGITS_IMAGE), y=ds.y, n_classes=ds.n_classes)
+    if data.name == "torus-fields":
+        return _torus(data, loss, np.random.default_rng(seed))
     return _npz(data, loss)
 
 
 def output_dim(data: Data, loss: str) -> int:
     """Width of the readout the data needs (classes for cross_entropy or one-hot digits)."""
-    if data.name == "sphere":
+    if data.name in ("sphere", "torus-fields"):
         return SPHERE_CLASSES if loss == "cross_entropy" else 1
-    if data.name == "digits":
+    if data.name in ("digits", "digits-images"):
         return DIGITS_CLASSES
     ds = _npz(data, loss)
     return ds.n_classes if loss == "cross_entropy" else ds.y.shape[1]
 
 
 def data_shape(data: Data) -> tuple[int, int] | None:
-    """(rows, features) of a data set read from somewhere (digits, npz); None for sphere.
+    """(rows, features) of a data set read from somewhere (digits, npz); None for synthetic
+    data (sphere, torus-fields). Image data has ``features`` = its channels C.
 
     An npz file is read and validated here (`SpecError` naming the file and the problem).
     """
     if data.name == "digits":
         return DIGITS_ROWS, DIGITS_FEATURES
-    if data.name == "sphere":
+    if data.name == "digits-images":
+        return DIGITS_ROWS, 1
+    if data.name in ("sphere", "torus-fields"):
         return None
-    rows, features = _npz_arrays(data.name)[0].shape
-    return rows, features
+    x = _npz_arrays(data.name)[0]
+    return x.shape[0], x.shape[1]
+
+
+def data_image_shape(data: Data) -> tuple[int, ...] | None:
+    """Spatial shape of image data, (H, W) or (W,); None for (n, features) data."""
+    shape = data.builtin_image_shape()
+    if shape is not None or not data.name.startswith("npz:"):
+        return shape
+    x = _npz_arrays(data.name)[0]
+    return tuple(x.shape[2:]) if x.ndim > 2 else None
 
 
 def data_input_dim(data: Data) -> int:
@@ -78,12 +103,40 @@ def sphere_inputs(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _sphere(data: Data, loss: str, rng: np.random.Generator) -> Dataset:
-    d = data.input_dim
-    x = sphere_inputs(data.n_train, d, rng)
+    x = sphere_inputs(data.n_train, data.input_dim, rng)
+    return _teacher(x, data.teacher, loss, rng)
+
+
+def torus_fields(n: int, channels: int, size: int, rng: np.random.Generator,
+                 length_scale: float = TORUS_LENGTH_SCALE) -> np.ndarray:
+    """n smooth random fields on a size x size torus: (n, channels, size, size).
+
+    White Gaussian noise filtered by a Gaussian of ``length_scale`` pixels (a product with
+    exp(-2 pi^2 l^2 |k|^2) in Fourier space, so the boundary is circular), then normalized per
+    image: mean 0 and mean square 1 over its channels and pixels (x.x / (C H W) = 1).
+    """
+    noise = rng.standard_normal((n, channels, size, size))
+    freq = np.fft.fftfreq(size)
+    k2 = freq[:, None] ** 2 + freq[None, :] ** 2
+    filt = np.exp(-2.0 * np.pi**2 * length_scale**2 * k2)
+    x = np.real(np.fft.ifft2(np.fft.fft2(noise) * filt))
+    x -= x.mean(axis=(1, 2, 3), keepdims=True)
+    return x / np.sqrt((x**2).mean(axis=(1, 2, 3), keepdims=True))
+
+
+def _torus(data: Data, loss: str, rng: np.random.Generator) -> Dataset:
+    x = torus_fields(data.n_train, data.input_dim, data.image_size, rng)
+    ds = _teacher(x.reshape(len(x), -1), data.teacher, loss, rng)
+    return Dataset(x=x, y=ds.y, n_classes=ds.n_classes)
+
+
+def _teacher(x: np.ndarray, teacher: str, loss: str, rng: np.random.Generator) -> Dataset:
+    """Targets of inputs x (n, d) from a fixed random ``teacher`` drawn from ``rng``."""
+    d = x.shape[1]
     k = SPHERE_CLASSES if loss == "cross_entropy" else 1
-    if data.teacher == "zero":
+    if teacher == "zero":
         scores = np.zeros((len(x), k))
-    elif data.teacher == "linear":
+    elif teacher == "linear":
         scores = x @ rng.standard_normal((d, k)) / np.sqrt(d)
     else:  # one hidden tanh layer of width 2d, output variance about 1
         hidden = np.tanh(x @ rng.standard_normal((d, 2 * d)) / np.sqrt(d))
@@ -151,9 +204,10 @@ def _read_npz(path: str, mtime_ns: int, size: int) -> tuple[np.ndarray, np.ndarr
             raise bad(f"'{key}' is not a numpy array")
         if array.dtype.kind not in "biuf":
             raise bad(f"'{key}' must be numeric, got dtype {array.dtype}")
-    if x.ndim != 2:
-        raise bad(f"'x' must be 2-D (rows, features), got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.ndim not in (2, 3, 4):
+        raise bad(f"'x' must be 2-D (rows, features) or images (rows, C, W) / (rows, C, H, W), "
+                  f"got shape {x.shape}")
+    if 0 in x.shape:
         raise bad(f"'x' has shape {x.shape}; it needs at least one row and one feature")
     if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[1] == 0):
         raise bad(f"'y' must be (rows,) or (rows, outputs), got shape {y.shape}")

@@ -18,6 +18,11 @@ Targets: ``"loss"`` uses per-example losses l_i = loss_fn(f, y)_i (one backward 
 l_i depends on example i only); ``"output"`` uses the network outputs f_{i,k} (the empirical
 NTK), one batched backward over the K output units.
 
+Conv layers (``architecture = "cnn"``) have no outer-product factorization: their Grams
+come from unfolded patches or per-example materialization, whichever is cheaper per layer
+(`gradstats.simulate.conv_engine`, cost formulas there); their bias part is the
+Gram of the pixel-summed signals, as above.
+
 Everything is device-agnostic (the model's device and dtype); numpy appears only in
 `empirical_ntk`, the convenience wrapper returning numpy arrays.
 """
@@ -32,6 +37,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from gradstats.simulate import conv_engine
 from gradstats.simulate.model import MLP, Forward
 from gradstats.spec import Architecture
 
@@ -47,8 +53,9 @@ class Signals:
 
     inputs[l-1]: a_{l-1}, (B, fan_in). deltas[l-1]: (K, B, fan_out), delta^k_{l,i} =
     d t_{i,k} / d h_{l,i} for the K targets t (K = 1 for the loss, K = output_dim for the
-    outputs). w_mult2, b_mult2: (L,) squared multipliers of raw W_l and b_l (b_mult2 None
-    without bias).
+    outputs). A conv layer l has inputs[l-1] its unfolded patches (B, P, C_in k^d) and
+    deltas[l-1] (K, B, P, C_out) (P output pixels; `gradstats.simulate.conv_engine`).
+    w_mult2, b_mult2: (L,) squared multipliers of raw W_l and b_l (b_mult2 None without bias).
     """
 
     inputs: list[torch.Tensor]
@@ -65,22 +72,28 @@ class Signals:
 class LayerGrams:
     """Per-layer factors of per-example gradient Grams between two batches (B1 and B2 examples).
 
-    input_grams: (L, B1, B2), a_{l-1,i} . a_{l-1,j}. signal_grams: (L, B1, B2) with the K
-    targets traced (sum_k delta^k_i . delta^k_j; divided by K for ``classes="mean"``), or
-    (L, B1, B2, K, K) per target pair (``classes="full"``). w_mult2, b_mult2: (L,) squared
-    parameter multipliers (b None without bias).
+    input_grams: (L, B1, B2), a_{l-1,i} . a_{l-1,j} (NaN for conv layers, whose weight Gram
+    does not factor). signal_grams: (L, B1, B2) with the K targets traced (sum_k delta^k_i .
+    delta^k_j; divided by K for ``classes="mean"``), or (L, B1, B2, K, K) per target pair
+    (``classes="full"``); for a conv layer, of the pixel-summed signals (its bias part).
+    w_mult2, b_mult2: (L,) squared parameter multipliers (b None without bias).
+    weight_grams: like signal_grams, <dt_i/dW_l, dt_j/dW_l> / w_mult_l^2 of every layer, or
+    None for input_grams * signal_grams (dense layers only).
     """
 
     input_grams: torch.Tensor
     signal_grams: torch.Tensor
     w_mult2: torch.Tensor
     b_mult2: torch.Tensor | None
+    weight_grams: torch.Tensor | None = None
 
     def _mult(self, m: torch.Tensor) -> torch.Tensor:
         return m.reshape((-1,) + (1,) * (self.signal_grams.ndim - 1))
 
     def weight_part(self) -> torch.Tensor:
         """<dt_i/dW_l, dt_j/dW_l>: (L, B1, B2) (or (L, B1, B2, K, K))."""
+        if self.weight_grams is not None:
+            return self._mult(self.w_mult2) * self.weight_grams
         a = self.input_grams
         if self.signal_grams.ndim == 5:
             a = a[..., None, None]
@@ -143,7 +156,27 @@ def _chunk_signals(model: MLP, x: torch.Tensor, y: torch.Tensor | None, loss_fn:
                                                   is_grads_batched=True))
         else:
             raise ValueError(f"unknown target {target!r}; choose 'loss' or 'output'")
-    return [a.detach() for a in fwd.inputs], [d.detach() for d in deltas]
+    return layer_features(model, fwd.inputs, deltas)
+
+
+def layer_features(model: MLP, inputs: list[torch.Tensor], deltas: list[torch.Tensor]
+                   ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Detached engine features of each layer: dense (B, fan_in) inputs and (K, B, fan_out)
+    signals as they are; conv inputs unfolded to patches (B, P, C_in k^d) and signals
+    (K, B, C_out, *spatial) made pixel-major (K, B, P, C_out)."""
+    ins, dels = [], []
+    for l, (a, d) in enumerate(zip(inputs, deltas, strict=True), start=1):
+        if _is_conv(model, l):
+            ins.append(model.ops[l - 1].patches(a.detach()))
+            dels.append(conv_engine.to_pixel_major(d.detach()))
+        else:
+            ins.append(a.detach())
+            dels.append(d.detach())
+    return ins, dels
+
+
+def _is_conv(model: MLP, l: int) -> bool:
+    return getattr(model, "is_conv", None) is not None and model.is_conv(l)
 
 
 def signals(model: MLP, x: torch.Tensor, y: torch.Tensor | None = None,
@@ -185,8 +218,8 @@ def signals_from_forward(model: MLP, forward: Forward, scale: float) -> Signals 
     require_per_example(model, "engine.signals_from_forward (per-example signals)")
     if any(not h.retains_grad or h.grad is None for h in forward.preacts):
         return None
-    inputs = [a.detach() for a in forward.inputs]
-    deltas = [(scale * h.grad).unsqueeze(0) for h in forward.preacts]
+    inputs, deltas = layer_features(model, forward.inputs,
+                                    [(scale * h.grad).unsqueeze(0) for h in forward.preacts])
     w2, b2 = _multipliers(model, inputs[0])
     return Signals(inputs=inputs, deltas=deltas, w_mult2=w2, b_mult2=b2)
 
@@ -203,6 +236,7 @@ def grams(s1: Signals, s2: Signals | None = None, classes: Classes = "trace",
     ``classes="trace"`` sums over the K targets, ``"mean"`` averages them (trace / K),
     ``"full"`` keeps the (K, K) target pairs.
     ``dtype`` optionally casts the features first (e.g. float64 for centered statistics).
+    Conv layers (3-D inputs: patches) take `conv_engine.weight_gram` (the cheaper route).
     """
     same = s2 is None
     s2 = s1 if s2 is None else s2
@@ -210,26 +244,44 @@ def grams(s1: Signals, s2: Signals | None = None, classes: Classes = "trace",
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t if dtype is None else t.to(dtype)
 
-    a_grams, d_grams = [], []
+    if classes not in ("trace", "mean", "full"):
+        raise ValueError(f"unknown classes {classes!r}; choose 'trace', 'mean' or 'full'")
+    a_grams, d_grams, w_grams = [], [], []
     for l in range(len(s1.inputs)):
-        a1 = cast(s1.inputs[l])
-        a2 = a1 if same else cast(s2.inputs[l])
-        a_grams.append(a1 @ a2.T)
-        d1 = cast(s1.deltas[l])
-        d2 = d1 if same else cast(s2.deltas[l])
+        a1, d1 = s1.inputs[l], s1.deltas[l]
+        a2, d2 = (a1, d1) if same else (s2.inputs[l], s2.deltas[l])
+        if a1.ndim == 3:  # conv: patches (B, P, F), signals (K, B, P, C)
+            w = conv_engine.weight_gram(a1, d1, a2, d2, full=classes == "full", dtype=dtype)
+            w_grams.append(w / d1.shape[0] if classes == "mean" else w)
+            a_grams.append(torch.full((a1.shape[0], a2.shape[0]), torch.nan, dtype=w.dtype,
+                                      device=a1.device))
+            d1 = cast(conv_engine.pixel_sum(d1))
+            d2 = d1 if same else cast(conv_engine.pixel_sum(d2))
+        else:
+            a1, d1 = cast(a1), cast(d1)
+            a2, d2 = (a1, d1) if same else (cast(a2), cast(d2))
+            a_grams.append(a1 @ a2.T)
+            w_grams.append(None)
         if classes in ("trace", "mean"):
             f1 = _flat_targets(d1)
             f2 = f1 if same else _flat_targets(d2)
             gram = f1 @ f2.T
             d_grams.append(gram / d1.shape[0] if classes == "mean" else gram)
-        elif classes == "full":
-            d_grams.append(torch.einsum("kin,mjn->ijkm", d1, d2))
         else:
-            raise ValueError(f"unknown classes {classes!r}; choose 'trace', 'mean' or 'full'")
+            d_grams.append(torch.einsum("kin,mjn->ijkm", d1, d2))
     ref = a_grams[0]
     w2 = s1.w_mult2.to(ref.dtype)
     b2 = None if s1.b_mult2 is None else s1.b_mult2.to(ref.dtype)
-    return LayerGrams(torch.stack(a_grams), torch.stack(d_grams), w2, b2)
+    weight = None
+    if any(w is not None for w in w_grams):
+        weight = torch.stack([w if w is not None else _outer_part(a, d)
+                              for w, a, d in zip(w_grams, a_grams, d_grams, strict=True)])
+    return LayerGrams(torch.stack(a_grams), torch.stack(d_grams), w2, b2, weight)
+
+
+def _outer_part(a_gram: torch.Tensor, d_gram: torch.Tensor) -> torch.Tensor:
+    """A dense layer's weight Gram factor (input Gram times signal Gram)."""
+    return (a_gram[..., None, None] if d_gram.ndim == 4 else a_gram) * d_gram
 
 
 def sq_norms(s: Signals, part: Part = "weight") -> torch.Tensor:
@@ -240,6 +292,13 @@ def sq_norms(s: Signals, part: Part = "weight") -> torch.Tensor:
     """
     out = []
     for l, (a, d) in enumerate(zip(s.inputs, s.deltas, strict=True)):
+        if a.ndim == 3:  # conv: patches and pixel-major signals
+            w = s.w_mult2[l] * conv_engine.weight_sq_norms(a, d)
+            d = conv_engine.pixel_sum(d)
+            dd = (d * d).sum(dim=(0, 2))
+            b = torch.zeros_like(dd) if s.b_mult2 is None else s.b_mult2[l] * dd
+            out.append({"weight": w, "bias": b, "total": w + b}[part])
+            continue
         dd = (d * d).sum(dim=(0, 2))
         w = s.w_mult2[l] * (a * a).sum(1) * dd
         b = torch.zeros_like(dd) if s.b_mult2 is None else s.b_mult2[l] * dd
@@ -388,6 +447,14 @@ def slow_per_example_grads(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn
     return weights, biases
 
 
+def batch_grads(a: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch-summed raw gradients of one layer without multipliers, for the first target:
+    (sum_i d_i a_i^T, sum_i d_i); conv layers sum over pixels too (`conv_engine.summed_grads`)."""
+    if a.ndim == 3:
+        return conv_engine.summed_grads(a, d)
+    return d[0].T @ a, d[0].sum(0)
+
+
 def empirical_ntk(arch: Architecture, x: np.ndarray | torch.Tensor, seed: int = 0,
                   per_layer: bool = False, classes: Classes = "trace", dtype: str = "float32",
                   device: str = "cpu") -> np.ndarray:
@@ -404,8 +471,12 @@ def empirical_ntk(arch: Architecture, x: np.ndarray | torch.Tensor, seed: int = 
 
     tdtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     xt = torch.as_tensor(x).to(device=device, dtype=tdtype)
-    if xt.ndim != 2:
+    if arch.is_cnn:
+        arch = arch.with_image(tuple(xt.shape[1:]))
+    elif xt.ndim != 2:
         raise ValueError(f"x must be (n, input_dim), got shape {tuple(xt.shape)}")
-    model = build_model(arch.with_input_dim(xt.shape[1]), seed, dtype=tdtype, device=device)
+    else:
+        arch = arch.with_input_dim(xt.shape[1])
+    model = build_model(arch, seed, dtype=tdtype, device=device)
     theta = empirical_ntk_model(model, xt, per_layer=per_layer, classes=classes)
     return theta.detach().cpu().numpy()

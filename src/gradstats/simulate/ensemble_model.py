@@ -36,6 +36,9 @@ def supports(arch: Architecture) -> str | None:
     """Why ``arch`` cannot be stacked into an ensemble (None if it can)."""
     if arch.norm == "batch":
         return 'norm = "batch" (batch statistics are not batched over members)'
+    if arch.is_cnn:
+        return ('architecture = "cnn" (the stacked ensemble network batches dense layers '
+                "only; each seed of a cnn trains on its own)")
     return None
 
 

@@ -42,6 +42,24 @@ def batch_norm_refusal(name: str) -> str | None:
     return f'{name} needs {need}, which batch normalization (norm = "batch") does not define'
 
 
+# Groups not implemented for convolutional networks (architecture = "cnn"), with the reason:
+# they read dense (fan_out, fan_in) weight matrices or (B, features) inputs. per_example,
+# full_batch and ntk run on conv layers (`gradstats.simulate.conv_engine`).
+CNN_UNSUPPORTED: dict[str, str] = {
+    "distribution": "its per-coordinate gradient tests are written for dense weight matrices",
+    "directions": "its direction statistics read dense per-example outer products",
+    "updates": "its operator norms and probe features are written for dense (fan_out, fan_in) "
+               "weights",
+    "xie": "its noise-spectrum protocol materializes dense-layer per-example gradients",
+}
+
+
+def cnn_refusal(name: str) -> str | None:
+    """Why estimator ``name`` cannot run on a cnn (None if it can)."""
+    reason = CNN_UNSUPPORTED.get(name)
+    return None if reason is None else f'{name} is not available for architecture = "cnn": {reason}'
+
+
 def estimator_names() -> list[str]:
     """Names accepted in ``measure``: the built-in ones plus any registered so far."""
     registry = sys.modules.get("gradstats.simulate.estimators")

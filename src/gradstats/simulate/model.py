@@ -6,6 +6,9 @@ its multiplier and init scale from the abc table (`gradstats.parameterization`):
 - ntk:      W, b ~ N(0, 1),                 w_mult = sigma_w / sqrt(fan_in), b_mult = sigma_b
 - standard: W ~ N(0, sigma_w^2 / fan_in),   b ~ N(0, sigma_b^2), w_mult = b_mult = 1.
 For a plain MLP, hidden blocks apply phi and then their dense layer; the readout is linear.
+A cnn (``architecture = "cnn"``, `gradstats.layers.conv`) has conv kernels ``W_l`` of shape
+(C_out, C_in, k, ..., k) in blocks 1..depth, drawn as a (C_out, C_in * k^d) matrix from the
+same seeded generator (Gaussian; fan_in = C_in * k^d) and reshaped.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gradstats import parameterization as pz
 from gradstats.activations import LEAKY_RELU_SLOPE
 from gradstats.layers import network_spec
 from gradstats.layers.base import BlockTrace
+from gradstats.layers.conv import Conv
 from gradstats.spec import Architecture
 
 __all__ = ["LEAKY_RELU_SLOPE", "MLP", "Forward", "Network", "activation_derivative",
@@ -77,10 +81,14 @@ class Network(nn.Module):
         self.b_mult: list[float] = []
         row = pz.get(arch.parameterization)
         sigma_w, sigma_b = math.sqrt(arch.sigma_w2), math.sqrt(arch.sigma_b2)
+        self.ops = [block.weighted for block in self.blocks]  # layer l's Dense or Conv
         for l in range(1, arch.n_layers + 1):
             fan_in, fan_out = arch.fan_in(l), arch.fan_out(l)
             role = pz.role(l, arch.n_layers)
             w = _unit_weight(fan_out, fan_in, arch.init, generator, dtype)
+            op = self.ops[l - 1]
+            if isinstance(op, Conv):  # (C_out, C_in * k^d) -> (C_out, C_in, k, ..., k)
+                w = w.reshape(fan_out, fan_in // math.prod(op.kernel_size), *op.kernel_size)
             std = _scaled(1.0 if row.sigma_in_multiplier else sigma_w, fan_in, row.b.of(role))
             self.weights.append(nn.Parameter((w * std).to(device)))
             self.w_mult.append(_scaled(sigma_w if row.sigma_in_multiplier else 1.0, fan_in,
@@ -126,11 +134,13 @@ class Network(nn.Module):
         return self.forward_all(x).output
 
     def layer_preact(self, l: int, a: torch.Tensor) -> torch.Tensor:
-        """z_l from a_{l-1}, dense layer l alone: (batch, fan_in) -> (batch, fan_out)."""
-        h = self.w_mult[l - 1] * (a @ self.weights[l - 1].T)
-        if self.biases is not None:
-            h = h + self.b_mult[l - 1] * self.biases[l - 1]
-        return h
+        """z_l from a_{l-1}, dense (or conv) layer l alone: (batch, fan_in) -> (batch, fan_out)
+        (conv: (batch, C_in, *spatial) -> (batch, C_out, *spatial'))."""
+        return self.ops[l - 1].torch_apply(a, self._trace(l, retain_grad=False))
+
+    def is_conv(self, l: int) -> bool:
+        """Whether layer l (1-based) is a conv layer."""
+        return isinstance(self.ops[l - 1], Conv)
 
     def effective_weight(self, l: int) -> torch.Tensor:
         """w_mult_l * W_l: the matrix that multiplies a_{l-1}, (fan_out, fan_in)."""

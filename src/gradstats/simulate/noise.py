@@ -38,6 +38,9 @@ from gradstats.simulate.model import MLP
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 FULL_DATA_CHUNK = 1024
+# Examples per pass for a cnn: its patches hold P * k^d times a layer's activations
+# (64 examples of 8x8 images at 128 channels, k = 3: 38 MB of float64 patches per layer).
+CNN_FULL_DATA_CHUNK = 64
 
 
 def without_replacement(batch: int, n_population: int) -> bool:
@@ -158,6 +161,8 @@ def full_data_noise(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossF
     full gradient G_l = (1/n) sum_i g_{i,l} accumulated from the same signals. Memory is
     O(chunk * sum of layer widths + parameters).
     """
+    if model.arch.is_cnn:  # conv features are patches, (chunk, P, C_in k^d) per layer
+        chunk = min(chunk, CNN_FULL_DATA_CHUNK)
     model64 = engine.model_as_dtype(model, torch.float64)
     x64 = x.to(torch.float64)
     y64 = y.to(torch.float64) if y.is_floating_point() else y
@@ -169,8 +174,9 @@ def full_data_noise(model: MLP, x: torch.Tensor, y: torch.Tensor, loss_fn: LossF
         sig = engine.signals(model64, x64[start:start + chunk], y64[start:start + chunk], loss_fn)
         sum_sq += engine.sq_norms(sig, "total").sum(-1)
         for l, (a, d) in enumerate(zip(sig.inputs, sig.deltas, strict=True)):
-            grad_w[l] = grad_w[l] + d[0].T @ a
-            grad_b[l] = grad_b[l] + d[0].sum(0)
+            gw, gb = engine.batch_grads(a, d)
+            grad_w[l] = grad_w[l] + gw
+            grad_b[l] = grad_b[l] + gb
     n = len(x64)
     g2 = []
     for l in range(n_layers):

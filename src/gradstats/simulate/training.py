@@ -68,7 +68,8 @@ def derive_seeds(point: Point) -> Seeds:
     a sweep sees the same data at the same seed index.
     """
     children = np.random.SeedSequence(int(point.key(), 16)).generate_state(3, dtype=np.uint64)
-    data_tag = f"{point.data}|{point.training.loss}|{point.seed}".encode()
+    size = "" if point.data.image_size == 8 else f"|image_size={point.data.image_size}"
+    data_tag = f"{point.data}{size}|{point.training.loss}|{point.seed}".encode()
     data_entropy = int.from_bytes(hashlib.sha256(data_tag).digest()[:8], "big")
     return Seeds(init=int(children[0] >> 1), batches=int(children[1] >> 1),
                  estimators=int(children[2] >> 1), data=data_entropy)
@@ -96,6 +97,13 @@ def simulate_point(point: Point, measure: Sequence[str] | None = None,
     from gradstats.simulate.estimator_names import batch_norm_refusal
 
     measure = tuple(point.measure if measure is None else measure)
+    if point.arch.is_cnn:
+        from gradstats.simulate.estimator_names import cnn_refusal
+
+        for name in measure:
+            reason = cnn_refusal(name)
+            if reason is not None:
+                raise ValueError(f"measure: {reason}")
     per_example = point.arch.norm != "batch"
     if not per_example:
         for name in measure:

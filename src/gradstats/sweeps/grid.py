@@ -10,7 +10,7 @@ import numpy as np
 
 from gradstats.spec import INIT_SCHEMES, Architecture, Data, Point, SpecError, Training
 from gradstats.sweeps.limits import DEFAULT_LIMITS, Limits, check_size
-from gradstats.sweeps.sweepfile import AXIS_DEFAULTS, SweepError, SweepFile, check_axis
+from gradstats.sweeps.sweepfile import ALIASES, AXIS_DEFAULTS, SweepError, SweepFile, check_axis
 
 # Value of every axis not given in the sweep file.
 DEFAULTS = AXIS_DEFAULTS
@@ -62,20 +62,31 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
     from gradstats.simulate.data import output_dim
 
     axes = {name: check_axis(name, name, value) for name, value in axes.items()}
+    for alias, axis in ALIASES.items():
+        if alias in axes:
+            if axes.get("architecture") != "cnn":
+                raise SweepError(f'{alias}: applies to architecture = "cnn" (the channels of its '
+                                 f"conv layers); an MLP has {axis}")
+            axes[axis] = axes.pop(alias)
+            given = {*given, axis}
     init = axes["init"]
     if init in INIT_SCHEMES:
         axes["sigma_w2"], axes["init"] = INIT_SCHEMES[init], "gaussian"
     try:
         data = Data(name=axes["data"], input_dim=axes["input_dim"], n_train=axes["n_train"],
-                    teacher=axes["teacher"])
+                    teacher=axes["teacher"], image_size=axes["image_size"])
         input_dim, n_train = _data_dims(data, given)
-        data = Data(name=data.name, input_dim=input_dim, n_train=n_train, teacher=data.teacher)
+        data = Data(name=data.name, input_dim=input_dim, n_train=n_train, teacher=data.teacher,
+                    image_size=data.image_size)
+        image_shape = _image_shape(data, axes["architecture"])
         arch = Architecture(
             width=axes["width"], depth=axes["depth"], activation=axes["activation"],
             sigma_w2=float(axes["sigma_w2"]), sigma_b2=float(axes["sigma_b2"]),
             parameterization=axes["parameterization"], init=axes["init"], bias=axes["bias"],
             residual=axes["residual"], residual_scale=_scale(axes["residual_scale"]),
-            norm=axes["norm"], input_dim=input_dim, output_dim=output_dim(data, axes["loss"]))
+            norm=axes["norm"], input_dim=input_dim, output_dim=output_dim(data, axes["loss"]),
+            architecture=axes["architecture"], kernel_size=axes["kernel_size"],
+            padding=axes["padding"], readout=axes["readout"], image_shape=image_shape)
         training = Training(
             batch_size=axes["batch_size"], loss=axes["loss"], optimizer=axes["optimizer"],
             lr=float(axes["lr"]), momentum=float(axes["momentum"]), steps=axes["steps"],
@@ -92,7 +103,14 @@ def make_point(axes: dict[str, Any], seed: int, measure: tuple[str, ...] = (),
 
 def _check_measure_defined(point: Point) -> None:
     """Refuse estimator groups the point's network does not define (per-example gradients
-    of a batch-normalized network)."""
+    of a batch-normalized network) or that are not implemented for it (cnn)."""
+    if point.arch.is_cnn:
+        from gradstats.simulate.estimator_names import cnn_refusal
+
+        for i, name in enumerate(point.measure):
+            reason = cnn_refusal(name)
+            if reason is not None:
+                raise SweepError(f"measure[{i}]: {reason}")
     if point.arch.norm != "batch":
         return
     from gradstats.simulate.estimator_names import batch_norm_refusal
@@ -103,11 +121,30 @@ def _check_measure_defined(point: Point) -> None:
             raise SweepError(f"measure[{i}]: {reason}")
 
 
+def _image_shape(data: Data, architecture: str) -> tuple[int, ...] | None:
+    """The spatial shape of ``data``'s images for a cnn (None for an MLP); `SweepError`
+    naming ``data`` when the data's shape does not suit the architecture."""
+    from gradstats.simulate.data import data_image_shape
+
+    shape = data_image_shape(data)
+    if architecture == "cnn" and shape is None:
+        raise SweepError(f'data: architecture = "cnn" needs image-shaped data (digits-images, '
+                         f"torus-fields, or npz with x of shape (n, C, H, W) or (n, C, W)); "
+                         f"{data.name} has (n, features) inputs")
+    if architecture != "cnn" and shape is not None:
+        raise SweepError(f"data: {data.name} holds images of shape {shape}; they need "
+                         'architecture = "cnn" (the MLP takes (n, features) inputs)')
+    return shape if architecture == "cnn" else None
+
+
 def _data_dims(data: Data, given: Collection[str]) -> tuple[int, int]:
-    """(input_dim, n_train) the point uses with ``data`` (see `make_point`)."""
+    """(input_dim, n_train) the point uses with ``data`` (see `make_point`); torus-fields
+    has ``input_dim`` channels, 1 unless the sweep gives input_dim."""
     from gradstats.simulate.data import data_shape
 
     shape = data_shape(data)
+    if data.name == "torus-fields" and "input_dim" not in given:
+        return 1, data.n_train
     if shape is None:
         return data.input_dim, data.n_train
     rows, features = shape

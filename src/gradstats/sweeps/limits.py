@@ -103,6 +103,8 @@ def _axis_values(sweep: SweepFile) -> dict[str, list[Any]]:
         values.update(group)
     if values["record"] == [None]:
         values["record"] = [8]
+    if "channels" in values:  # the cnn alias of width (`sweepfile.ALIASES`)
+        values["width"] = values.pop("channels")
     return values
 
 
@@ -121,6 +123,8 @@ def _point_memory(values: dict[str, list[Any]], measure: list[str]) -> float:
     params = sum(m * n + n for m, n in zip(widths[:-1], widths[1:], strict=True))
     rows = max(batch, min(n_train, FULL_DATA_CHUNK))
     activations = rows * sum(widths[1:]) * itemsize * 4  # pre-activations, activations, grads
+    if "cnn" in values["architecture"]:  # every hidden unit is a channel at each pixel
+        activations *= max(_largest(values, "image_size") ** 2, DIGITS_FEATURES)
     data = n_train * (input_dim + outputs) * (8 + itemsize)  # numpy float64 and torch copies
     per_example = batch * batch * (depth + 1) * 8 * 4 if measure else 0  # Gram matrices
     return float(params * itemsize * 4 + activations + data + per_example)

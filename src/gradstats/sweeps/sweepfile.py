@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from gradstats.errors import InputError
 from gradstats.spec import (
     ACTIVATIONS,
+    ARCHITECTURES,
     DEPTH_SCALED,
     DEVICES,
     DTYPES,
@@ -40,7 +41,9 @@ from gradstats.spec import (
     LOSSES,
     NORMS,
     OPTIMIZERS,
+    PADDINGS,
     PARAMETERIZATIONS,
+    READOUTS,
     TEACHERS,
 )
 
@@ -75,7 +78,7 @@ AXIS_TYPES: dict[str, Any] = {
     "residual": Annotated[bool, Field(strict=True)],
     "residual_scale": PositiveFloat | Literal[DEPTH_SCALED],
     "norm": Literal[NORMS],
-    "data": Annotated[str, Field(pattern=r"^(sphere|digits|npz:.+)$")],
+    "data": Annotated[str, Field(pattern=r"^(sphere|digits|digits-images|torus-fields|npz:.+)$")],
     "input_dim": PositiveInt,
     "n_train": PositiveInt,
     "teacher": Literal[TEACHERS],
@@ -92,6 +95,12 @@ AXIS_TYPES: dict[str, Any] = {
     "record": PositiveInt | Annotated[list[NonNegInt], Field(min_length=1)],
     "device": Literal[DEVICES],
     "dtype": Literal[DTYPES],
+    "architecture": Literal[ARCHITECTURES],
+    "channels": PositiveInt,
+    "kernel_size": PositiveInt,
+    "padding": Literal[PADDINGS],
+    "readout": Literal[READOUTS],
+    "image_size": PositiveInt,
 }
 AXIS_ADAPTERS = {name: TypeAdapter(t) for name, t in AXIS_TYPES.items()}
 # Value of every axis not given in the sweep file.
@@ -102,8 +111,12 @@ AXIS_DEFAULTS: dict[str, Any] = {
     "input_dim": 64, "n_train": 512, "teacher": "network", "loss": "mse", "optimizer": "sgd",
     "lr": 0.1, "momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
     "weight_decay": 0.0, "batch_size": 32, "steps": 0, "device": "auto",
-    "dtype": "float32",
+    "dtype": "float32", "architecture": "mlp", "kernel_size": 3, "padding": "SAME",
+    "readout": "flatten", "image_size": 8,
 }
+# `channels` is another name of `width` for architecture = "cnn" (the channels of every hidden
+# conv layer): `gradstats.sweeps.grid` renames it; results have the dim `width`.
+ALIASES = {"channels": "width"}
 # `record` is a per-point setting, not an axis one can sweep (it is a list itself).
 NOT_SWEEPABLE = {"record"}
 
@@ -201,6 +214,10 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
             if axis not in seen:
                 raise SweepError(f"exclude[{i}].{axis}: not an axis of this sweep")
             check_axis(f"exclude[{i}].{axis}", axis, value)
+    for alias, axis in ALIASES.items():
+        if alias in seen and axis in seen:
+            raise SweepError(f"{seen[alias]}.{alias}: an alias of {axis} (the channels of a "
+                             f'cnn); give {alias} or {axis}, not both')
     if "init" in seen and "sigma_w2" in seen:
         inits = sweep.fixed.get("init") or sweep.grid.get("init") or []
         named = {inits} if isinstance(inits, str) else set(inits)

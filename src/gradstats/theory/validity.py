@@ -179,6 +179,8 @@ def plain_mlp(point: Point) -> str | None:
         return None
     if a.norm == "batch":  # the batch-norm reason, as every per-pair row gives it
         return batch_normalized(point)
+    if a.is_cnn:
+        return 'plain MLPs only: this is a convolutional network (architecture = "cnn")'
     parts = ([f"residual blocks (alpha = {a.alpha:.3g})"] if a.residual else []) + (
         [f"{a.norm} norm"] if a.norm != "none" else [])
     return "plain MLPs only: residual/norm (this network has " + " and ".join(parts) + ")"
