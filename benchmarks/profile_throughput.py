@@ -164,11 +164,14 @@ def breakdown_table(sections: Sections, total_cpu: float, n_points: int) -> list
     return lines
 
 
-def step_bound_table(widths_depths, sizes=(1, 2, 8, 16, 32, 64)) -> list[str]:
-    """Bare training step (forward, backward, SGD) per member vs ensemble size."""
+def step_bound_table(widths_depths, sizes=(1, 2, 8, 16, 32, 64)
+                     ) -> tuple[list[str], list[float]]:
+    """Bare training step (forward, backward, SGD) per member vs ensemble size: the table and
+    each configuration's best ms per member."""
     from gradstats.simulate import ensemble_model as em
     from gradstats.simulate.model import build_model
 
+    best: list[float] = []
     lines = ["| width | depth | " + " | ".join(f"E={e}" for e in sizes) + " | best vs E=1 |",
              "|---:|---:|" + "---:|" * (len(sizes) + 1)]
     for width, depth in widths_depths:
@@ -198,17 +201,46 @@ def step_bound_table(widths_depths, sizes=(1, 2, 8, 16, 32, 64)) -> list[str]:
             per_member.append(1e3 * (time.process_time() - start) / n / e)
         lines.append(f"| {width} | {depth} | " + " | ".join(f"{t:.3f}" for t in per_member)
                      + f" | {per_member[0] / min(per_member):.1f}x |")
-    return lines
+        best.append(min(per_member))
+    return lines, best
 
 
-def import_seconds() -> float:
-    """Wall seconds for a fresh interpreter to import what `gradstats run` needs."""
+def bound_lines(per_point: dict[bool, tuple[float, dict[str, float]]], best: list[float],
+                steps: int) -> list[str]:
+    """What bounds the ensembles' speed-up, from the two runs' per-point stages (ms)."""
+    one_total = per_point[False][0]
+    ens_total, ens = per_point[True]
+    sim = sum(v for k, v in ens.items() if k.startswith("simulation"))
+    loop = ens.get("simulation: training loop and the rest", 0.0)
+    floor_loop = (steps + 1) * sum(best) / len(best)  # the bare step at its best E, averaged
+    floor_sim = sim - loop + floor_loop
+    return ["## What bounds the speed-up", "",
+            f"- measured: one by one {one_total:.0f} ms per point, ensembles {ens_total:.0f}: "
+            f"**{one_total / ens_total:.1f}x**;",
+            f"- the ensembles' simulation alone is {sim:.0f} ms per point: with every stage "
+            f"outside it free (predictions, datasets, files, store) the speed-up would be "
+            f"{one_total / sim:.1f}x;",
+            f"- of that simulation, the training loop and the rest take {loop:.0f} ms; the bare "
+            f"step at its best ensemble size (table above, {steps + 1} steps) takes "
+            f"{floor_loop:.0f}. With the loop at that floor and nothing outside the "
+            f"simulation: {one_total / floor_sim:.1f}x. The remaining {sim - loop:.0f} ms "
+            "(empirical NTKs in float64, full-data loss and spine statistics) is arithmetic "
+            "every member pays, batched or not.", ""]
+
+
+def import_seconds() -> tuple[float, float]:
+    """(CPU s, wall s) for a fresh interpreter to import what `gradstats run` needs."""
+    import resource
+
     code = ("import gradstats.cli, torch, jax, xarray, gradstats.simulate.training, "
             "gradstats.predictions, gradstats.theory, gradstats.results.compare")
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime), wall
 
 
 def main() -> None:
@@ -238,8 +270,11 @@ def main() -> None:
            "torch and one BLAS thread; JAX compilations warm (a first run on this machine "
            "adds them, and JAX's persistent cache keeps them for later runs). Each stage's "
            "time excludes the stages nested in it.", ""]
+    per_point: dict[bool, tuple[float, dict[str, float]]] = {}
     for ensemble in (True, False):
         cpu, wall = profiled_run(sections, points, ensemble, with_compare=False)
+        per_point[ensemble] = (1e3 * cpu / len(points),
+                               {k: 1e3 * v / len(points) for k, v in sections.seconds.items()})
         name = "seed ensembles (default)" if ensemble else "one by one (`--no-ensemble`)"
         out += [f"## {len(points)}-point sweep (widths 64, 128 x depths 4, 8 x {seeds} seeds, "
                 f"{steps} steps), {name}", "",
@@ -247,19 +282,21 @@ def main() -> None:
                 f"{1e3 * cpu / len(points):.0f} CPU ms per point.", "",
                 *breakdown_table(sections, cpu, len(points)), ""]
         print("\n".join(out[-12:]), flush=True)
+    step_table, best = step_bound_table([(64, 4), (64, 8), (128, 4), (128, 8)])
     out += ["## Bound: the bare training step", "",
             "CPU ms per member of one SGD step (forward, backward, update; batch 32, float32) "
             "of an ensemble of E members (E = 1: the plain network). The training loop of a "
             "seed ensemble cannot beat the best column; the full-data passes and NTKs are "
             "arithmetic that batching does not reduce.", "",
-            *step_bound_table([(64, 4), (64, 8), (128, 4), (128, 8)]), ""]
+            *step_table, ""]
+    out += bound_lines(per_point, best, steps)
     qs = quickstart_points(args.qs_seeds)
     cpu, wall = profiled_run(sections, qs, True, with_compare=True)
     out += [f"## Quickstart ({len(qs)} points: relu/tanh x widths 128, 512, depth 6, "
             f"50 steps, {args.qs_seeds} seeds), run + compare in process", "",
             f"{cpu:.1f} CPU s ({wall:.1f} s wall), {1e3 * cpu / len(qs):.0f} CPU ms per point; "
-            f"a fresh process first pays {imports:.1f} s (wall) importing gradstats, torch, "
-            "JAX and xarray.", "", *breakdown_table(sections, cpu, len(qs)), ""]
+            f"a fresh process first pays {imports[0]:.1f} CPU s ({imports[1]:.1f} s wall) "
+            "importing gradstats, torch, JAX and xarray.", "", *breakdown_table(sections, cpu, len(qs)), ""]
     text = "\n".join(out).replace("__END__", f"{os.getloadavg()[0]:.1f}")
     args.out.write_text(text)
     print(text)

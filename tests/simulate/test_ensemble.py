@@ -221,6 +221,9 @@ def test_member_slices_are_balanced_chunks_of_at_least_two():
     assert all(a.stop == b.start for a, b in zip(chunks[:-1], chunks[1:], strict=True))
     for n in range(2, 12):  # never a chunk of one member, however small the budget
         assert min(c.stop - c.start for c in member_slices(n, 1.0, budget=0.0)) >= 2
+    huge = 1e12  # bytes per member: chunks of 2 on a CPU, all at once on a GPU
+    assert len(member_slices(64, huge)) == 32
+    assert member_slices(64, huge, device=torch.device("cuda")) == [slice(0, 64)]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -415,8 +415,8 @@ def _full_loss(model: em.EnsembleNetwork, x_all: torch.Tensor, y_all: torch.Tens
     """(E,) mean loss of each member over its whole training set, chunked as unbatched."""
     n = x_all.shape[1]
     item = x_all.element_size()
-    slices = em.member_slices(model.n_members, em.pass_bytes(
-        model.arch, min(n, FULL_BATCH_CHUNK), item) / 2)  # no autograd, no Gram
+    slices = em.member_slices(model.n_members, em.pass_bytes(  # / 2: no autograd, no Gram
+        model.arch, min(n, FULL_BATCH_CHUNK), item) / 2, device=x_all.device)
     totals = []
     for members in slices:  # chunks of members, so each pass stays in cache
         sub = model.subset(members)
@@ -524,7 +524,8 @@ def _init_inputs(model: em.EnsembleNetwork, members, x_all: torch.Tensor) -> Non
         with torch.no_grad():
             output0 = _np(torch.cat([model.subset(s, torch.float64)(x64[s]) for s in
                                      em.member_slices(model.n_members,
-                                                      em.pass_bytes(model.arch, rows))]))
+                                                      em.pass_bytes(model.arch, rows),
+                                                      device=x64.device)]))
         for e, m in enumerate(members):
             m.inputs.train_ntk0 = theta[e]
             m.inputs.probe_ntk0 = theta[e][:PROBE_SIZE, :PROBE_SIZE]

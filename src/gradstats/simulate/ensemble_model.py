@@ -274,14 +274,18 @@ def pass_bytes(arch: Architecture, rows: int, itemsize: int = 8) -> float:
     return float(rows * units * itemsize * 4 + 3 * rows * rows * itemsize)
 
 
-def member_slices(n_members: int, bytes_per_member: float,
-                  budget: float | None = None) -> list[slice]:
+def member_slices(n_members: int, bytes_per_member: float, budget: float | None = None,
+                  device: torch.device | None = None) -> list[slice]:
     """Consecutive, near-equal chunks of the members whose working set fits ``budget``
-    (default `WORKING_SET_BYTES`), each of at least 2 members (a batched product of one
-    member takes another kernel, and a member's bits must not depend on who else shares its
-    chunk); one chunk of all when there are fewer than 4."""
-    budget = WORKING_SET_BYTES if budget is None else budget
-    size = max(2, math.floor(budget / max(bytes_per_member, 1.0)))
+    (default: `WORKING_SET_BYTES` on a CPU, no limit on a GPU, whose kernels want every
+    member at once), each of at least 2 members (a batched product of one member takes
+    another kernel, and a member's bits must not depend on who else shares its chunk); one
+    chunk of all when there are fewer than 4."""
+    if budget is None:
+        cpu = device is None or device.type == "cpu"
+        budget = WORKING_SET_BYTES if cpu else math.inf
+    fit = budget / max(bytes_per_member, 1.0)
+    size = n_members if math.isinf(fit) else max(2, math.floor(fit))
     n_chunks = max(1, n_members // size)
     bounds = [round(i * n_members / n_chunks) for i in range(n_chunks + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -293,7 +297,8 @@ def chunked_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace",
     float64 first), chunk by chunk of members (`member_slices`): (E, n, n) float64. Each
     member's kernel is the one `empirical_ntk` gives it, bit for bit."""
     x = x.to(torch.float64)
-    slices = member_slices(model.n_members, pass_bytes(model.arch, x.shape[1]), budget)
+    slices = member_slices(model.n_members, pass_bytes(model.arch, x.shape[1]), budget,
+                           x.device)
     out = []
     for members in slices:
         sub = model.subset(members, torch.float64)
