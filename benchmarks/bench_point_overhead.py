@@ -111,21 +111,26 @@ def per_point(points, baseline_src: Path | None) -> tuple[dict, dict, dict | Non
     return compute, ours, base
 
 
-def end_to_end(src: Path, seeds: int, out: Path) -> tuple[float, float]:
+def end_to_end(src: Path, seeds: int, out: Path) -> tuple[float, float, float]:
     """(wall seconds of ``gradstats run quickstart -w 0`` with compare, sum of its points'
-    simulation wall_time) with the package at ``src``."""
+    simulation wall_time, the process's CPU seconds) with the package at ``src``."""
+    import resource
+
     # one torch/BLAS thread in both runs: on a loaded 2-core machine torch's default 2
     # threads made the same simulation up to 15x slower from one minute to the next
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "gradstats.cli", "run", "quickstart", "-w", "0",
            "--out", str(out), "--set", f"seeds={seeds}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     ds = io.load_results(out, lazy=False)
-    return wall, float(np.nansum(ds["wall_time"].values))
+    return wall, float(np.nansum(ds["wall_time"].values)), cpu
 
 
 def markdown(compute, ours, base, e2e, args) -> str:
@@ -159,16 +164,20 @@ def markdown(compute, ours, base, e2e, args) -> str:
             row += f" {old:.2f} | {old / point_ms:.3f} | {old / total:.1f}x |"
         lines += [row, ""]
     lines += ["## 2. End to end: `gradstats run quickstart -w 0` (run + compare)", "",
-              "| package | run | wall s | simulation s (sum of wall_time) | wall / simulation |",
-              "|---|---:|---:|---:|---:|"]
+              "| package | run | wall s | CPU s | simulation s (sum of wall_time) | "
+              "wall / simulation |", "|---|---:|---:|---:|---:|---:|"]
     for name, runs in e2e.items():
-        for i, (wall, sim) in enumerate(runs, 1):
-            lines.append(f"| {name} | {i} | {wall:.1f} | {sim:.1f} | {wall / sim:.2f} |")
+        for i, (wall, sim, cpu) in enumerate(runs, 1):
+            lines.append(f"| {name} | {i} | {wall:.1f} | {cpu:.1f} | {sim:.1f} | "
+                         f"{wall / sim:.2f} |")
     if "baseline" in e2e:
-        new = statistics.median(r[0] for r in e2e["this branch"])
-        old = statistics.median(r[0] for r in e2e["baseline"])
-        lines += ["", f"End-to-end speedup over the baseline: **{old / new:.2f}x** "
-                      f"(medians of {args.repeats}, runs alternating)."]
+        new, old = (statistics.median(r[0] for r in e2e[k]) for k in ("this branch", "baseline"))
+        new_cpu, old_cpu = (statistics.median(r[2] for r in e2e[k])
+                            for k in ("this branch", "baseline"))
+        lines += ["", f"End-to-end speedup over the baseline: **{old_cpu / new_cpu:.2f}x** in "
+                      f"CPU time ({old_cpu:.1f} vs {new_cpu:.1f} s), {old / new:.2f}x in wall "
+                      f"time ({old:.1f} vs {new:.1f} s); medians of {args.repeats}, runs "
+                      "alternating."]
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +196,7 @@ def main() -> None:
     points = expand(sweep)
     compute, ours, base = ({}, {}, None) if args.skip_per_point else \
         per_point(points, args.baseline)
-    e2e: dict[str, list[tuple[float, float]]] = {}
+    e2e: dict[str, list[tuple[float, float, float]]] = {}
     if not args.skip_end_to_end:
         runs = [("this branch", SRC)] + ([("baseline", args.baseline)] if args.baseline else [])
         with tempfile.TemporaryDirectory() as tmp:

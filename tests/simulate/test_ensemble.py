@@ -209,3 +209,37 @@ def test_members_are_bit_for_bit_independent_of_who_else_is_in_the_ensemble(dtyp
             if name != "wall_time":
                 np.testing.assert_array_equal(value, b.values[name], err_msg=name)
         np.testing.assert_array_equal(a.inputs.train_ntk0, b.inputs.train_ntk0)
+
+
+def test_member_slices_are_balanced_chunks_of_at_least_two():
+    from gradstats.simulate.ensemble_model import member_slices
+
+    assert member_slices(64, 1.0, budget=1e9) == [slice(0, 64)]
+    chunks = member_slices(64, 1.0, budget=20.0)  # 20 members fit: 3 chunks of 21-22
+    assert [c.stop - c.start for c in chunks] == [21, 22, 21]
+    assert chunks[0].start == 0 and chunks[-1].stop == 64
+    assert all(a.stop == b.start for a, b in zip(chunks[:-1], chunks[1:], strict=True))
+    for n in range(2, 12):  # never a chunk of one member, however small the budget
+        assert min(c.stop - c.start for c in member_slices(n, 1.0, budget=0.0)) >= 2
+    huge = 1e12  # bytes per member: chunks of 2 on a CPU, all at once on a GPU
+    assert len(member_slices(64, huge)) == 32
+    assert member_slices(64, huge, device=torch.device("cuda")) == [slice(0, 64)]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_full_data_passes_chunked_over_members_give_the_same_bits(dtype, monkeypatch):
+    """The NTKs at init and on the probe, the outputs at init and the full-data loss run on
+    chunks of members (to stay in cache); a member's numbers must not change with the chunks."""
+    from gradstats.simulate import ensemble_model as em
+
+    points = _points(seeds=5, dtype=dtype)
+    whole = simulate_ensemble(points)
+    monkeypatch.setattr(em, "WORKING_SET_BYTES", 1.0)  # chunks of 2 and 3 members
+    assert len(em.member_slices(5, 1e3)) == 2
+    chunked = simulate_ensemble(points)
+    for a, b in zip(whole, chunked, strict=True):
+        for name, value in a.values.items():
+            if name != "wall_time":
+                np.testing.assert_array_equal(value, b.values[name], err_msg=name)
+        for name in ("train_ntk0", "probe_ntk0", "train_output0"):
+            np.testing.assert_array_equal(getattr(a.inputs, name), getattr(b.inputs, name))

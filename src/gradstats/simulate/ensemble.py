@@ -245,8 +245,7 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
         m.states = [est.init(m.ctx) for est in estimators]
     _init_inputs(model, members, x_all)
     ntk_probe = x_all[:, :64].to(torch.float64) if "ntk" in batched else None
-    ntk_theta0 = em.empirical_ntk(model.as_dtype(torch.float64), ntk_probe) \
-        if ntk_probe is not None else None
+    ntk_theta0 = em.chunked_ntk(model, ntk_probe) if ntk_probe is not None else None
 
     optimizer = make_optimizer(model, training)
     record = set(training.record)
@@ -275,7 +274,7 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
             spine = _spine_values(model, members, fwd, xb, yb, losses, x_all, y_all, loss_fn)
             theta = None
             if ntk_theta0 is not None and any(finite):
-                theta = em.empirical_ntk(model.as_dtype(torch.float64), ntk_probe)
+                theta = em.chunked_ntk(model, ntk_probe)
                 rel = _mean(theta - ntk_theta0, torch.linalg.norm) / \
                     _mean(ntk_theta0, torch.linalg.norm)
                 ntk_rel, ntk_trace = _np(rel), _np(_mean(theta, torch.trace))
@@ -415,15 +414,23 @@ def _full_loss(model: em.EnsembleNetwork, x_all: torch.Tensor, y_all: torch.Tens
                loss_fn) -> torch.Tensor:
     """(E,) mean loss of each member over its whole training set, chunked as unbatched."""
     n = x_all.shape[1]
-    total = torch.zeros(x_all.shape[0], dtype=torch.float64, device=x_all.device)
-    for start in range(0, n, FULL_BATCH_CHUNK):
-        xs, ys = x_all[:, start:start + FULL_BATCH_CHUNK], y_all[:, start:start + FULL_BATCH_CHUNK]
-        e, b = xs.shape[:2]
-        out = model(xs)
-        losses = loss_fn(out.reshape(e * b, -1), ys.reshape(e * b, *ys.shape[2:]))
-        # one reduction per member: its bits then do not depend on who else is in the ensemble
-        total = total + torch.stack([row.sum() for row in losses.double().reshape(e, b)])
-    return total / n
+    item = x_all.element_size()
+    slices = em.member_slices(model.n_members, em.pass_bytes(  # / 2: no autograd, no Gram
+        model.arch, min(n, FULL_BATCH_CHUNK), item) / 2, device=x_all.device)
+    totals = []
+    for members in slices:  # chunks of members, so each pass stays in cache
+        sub = model.subset(members)
+        total = torch.zeros(sub.n_members, dtype=torch.float64, device=x_all.device)
+        for start in range(0, n, FULL_BATCH_CHUNK):
+            xs = x_all[members, start:start + FULL_BATCH_CHUNK]
+            ys = y_all[members, start:start + FULL_BATCH_CHUNK]
+            e, b = xs.shape[:2]
+            out = sub(xs)
+            losses = loss_fn(out.reshape(e * b, -1), ys.reshape(e * b, *ys.shape[2:]))
+            # one reduction per member: its bits do not depend on who else is in the ensemble
+            total = total + torch.stack([row.sum() for row in losses.double().reshape(e, b)])
+        totals.append(total)
+    return torch.cat(totals) / n
 
 
 def _subnormal(t: torch.Tensor) -> torch.Tensor:
@@ -510,17 +517,20 @@ def _init_inputs(model: em.EnsembleNetwork, members, x_all: torch.Tensor) -> Non
     probe, or on the whole training set with its outputs when the lazy theory needs it."""
     point = members[0].point
     lazy = keeps_train_ntk(point)
-    model64 = model.as_dtype(torch.float64)
     x64 = x_all.to(torch.float64)
     if lazy:
-        theta = _np(em.empirical_ntk(model64, x64, classes="mean"))
+        theta = _np(em.chunked_ntk(model, x64, classes="mean"))
+        rows = min(x64.shape[1], FULL_BATCH_CHUNK)
         with torch.no_grad():
-            output0 = _np(model64(x64))
+            output0 = _np(torch.cat([model.subset(s, torch.float64)(x64[s]) for s in
+                                     em.member_slices(model.n_members,
+                                                      em.pass_bytes(model.arch, rows),
+                                                      device=x64.device)]))
         for e, m in enumerate(members):
             m.inputs.train_ntk0 = theta[e]
             m.inputs.probe_ntk0 = theta[e][:PROBE_SIZE, :PROBE_SIZE]
             m.inputs.train_output0 = output0[e]
     else:
-        theta = _np(em.empirical_ntk(model64, x64[:, :PROBE_SIZE], classes="mean"))
+        theta = _np(em.chunked_ntk(model, x64[:, :PROBE_SIZE], classes="mean"))
         for e, m in enumerate(members):
             m.inputs.probe_ntk0 = theta[e]

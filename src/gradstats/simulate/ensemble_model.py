@@ -18,6 +18,7 @@ batch statistics would have to be taken per member; `supports` says so).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import torch
@@ -143,6 +144,24 @@ class EnsembleNetwork(nn.Module):
                 mine.copy_(theirs[e])
         return net
 
+    def subset(self, members: slice, dtype: torch.dtype | None = None) -> EnsembleNetwork:
+        """Members ``members`` as an ensemble of their own: views of this one's parameters
+        (no copy, no gradients) or, with another ``dtype``, copies cast to it. What the
+        full-data passes run on, chunk by chunk (`member_slices`)."""
+        dtype = dtype or self.weights[0].dtype
+        sub = EnsembleNetwork.__new__(EnsembleNetwork)
+        nn.Module.__init__(sub)
+        sub.arch, sub.blocks, sub.phi, sub.dphi = self.arch, self.blocks, self.phi, self.dphi
+        sub.member_w_mult = self.member_w_mult[members]
+        sub.member_b_mult = self.member_b_mult[members]
+        sub._template = self._template[members]
+        sub.n_members = len(sub.member_w_mult)
+        sub.weights = nn.ParameterList(nn.Parameter(w.detach()[members].to(dtype))
+                                       for w in self.weights)
+        sub.biases = None if self.biases is None else nn.ParameterList(
+            nn.Parameter(b.detach()[members].to(dtype)) for b in self.biases)
+        return sub
+
     def as_dtype(self, dtype: torch.dtype) -> EnsembleNetwork:
         """Itself if its parameters are ``dtype``, else a copy cast to ``dtype`` (no .grad)."""
         if self.weights[0].dtype == dtype:
@@ -242,6 +261,52 @@ def empirical_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace
     (`engine.empirical_ntk_model` of each member)."""
     inputs, deltas = output_signals(model, x)
     return total_gram(model, inputs, deltas, classes)
+
+
+# Working set of one chunk of members in a full-data pass (activations, signals and Grams of
+# every member of the chunk): about half this CPU's 2 MB L2 cache per core times a few, so a
+# chunk stays cache-resident instead of streaming E x n x width arrays through memory.
+WORKING_SET_BYTES = 8 * 2**20
+
+
+def pass_bytes(arch: Architecture, rows: int, itemsize: int = 8) -> float:
+    """Rough bytes one member needs in a pass over ``rows`` inputs: its activations,
+    pre-activations, signals and autograd's saved tensors (about 4 per unit and row) and an
+    n x n Gram with its temporaries (3)."""
+    units = (arch.input_dim or 0) + arch.width * arch.depth + arch.output_dim
+    return float(rows * units * itemsize * 4 + 3 * rows * rows * itemsize)
+
+
+def member_slices(n_members: int, bytes_per_member: float, budget: float | None = None,
+                  device: torch.device | None = None) -> list[slice]:
+    """Consecutive, near-equal chunks of the members whose working set fits ``budget``
+    (default: `WORKING_SET_BYTES` on a CPU, no limit on a GPU, whose kernels want every
+    member at once), each of at least 2 members (a batched product of one member takes
+    another kernel, and a member's bits must not depend on who else shares its chunk); one
+    chunk of all when there are fewer than 4."""
+    if budget is None:
+        cpu = device is None or device.type == "cpu"
+        budget = WORKING_SET_BYTES if cpu else math.inf
+    fit = budget / max(bytes_per_member, 1.0)
+    size = n_members if math.isinf(fit) else max(2, math.floor(fit))
+    n_chunks = max(1, n_members // size)
+    bounds = [round(i * n_members / n_chunks) for i in range(n_chunks + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def chunked_ntk(model: EnsembleNetwork, x: torch.Tensor, classes: str = "trace",
+                budget: float | None = None) -> torch.Tensor:
+    """`empirical_ntk` of a float64 copy of every member on x (E, n, input_dim) (cast to
+    float64 first), chunk by chunk of members (`member_slices`): (E, n, n) float64. Each
+    member's kernel is the one `empirical_ntk` gives it, bit for bit."""
+    x = x.to(torch.float64)
+    slices = member_slices(model.n_members, pass_bytes(model.arch, x.shape[1]), budget,
+                           x.device)
+    out = []
+    for members in slices:
+        sub = model.subset(members, torch.float64)
+        out.append(empirical_ntk(sub, x[members], classes))
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def minibatch_grams64(model: EnsembleNetwork, forward: Forward) -> list:
