@@ -58,7 +58,7 @@ def plot_coord_check(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     groups = _groups(ds)
     pzs = in_table_order(ds["parameterization"].values, "parameterization")
     opts = in_table_order(ds["optimizer"].values, "optimizer")
-    fig, axes = common.panel_grid(len(opts), len(pzs), fig=fig)
+    fig, axes = common.panel_grid(len(opts), len(pzs), fig=fig, legend="below")
     axes = np.asarray(axes).reshape(len(opts), len(pzs))
     for i, opt in enumerate(opts):
         for j, pz in enumerate(pzs):

@@ -52,8 +52,9 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
     line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
                                             LINE_DIMS, col, row, da=mean)
     facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
+    legends: dict[int, list] = {}
     for p in facets.panels:
-        labels = []
+        labels = legends.setdefault(id(p), [])
         for k, sel in enumerate(p.lines):
             full = {**p.facet, **sel}
             m = mean.sel(full)
@@ -92,14 +93,20 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
-        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE),
-                ("dashed: compare's fit", {"ls": "--"}),
-                ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+    facets.share_y()
+    for p in facets.panels:
+        labels = legends[id(p)]
+        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
+        if common.drew(p.ax, "fit"):  # keys only for what this panel draws
+            keys += [("dashed: compare's fit", {"ls": "--"}),
+                     ("dotted: slope −1/2 (theory)", {"ls": ":"})]
         if any(ln.get_gid() == "outside" for ln in p.ax.get_lines()):
             keys.append(("hollow: outside the validity\ndomain (not fitted)",
                          {"ls": "none", "marker": "o", "mfc": "none"}))
-        style.legend_right(p.ax, [(style.wrap(t, 1.6, style.FONT - 1), c) for t, c in labels],
-                           keys)
+        # the fitted slopes differ per panel: a legend each (right of a lone panel, below
+        # each panel of a grid)
+        place = style.legend_right if len(facets.panels) == 1 else style.legend_below
+        place(p.ax, labels, keys)
     if ax is None:
         sub = not hasattr(facets.fig, "get_size_inches")  # a subfigure: the note is above
         common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",
@@ -144,14 +151,15 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
         return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
     first = next(iter(rows.values()))[0]
     facets = [d for d in common.varying(first, exclude=(WIDTH_DIM,)) if d not in LINE_DIMS]
-    if not facets:  # one panel per row: side by side
-        fig = fig or common.plt.figure(layout="constrained",
-                                       figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
-        subs = fig.subfigures(1, len(rows), wspace=0.02)
-    else:  # facets in each row: the rows stacked
-        fig = fig or common.plt.figure(layout="constrained", figsize=(
-            2 * style.PANEL_SIZE[0] + 2.4, len(rows) * (style.PANEL_SIZE[1] + 1.0)))
-        subs = fig.subfigures(len(rows), 1, hspace=0.04)
+    # the rows stacked, each as wide as its panels and their legends (at most a page wide)
+    if not facets:  # one panel per row
+        size = (common.SINGLE_PANEL_SIZE[0] + style.LEGEND_WIDTH + 0.3,
+                common.SINGLE_PANEL_SIZE[1] + 0.4)
+    else:
+        size = (style.MAX_WIDTH, style.PANEL_SIZE[1] + 1.6)
+    fig = fig or common.plt.figure(layout="constrained",
+                                   figsize=(size[0], len(rows) * size[1] + 0.4))
+    subs = fig.subfigures(len(rows), 1, hspace=0.04)
     for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
         plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
     common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)
