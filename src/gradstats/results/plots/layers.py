@@ -153,6 +153,8 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
     fig, axes = common.panel_grid(nrows, ncols, sharey=False, fig=fig,
                                   legend="right" if ncols == 1 else "below")
     width = common.panel_width(axes)
+    row_height = max(fig.get_figheight() / nrows - 0.7, 1.0) if hasattr(fig, "get_figheight") \
+        else 1.5
     for extra in axes.ravel()[len(names) * len(blocks):]:
         extra.set_visible(False)
     for b in range(len(blocks), groups * ncols):  # the last group's spare columns
@@ -195,8 +197,9 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
                 ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords
                               else "layer")
                 last_of_chunk[c] = (axes[g * len(names), j], ax)
-            if j == 0:
-                ax.set_ylabel(style.wrap(common.label(ds[var], units=False), 2.3))
+            if j == 0:  # as long as the row is tall, at most
+                ax.set_ylabel(style.wrap(common.label(ds[var], units=False), row_height,
+                                         style.FONT))
     keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
     if drew_theory:  # the theory key only where a theory line is drawn
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))

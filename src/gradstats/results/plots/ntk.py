@@ -73,12 +73,12 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                     p.ax.plot(o[WIDTH_DIM].values[o_ok], o.values[o_ok], "o", mfc="none",
                               color=color, gid="outside")
             result, used = fit(err.sel(full) if full else err)
-            name = common.describe(sel)
+            name = ", ".join(common._fmt(v) for v in sel.values())  # the dims: legend title
             if result is not None and np.isfinite(result.slope):
                 w = np.asarray(used, float)
                 line = np.exp(result.intercept) * w ** result.slope
                 p.ax.plot(w, line, "--", color=color, lw=1, gid="fit")
-                text = f"fit slope {result.slope:.2f}"
+                text = f"slope {result.slope:.2f}"
                 if np.isfinite(result.slope_se):
                     text += f" ± {result.slope_se:.2f}"
                 labels.append(((f"{name}: " if name else "") + text, color))
@@ -90,23 +90,26 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                 labels.append((name, color))
         p.ax.set_xscale("log", base=2)
         p.ax.set_yscale("log")  # the exponent's axes: a power law is a straight line here
+        style.log_ticks(p.ax)
         p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
     facets.share_y()
-    for p in facets.panels:
-        labels = legends[id(p)]
-        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
-        if common.drew(p.ax, "fit"):  # keys only for what this panel draws
-            keys += [("dashed: compare's fit", {"ls": "--"}),
-                     ("dotted: slope −1/2 (theory)", {"ls": ":"})]
-        if any(ln.get_gid() == "outside" for ln in p.ax.get_lines()):
-            keys.append(("hollow: outside the validity\ndomain (not fitted)",
-                         {"ls": "none", "marker": "o", "mfc": "none"}))
-        # the fitted slopes differ per panel: a legend each (right of a lone panel, below
-        # each panel of a grid)
-        place = style.legend_right if len(facets.panels) == 1 else style.legend_below
-        place(p.ax, labels, keys)
+    keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
+    if common.drew(facets.axes, "fit"):  # keys only for what is drawn
+        keys += [("dashed: compare's fit", {"ls": "--"}),
+                 ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+    if common.drew(facets.axes, "outside"):
+        keys.append(("hollow: outside the validity domain (not fitted)",
+                     {"ls": "none", "marker": "o", "mfc": "none"}))
+    dims_title = ", ".join(line_dims) if line_dims else None
+    if len(facets.panels) == 1:
+        style.legend_right(facets.panels[0].ax, legends[id(facets.panels[0])], keys,
+                           title=dims_title)
+    else:  # the fitted slopes under each panel, the style keys once under the figure
+        for p in facets.panels:
+            style.legend_below(p.ax, legends[id(p)], title=dims_title)
+        style.figure_legend(facets.fig, keys=keys)
     if ax is None:
         sub = not hasattr(facets.fig, "get_size_inches")  # a subfigure: the note is above
         common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",

@@ -94,8 +94,9 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
     facets.share_y()
     for p, entries in legends:
         p.ax.set_xlabel("rank k")
-        if p.j == 0:
-            p.ax.set_ylabel(common.label(da))
+        if p.j == 0:  # stacked rows: the symbol (the title names the quantity)
+            p.ax.set_ylabel(common.label(da) if facets.axes.shape[0] == 1
+                            else common.short_label(da))
         # the fitted exponents differ per panel: a legend each (right of a lone panel,
         # below each panel of a grid, so that the plot areas keep their size)
         place = style.legend_right if len(facets.panels) == 1 else style.legend_below

@@ -35,7 +35,7 @@ LOG_DECADES = 1.0
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#332288",
            "#999933", "#882255", "#000000")
 MAX_LINES = len(PALETTE)
-THEORY_KEY = "dashed: theory (the prediction compare tests)"
+THEORY_KEY = "dashed: theory (what compare tests)"
 MEASURED_KEY = "solid: seed mean ± SE"
 
 STYLE = {
@@ -109,10 +109,12 @@ def _math_length(source: str) -> int:
     return max(1, len(re.sub(r"[{}^_\\]", "", plain)))
 
 
-def wrap(text: str, width_in: float, fontsize: float = FONT + 0.5) -> str:
-    """``text`` wrapped to fit ``width_in`` inches at ``fontsize`` points; math text
-    ($...$) never breaks and counts as wide as it renders, not as its source."""
-    chars = max(int(width_in * 72 / (0.64 * fontsize)), 12)
+def wrap(text: str, width_in: float, fontsize: float = FONT + 0.5, em: float = 0.64) -> str:
+    """``text`` wrapped to fit ``width_in`` inches at ``fontsize`` points, ``em`` the width
+    of a character in font sizes (0.64: safe for titles, whose words vary; legend labels of
+    digits and short words: 0.55); math text ($...$) never breaks and counts as wide as it
+    renders, not as its source."""
+    chars = max(int(width_in * 72 / (em * fontsize)), 12)
     pieces = text.split("$")
     maths = {}
     for i in range(1, len(pieces), 2):  # a placeholder as long as the rendered math
@@ -149,18 +151,21 @@ def auto_scale(ax, axis: str = "y", values=None) -> str:
 
 
 def log_ticks(ax, axis: str = "y", values=None) -> None:
-    """Readable ticks on a log axis that spans few decades: labels at 1, 2 and 5 x 10^k
-    (instead of matplotlib's crowded minor labels 2, 3, 4, 6 x 10^k) when the values span
-    under 2.5 decades; the default decade ticks otherwise."""
+    """Readable ticks on a log axis: labels at 1, 2 and 5 x 10^k (instead of matplotlib's
+    crowded minor labels 2, 3, 4, 6 x 10^k) when the values span under 1.5 decades; at most
+    6 labelled decades otherwise (a narrow panel over 8 decades crowds its labels)."""
     from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
     target = ax.yaxis if axis == "y" else ax.xaxis
     if values is None:
         values = _drawn(ax, axis)
-    if spans_decades(values, 2.5):
+    if spans_decades(values, 1.5):  # decades: at most 6 labelled ones (every 2nd, ...)
+        target.set_major_locator(LogLocator(numticks=6))
         return
     target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    # every 1/2/5 tick labelled (the default labels only a subset below a decade or two)
+    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False,
+                                                       minor_thresholds=(math.inf, math.inf)))
     target.set_minor_formatter(NullFormatter())
 
 
@@ -219,7 +224,7 @@ def legend_right(ax, entries: Sequence[tuple[str, str]] = (),
     hs, ls = _handles(entries, keys, handles, labels)
     if not hs:
         return
-    ls = [wrap(t, LEGEND_WIDTH - 0.35, FONT - 1) for t in ls]
+    ls = [wrap(t, LEGEND_WIDTH - 0.35, FONT - 1, em=0.55) for t in ls]
     title = wrap(title, LEGEND_WIDTH, FONT - 1) if title else title
     ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
               title=title, alignment="left")
@@ -235,7 +240,7 @@ def legend_right(ax, entries: Sequence[tuple[str, str]] = (),
 def _columns(labels: Sequence[str], width_in: float, fontsize: float = FONT - 1) -> int:
     """How many legend columns of ``labels`` fit in ``width_in`` inches."""
     longest = max((len(line) for t in labels for line in t.split("\n")), default=1)
-    entry = longest * 0.55 * fontsize / 72 + 0.55  # text + handle + padding
+    entry = longest * 0.5 * fontsize / 72 + 0.5  # text + handle + padding
     return max(1, min(len(labels), int(width_in // entry)))
 
 
@@ -260,6 +265,16 @@ def _grow(fig, key, height: float) -> None:
         set_height(fig, fig.get_figheight() + extra)
 
 
+def _column_width(ax) -> float:
+    """Inches of the grid column that holds ``ax`` (its share of the figure's width, less a
+    margin): what a legend under or in the panel may use."""
+    fig = ax.figure
+    total = fig.get_figwidth() if hasattr(fig, "get_figwidth") else fig.bbox.width / fig.figure.dpi
+    spec = ax.get_subplotspec()
+    ncols = spec.get_gridspec().ncols if spec is not None else 1
+    return max(total / ncols - 0.2, 1.0)
+
+
 def legend_below(ax, entries: Sequence[tuple[str, str]] = (),
                  keys: Sequence[tuple[str, dict]] = (), title: str | None = None,
                  handles: Sequence | None = None, labels: Sequence[str] | None = None) -> None:
@@ -268,9 +283,8 @@ def legend_below(ax, entries: Sequence[tuple[str, str]] = (),
     hs, ls = _handles(entries, keys, handles, labels)
     if not hs:
         return
-    width = ax.get_position().width * ax.figure.get_figwidth() \
-        if hasattr(ax.figure, "get_figwidth") else PANEL_SIZE[0]
-    ls = [wrap(t, max(width - 0.35, 1.0), FONT - 1) for t in ls]
+    width = _column_width(ax)
+    ls = [wrap(t, max(width - 0.45, 1.0), FONT - 1, em=0.55) for t in ls]
     title = wrap(title, width, FONT - 1) if title else title
     ncol = _columns(ls, width)
     ax.legend(hs, ls, loc="upper center", bbox_to_anchor=(0.5, -0.22), borderaxespad=0.0,
@@ -289,9 +303,8 @@ def legend_in(ax, entries: Sequence[tuple[str, str]] = (),
     ax.set_axis_off()
     if not hs:
         return
-    width = ax.get_position().width * ax.figure.get_figwidth() \
-        if hasattr(ax.figure, "get_figwidth") else PANEL_SIZE[0]
-    ls = [wrap(t, max(width - 0.4, 1.0), FONT - 1) for t in ls]
+    width = _column_width(ax)
+    ls = [wrap(t, max(width - 0.45, 1.0), FONT - 1, em=0.55) for t in ls]
     title = wrap(title, width, FONT - 1) if title else title
     ax.legend(hs, ls, loc="upper left", bbox_to_anchor=(0.0, 1.0), borderaxespad=0.0,
               title=title, alignment="left")

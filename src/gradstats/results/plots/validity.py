@@ -66,8 +66,13 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
             pos = ROW_POSITION.get(q, "last_hidden")
             sel = {"quantity": q, "position": pos, "step": step, **combo}
             mesh = _heatmap(axes[r, c], vmap, sel, threshold, norm)
-            axes[r, c].set_title(style.wrap(f"{q} ({POSITION_TEXT[pos]}), {_label(combo)}",
-                                            width, 8), fontsize=8)
+            # a facet grid: the quantity over its column, the setting left of its row
+            if r == 0:
+                axes[r, c].set_title(style.wrap(f"{q} ({POSITION_TEXT[pos]})", width, 8),
+                                     fontsize=8)
+            if c == 0:
+                axes[r, c].set_ylabel(style.wrap(_label(combo), 1.7, 8) + "\ndepth",
+                                      fontsize=8)
     for c, q in enumerate(quantities):
         _collapse(axes[-1, c], vmap, q, combos, step, threshold, width)
     for ax in axes[-1, len(quantities):]:
