@@ -40,8 +40,8 @@ def check_layout(fig) -> None:
     """The figure fits a page and reads in print: no visible text outside the figure; at most
     `style.MAX_WIDTH` wide; no legend over a panel; no axes title over another title or
     panel; every visible panel holds data; plot areas at least `MIN_AXES` and together
-    `MIN_AREA_SHARE` of the figure; every dashed/dotted/dash-dot key of a legend has a line
-    of that style drawn."""
+    `MIN_AREA_SHARE` of the figure; the first panel of each row has y tick labels; every
+    dashed/dotted/dash-dot key of a legend has a line of that style drawn."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     tight, box = fig.get_tightbbox(renderer), fig.bbox_inches  # inches: what is drawn
@@ -75,6 +75,15 @@ def check_layout(fig) -> None:
         area += w * h
     assert area >= MIN_AREA_SHARE * width * height, \
         f"plot areas {area:.1f} of {width * height:.1f} in^2: legends or titles crowd them out"
+    rows: dict[float, list] = {}
+    for ax, pb in zip(axes, boxes, strict=True):
+        rows.setdefault(round(pb.y0), []).append((pb.x0, ax))
+    for row in rows.values():  # the y axis of each row's first panel is read: labelled
+        ax = min(row, key=lambda pair: pair[0])[1]
+        lo, hi = sorted(ax.get_ylim())
+        labels = [t for t in ax.get_yticklabels() if t.get_visible() and t.get_text()
+                  and lo <= t.get_position()[1] <= hi]
+        assert len(labels) >= 2, f"y axis without tick labels: {ax.get_title()!r}"
     drawn = _drawn_styles(fig)
     for legend in _legends(fig):
         for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):

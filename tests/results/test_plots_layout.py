@@ -150,3 +150,23 @@ def test_many_facets_wrap_into_rows_within_a_page_width():
         check_layout(fig)
     finally:
         common.plt.close(fig)
+
+
+def test_a_row_sharing_a_wider_range_is_labelled_for_that_range():
+    # widths 16-128: values over 1.2 decades; 256-2048: over 6 decades. Comparable (the union
+    # spans under one decade more than the widest), so all share one axis, and the first
+    # row's ticks must be those of the shared 6 decades, not of its own one
+    rng = np.random.default_rng(2)
+    widths = [16, 32, 64, 128, 256, 512, 1024, 2048]
+    narrow = 10.0 ** (0.4 * LAYERS)[None, :] * np.ones((4, 1))  # 1.2 decades: log, 1-2-5
+    wide = 10.0 ** (2.0 * LAYERS - 6.0)[None, :] * np.ones((4, 1))
+    values = np.concatenate([narrow, wide])[:, None, :] * np.exp(
+        0.05 * rng.standard_normal((8, 2, 4)))
+    coords = {"width": widths, "seed": [0, 1], "layer": LAYERS}
+    ds = xr.Dataset({"grad_sq_norm": (list(coords), values)}, coords=coords)
+    fig = plots.plot_layer_norms(ds, col="width")
+    try:
+        assert len(set(_row_limits(fig))) == 1  # one shared axis
+        check_layout(fig)  # every row's first panel has tick labels
+    finally:
+        common.plt.close(fig)

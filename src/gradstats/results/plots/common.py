@@ -350,6 +350,8 @@ def share_y(axes: np.ndarray) -> list[list]:
         for ax, _ in group:
             log = ax.get_yscale() == "log"
             ax.set_ylim(10 ** lo if log else lo, 10 ** hi if log else hi)
+            if log:  # ticks for the shared range, not the panel's own
+                style.log_ticks(ax, "y", [10 ** lo, 10 ** hi])
         if len(group) > 1:
             members = {id(ax) for ax, _ in group}
             for i in range(axes.shape[0]):
