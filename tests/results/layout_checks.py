@@ -36,9 +36,17 @@ def _drawn_styles(fig) -> set[str]:
             if ln.get_gid() is not None and len(np.atleast_1d(ln.get_xdata()))}
 
 
+def _shown_ticks(ax, axis: str) -> list:
+    """The tick labels of ``axis`` that are drawn (inside the view limits)."""
+    lo, hi = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    k = 0 if axis == "x" else 1
+    ticks = ax.get_xticklabels() if axis == "x" else ax.get_yticklabels()
+    return [t for t in ticks if lo <= t.get_position()[k] <= hi]
+
+
 def check_layout(fig) -> None:
     """The figure fits a page and reads in print: no visible text outside the figure; at most
-    `style.MAX_WIDTH` wide; no legend over a panel; no axes title over another title or
+    `style.MAX_WIDTH` wide; no legend over a panel or an axis label; no axes title over another title or
     panel; every visible panel holds data; plot areas at least `MIN_AXES` and together
     `MIN_AREA_SHARE` of the figure; the first panel of each row has y tick labels; every
     dashed/dotted/dash-dot key of a legend has a line of that style drawn."""
@@ -55,10 +63,16 @@ def check_layout(fig) -> None:
     axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison  # not a legend's cell
             and ax.get_label() != "<colorbar>"]
     boxes = [ax.get_window_extent(renderer) for ax in axes]
+    labels = [t for ax in axes for t in (ax.xaxis.label, ax.yaxis.label, ax.title,
+                                         *_shown_ticks(ax, "x"), *_shown_ticks(ax, "y"))
+              if t.get_visible() and t.get_text()]
+    label_boxes = [t.get_window_extent(renderer) for t in labels]
     for legend in _legends(fig):
         lb = legend.get_window_extent(renderer)
         for pb in boxes:
             assert not _overlap(lb, pb), "a legend covers a panel"
+        for text, tb in zip(labels, label_boxes, strict=True):
+            assert not _overlap(lb, tb), f"a legend covers the label {text.get_text()!r}"
     titles = [(ax, ax.title.get_window_extent(renderer)) for ax in axes if ax.get_title()]
     for n, (ax, tb) in enumerate(titles):
         for other, ob in titles[n + 1:]:

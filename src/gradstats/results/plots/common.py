@@ -387,7 +387,9 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     """A figure with one panel per (row, col) value and line chunk that holds data.
 
     Lines are the combinations of ``line_dims`` present in ``da`` (some finite value); more
-    than `MAX_LINES` split into chunks of at most `MAX_LINES`, each drawn in its own column
+    than `MAX_LINES` that each facet holds at most `MAX_LINES` of draw each facet's own (the
+    facets holding the same lines share colours and a legend: `_line_groups`); otherwise
+    they split into chunks of at most `MAX_LINES`, each drawn in its own column
     of panels (titled "lines a-b of n"); past `MAX_CHUNKS` chunks the rest are left out and
     ``Facets.note`` says so (figures put it in their title): nothing is dropped silently.
     Panels follow the combinations present: a full (row x col) grid of at most `MAX_COLS`
@@ -402,12 +404,17 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     lines = [s for s in combos(da, list(line_dims))
              if not isinstance(da, xr.DataArray) or present(da, s)] or [{}]
     chunks, note = line_chunks(lines)
-    def holds_data(facet: dict, k: int) -> bool:  # zipped axes leave cells empty
-        return not isinstance(da, xr.DataArray) or any(
-            present(da, {**facet, **sel}) for sel in chunks[k])
+    grouped = _line_groups(da, rows, cols, lines) if len(chunks) > 1 else None
+    if grouped is not None:  # each facet's own lines fit a panel: no chunks of lines
+        chunks, cells = grouped
+        note = ""
+    else:
+        def holds_data(facet: dict, k: int) -> bool:  # zipped axes leave cells empty
+            return not isinstance(da, xr.DataArray) or any(
+                present(da, {**facet, **sel}) for sel in chunks[k])
 
-    cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))
-             if holds_data({**r, **c}, k)]
+        cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))
+                 if holds_data({**r, **c}, k)]
     cells = cells or [({}, 0)]
     ncols = len(cols) * len(chunks)
     nrows = len(rows)
@@ -426,13 +433,37 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
         chunk = chunks[k]
         panels.append(Panel(axes[i, j], i, j, facet, chunk, k))
         title = facet_title(facet, width)
-        if len(chunks) > 1:
+        if len(chunks) > 1 and grouped is None:
             first = k * MAX_LINES + 1
             title += f"{chr(10) if title else ''}lines {first}-{first + len(chunk) - 1}" \
                      f" of {len(lines)}"
         if title:
             axes[i, j].set_title(title)
     return Facets(fig, axes, panels, chunks, note, sharey)
+
+
+def _line_groups(da, rows: list[dict], cols: list[dict], lines: list[dict]
+                 ) -> tuple[list[list[dict]], list[tuple[dict, int]]] | None:
+    """When more lines than a panel holds are present overall but each facet holds at most
+    `MAX_LINES` of them (a line axis zipped with a facet axis: each parameterization its own
+    lrs), the facets grouped by the lines they hold: (the line lists, one per group; the
+    cells (facet, group)). None when some facet holds more (then lines are chunked)."""
+    if not isinstance(da, xr.DataArray):
+        return None
+    groups: list[list[dict]] = []
+    cells = []
+    for r in rows:
+        for c in cols:
+            facet = {**r, **c}
+            mine = [s for s in lines if present(da, {**facet, **s})]
+            if not mine:
+                continue
+            if len(mine) > MAX_LINES:
+                return None
+            if mine not in groups:
+                groups.append(mine)
+            cells.append((facet, groups.index(mine)))
+    return (groups, cells) if cells else None
 
 
 def panel_width(axes: np.ndarray) -> float:

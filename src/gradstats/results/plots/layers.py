@@ -204,7 +204,7 @@ def plot_signals(ds: xr.Dataset, step: int | None = None, col: str | None = None
     if drew_theory:  # the theory key only where a theory line is drawn
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))
     # values per entry, the dims in the title (residual/norm: named)
-    compact = len([d for d in line_dims if d not in NAMED_DIMS]) > 2
+    compact = len([d for d in line_dims if d not in NAMED_DIMS]) >= 2
     for c, (top, bottom) in sorted(last_of_chunk.items()):
         entries = [(_values_label(sel) if compact else common.config_label(sel),
                     style.colour(k)) for k, sel in enumerate(chunks[c])

@@ -29,6 +29,7 @@ PANEL_SIZE = (3.2, 2.5)  # inches per panel: two panels fit a 6.5 in text width
 MAX_WIDTH = 7.0  # inches: no figure is wider than a page's text width
 LEGEND_WIDTH = 1.7  # inches: a right legend's labels wrap to this width
 MIN_PANEL = (1.45, 1.6)  # inches: narrower panels wrap into more rows (common.panel_grid)
+BELOW_AXES = 0.45  # inches from an axes' bottom to a legend under it (ticks, x label)
 FONT = 8.0  # pt; titles 8.5, legends 7
 LOG_DECADES = 1.0
 # Okabe-Ito (colour-blind safe) then Paul Tol's muted: 10 distinct colours
@@ -287,10 +288,16 @@ def legend_below(ax, entries: Sequence[tuple[str, str]] = (),
     ls = [wrap(t, max(width - 0.45, 1.0), FONT - 1, em=0.55) for t in ls]
     title = wrap(title, width, FONT - 1) if title else title
     ncol = _columns(ls, width)
-    ax.legend(hs, ls, loc="upper center", bbox_to_anchor=(0.5, -0.22), borderaxespad=0.0,
-              title=title, ncol=ncol, alignment="left", columnspacing=1.0, handlelength=1.6)
+    from matplotlib.transforms import ScaledTranslation
+
+    # anchored a fixed distance under the axes (below its tick labels and x label), not a
+    # fraction of the axes' height, which shrinks with the panels
+    below = ax.transAxes + ScaledTranslation(0, -BELOW_AXES, ax.figure.dpi_scale_trans)
+    ax.legend(hs, ls, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
+              borderaxespad=0.0, title=title, ncol=ncol, alignment="left", columnspacing=1.0,
+              handlelength=1.6)
     _grow(ax.figure, ("below", round(ax.get_position().y0, 3)),
-          legend_height(ls, ncol, title) + 0.3)
+          legend_height(ls, ncol, title) + BELOW_AXES)
 
 
 def legend_in(ax, entries: Sequence[tuple[str, str]] = (),
