@@ -153,21 +153,35 @@ def auto_scale(ax, axis: str = "y", values=None) -> str:
 
 def log_ticks(ax, axis: str = "y", values=None) -> None:
     """Readable ticks on a log axis: labels at 1, 2 and 5 x 10^k (instead of matplotlib's
-    crowded minor labels 2, 3, 4, 6 x 10^k) when the values span under 1.5 decades; at most
-    6 labelled decades otherwise (a narrow panel over 8 decades crowds its labels)."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    crowded minor labels 2, 3, 4, 6 x 10^k) when the values hold fewer than two powers of
+    ten; at most 6 labelled powers of ten otherwise (a narrow panel over 8 decades crowds
+    its labels); minor ticks unlabelled."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
 
     target = ax.yaxis if axis == "y" else ax.xaxis
     if values is None:
         values = _drawn(ax, axis)
-    if spans_decades(values, 1.5):  # decades: at most 6 labelled ones (every 2nd, ...)
+    target.set_minor_formatter(NullFormatter())  # minor ticks unlabelled: they crowd
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return
+    decades = math.floor(math.log10(v.max())) - math.ceil(math.log10(v.min())) + 1
+    if decades >= 2:  # powers of ten: at most 6 labelled ones (every 2nd, ...)
         target.set_major_locator(LogLocator(numticks=6))
         return
     target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    # every 1/2/5 tick labelled (the default labels only a subset below a decade or two)
-    target.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False,
-                                                       minor_thresholds=(math.inf, math.inf)))
-    target.set_minor_formatter(NullFormatter())
+    # every 1/2/5 tick labelled (the default labels only a subset below a decade or two),
+    # as plain numbers where short ("0.05", "20"; "5 x 10^-1" is twice as wide)
+    sci = LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(math.inf, math.inf))
+    sci.set_axis(target)
+
+    def short(value: float, pos=None) -> str:
+        if 1e-3 <= abs(value) < 1e4:
+            return f"{value:g}"
+        return sci(value, pos)
+
+    target.set_major_formatter(FuncFormatter(short))
 
 
 def _plain_linear(ax, axis: str, values) -> None:
