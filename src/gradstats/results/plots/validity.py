@@ -70,7 +70,7 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
             if r == 0:
                 axes[r, c].set_title(style.wrap(f"{q} ({POSITION_TEXT[pos]})", width, 8),
                                      fontsize=8)
-            if c == 0:
+            if c == 0 and combo:  # one setting only (no combo): "depth" alone
                 axes[r, c].set_ylabel(style.wrap(_label(combo), 1.7, 8) + "\ndepth",
                                       fontsize=8)
     for c, q in enumerate(quantities):
@@ -78,7 +78,7 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
     for ax in axes[-1, len(quantities):]:
         ax.set_visible(False)
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6,
+        fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6 if nrows > 2 else 0.9,
                      label="relative error, infinite width")
     drawn = {gid: common.drew(axes, gid) for gid in ("boundary", "boundary_corrected",
                                                       "correction")}
@@ -193,6 +193,7 @@ def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold:
                     gid="correction")
     ax.axhline(threshold, color="k", lw=0.8, ls=":")
     ax.set_xscale("log")
+    style.log_ticks(ax, "x", vmap["beta"].values)  # beta spans about a decade: 1-2-5 labels
     ax.set_yscale("log")
     ax.set_ylim(ERROR_RANGE[0], None)
     ax.set_xlabel("beta = depth / width", fontsize=8)
