@@ -176,13 +176,18 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def facet_title(sel: dict, width_in: float) -> str:
-    """`config_label` of a panel's selection wrapped to ``width_in``; when a "dim=value"
-    would not fit on a line, string values (parameterizations, activations, optimizers:
-    names that say what they are) are shown without their dim."""
-    text = config_label(sel)
+def _too_long(sel: dict, width_in: float) -> bool:
     chars = max(int(width_in * 72 / (0.64 * (style.FONT + 0.5))), 12)
-    if any(len(part) > chars for part in text.split(", ")):
+    return any(len(part) > chars for part in config_label(sel).split(", "))
+
+
+def facet_title(sel: dict, width_in: float, short: bool | None = None) -> str:
+    """`config_label` of a panel's selection wrapped to ``width_in``; when a "dim=value"
+    would not fit on a line (or ``short``: some panel's would not, so that all panels of a
+    figure read alike), string values (parameterizations, activations, optimizers: names
+    that say what they are) are shown without their dim."""
+    text = config_label(sel)
+    if _too_long(sel, width_in) if short is None else short:
         short = {k: v for k, v in sel.items() if not isinstance(v, str)}
         named = [str(v) for k, v in sel.items() if isinstance(v, str) and k not in NAMED_DIMS]
         rest = config_label({k: v for k, v in sel.items()
@@ -427,12 +432,13 @@ def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None
     for extra in axes.ravel()[len(cells):]:
         extra.set_visible(False)
     width = panel_width(axes)
+    short = any(_too_long(facet, width) for facet, _ in cells)  # all titles alike
     panels = []
     for n, (facet, k) in enumerate(cells):
         i, j = divmod(n, ncols)
         chunk = chunks[k]
         panels.append(Panel(axes[i, j], i, j, facet, chunk, k))
-        title = facet_title(facet, width)
+        title = facet_title(facet, width, short)
         if len(chunks) > 1 and grouped is None:
             first = k * MAX_LINES + 1
             title += f"{chr(10) if title else ''}lines {first}-{first + len(chunk) - 1}" \
