@@ -299,10 +299,12 @@ class Facets:
             entries, dims = legend_entries(lines)
             style.legend_below(ax, entries, keys, title=title or dims)
 
-    def share_y(self) -> None:
-        """`share_y` over the panels (when the figure was made with ``sharey``)."""
+    def share_y(self) -> list[list]:
+        """`share_y` over the panels (when the figure was made with ``sharey``); returns
+        the groups (every panel alone without ``sharey``)."""
         if self.sharey:
-            share_y(self.axes)
+            return share_y(self.axes)
+        return [[p.ax] for p in self.panels]
 
 
 def _y_extent(ax) -> tuple[float, float] | None:

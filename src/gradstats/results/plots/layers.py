@@ -84,7 +84,9 @@ def plot_layer_norms(ds: xr.Dataset, var: str = "grad_sq_norm", step: int | None
             ylabel = common.label(ds[var]) if facets.axes.shape[0] == 1 else \
                 common.short_label(ds[var])
             p.ax.set_ylabel(style.wrap(ylabel, 2.2))
-    facets.share_y()
+    for group in facets.share_y():
+        if len(group) == 1:  # a panel on its own axis: its own scale (a row's log may not fit)
+            style.auto_scale(group[0])
     keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
     if drew_theory:  # the key only where a theory line is drawn
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))

@@ -220,6 +220,8 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
     facets.share_y()
     facets.legend(keys)
     if ax is None:
-        common.suptitle(facets.fig, "backward-signal rate per layer vs sigma_w2 (one sigma_b2 "
-                        "per configuration: 1-D sweeps, no phase diagram)", ds, facets.note)
+        what = ("one sigma_b2 per configuration: 1-D sweeps" if sb_of is not None
+                else "one sigma_b2: a 1-D sweep")
+        common.suptitle(facets.fig, f"backward-signal rate per layer vs sigma_w2 ({what}, no "
+                        "phase diagram)", ds, facets.note)
     return facets.fig
