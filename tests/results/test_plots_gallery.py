@@ -1,5 +1,6 @@
 """The committed gallery: every image docs/gallery.md and the README show exists, and every
-committed gallery PNG is at least 150 dpi (the issue found 72 dpi panels of ~300 px)."""
+committed gallery PNG is at least 150 dpi (the issue found 72 dpi panels of ~300 px) and at
+most a page (`style.MAX_WIDTH`) wide (the review found 14 in wide figures)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from gradstats.results.plots import style
 
 ROOT = Path(__file__).resolve().parents[2]
 GALLERY = ROOT / "docs" / "gallery"
@@ -26,18 +29,14 @@ def test_every_image_the_docs_show_is_committed():
     assert not missing, f"referenced but absent: {missing}"
 
 
-# images the last gallery run could not regenerate (the preset did not finish in the time
-# the run had); strict: regenerating one (python scripts/make_gallery.py PRESET) makes its
-# xfail fail, so the entry must then be removed here
-NOT_REGENERATED = {"lr-transfer_lr-transfer.png"}
-IMAGES = [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="72 dpi image of the "
-                                                  "old gallery: regenerate it"))
-          if p.name in NOT_REGENERATED else p for p in sorted(GALLERY.glob("*.png"))]
+IMAGES = sorted(GALLERY.glob("*.png"))
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
-def test_gallery_images_are_at_least_150_dpi(path):
+def test_gallery_images_are_at_least_150_dpi_and_at_most_a_page_wide(path):
     with Image.open(path) as image:
         dpi = image.info.get("dpi", (0, 0))[0]
         assert dpi >= 149.5, f"{path.name}: {dpi} dpi"
         assert image.size[0] >= 700  # a 4.8 in one-panel figure at 150 dpi is 720 px
+        # printed at its own size, no figure is wider than a page's text width
+        assert image.size[0] / dpi <= style.MAX_WIDTH + 0.01, f"{path.name}: too wide"

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 import pytest
 import xarray as xr
-from matplotlib.text import Text
+from layout_checks import check_layout
 from plot_datasets import preset_results
 
 from gradstats.results import plots
@@ -56,29 +56,6 @@ def _drawn(fig) -> int:
     found += [c for ax in fig.axes for c in ax.containers
               if c.lines[0] is not None and c.lines[0].get_gid() == "measured"]
     return len(found)
-
-
-def check_layout(fig) -> None:
-    """No visible text reaches outside the figure; no legend overlaps an axes' data area."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    tight, box = fig.get_tightbbox(renderer), fig.bbox_inches  # inches: what is drawn
-    if not (tight.x0 >= box.x0 - 0.02 and tight.x1 <= box.x1 + 0.02
-            and tight.y0 >= box.y0 - 0.02 and tight.y1 <= box.y1 + 0.02):
-        outside = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()
-                   and not fig.bbox.contains(*t.get_window_extent(renderer).p0)]
-        raise AssertionError(f"drawn outside the figure ({tight} vs {box}): {outside[:5]}")
-    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
-    for ax in axes:
-        legend = ax.get_legend()
-        if legend is None:
-            continue
-        lb = legend.get_window_extent(renderer)
-        for other in axes:
-            pb = other.get_window_extent(renderer)
-            overlap_x = min(lb.x1, pb.x1) - max(lb.x0, pb.x0)
-            overlap_y = min(lb.y1, pb.y1) - max(lb.y0, pb.y0)
-            assert overlap_x <= 1 or overlap_y <= 1, "a legend covers a panel"
 
 
 @pytest.mark.parametrize("preset", preset_names())

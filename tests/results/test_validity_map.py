@@ -209,7 +209,7 @@ def test_validity_figure_draws_heatmaps_and_the_collapse_panel():
 
     ds = synthetic(lambda b: 2.0 * b)
     fig = plots.render(ds, "validity")
-    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes if ax.get_visible()]  # wrapped
     assert any("forward_q (last hidden layer)" in t for t in titles)
     assert any("vs beta" in t for t in titles)
     assert "validity" in plots.kinds_available(ds)

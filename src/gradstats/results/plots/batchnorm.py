@@ -55,6 +55,7 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None =
     line_dims, col, row = common.split_dims(common.varying(ln), ("batch_size",))
     mean, se = common.seed_mean(ln)
     facets = common.facet_figure(mean, col, row, line_dims, sharey=False, fig=fig, ax=ax)
+    legends = []
     for p in facets.panels:
         entries = []
         for k, sel in enumerate(p.lines):
@@ -80,11 +81,20 @@ def plot_batchnorm(ds: xr.Dataset, step: int | None = None, fig: Figure | None =
                           lw=1.3, color="black", gid="theory")
         p.ax.set_xlabel(common.label(ds[LAYER_DIM]) if LAYER_DIM in ds.coords else "layer")
         if p.j == 0:
-            p.ax.set_ylabel("ln " + common.label(ds["grad_sq_norm"], units=False))
+            p.ax.set_ylabel(style.wrap("ln " + common.label(ds["grad_sq_norm"], units=False),
+                                       2.4))
         title = ", ".join(p.lines[0]) + ": slope (theory)" if p.lines and p.lines[0] else None
-        keys = [(style.MEASURED_KEY, style.MEASURED_STYLE),
-                ("dashed: slope −ln λ(B)", {"ls": "--", "color": "k"})] if p.i == 0 else []
+        legends.append((p, entries, title))
+    keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
+    if common.drew(facets.axes, "theory"):
+        keys.append(("dashed: slope −ln λ(B)", {"ls": "--", "color": "k"}))
+    if len(facets.panels) == 1:
+        p, entries, title = legends[0]
         style.legend_right(p.ax, entries, keys, title=title)
+    else:  # the slopes per panel below each panel, the style keys once below the figure
+        for p, entries, title in legends:
+            style.legend_below(p.ax, entries, title=title)
+        style.figure_legend(facets.fig, keys=keys)
     first = by_name(ROW)
     if ax is None:
         common.suptitle(facets.fig, f"batch norm: ln gradient norm per layer (fit: layers "

@@ -7,6 +7,7 @@ from the statistics registry, else the variable's name.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ FORMATS = ("png", "pdf", "svg")
 PANEL_SIZE = style.PANEL_SIZE
 SINGLE_PANEL_SIZE = (4.0, 3.0)
 MAX_LINES = style.MAX_LINES  # lines per panel; more facet into further panels, never dropped
-MAX_COLS = 3  # a single row of more panels wraps into rows of MAX_COLS
+MAX_COLS = 4  # more panels than this in a row wrap into further rows (style.MAX_WIDTH)
 MAX_CHUNKS = 4  # beyond MAX_CHUNKS x MAX_LINES configurations a figure draws the first ones
                 # and says so in its title (select with ds.sel to see the others)
 # Sweep axes worth naming in a figure's "fixed:" note.
@@ -60,6 +61,19 @@ SYMBOLS = {
     "layer": r"$l$",
     "width": r"$n$",
 }
+
+
+def short_label(da: xr.DataArray | str, units: bool = True) -> str:
+    """The symbol (with units) of a variable that has one in `SYMBOLS`, else `label`: for
+    y axes of small stacked panels, where the figure's title names the quantity."""
+    name = da if isinstance(da, str) else str(da.name)
+    if name not in SYMBOLS:
+        return label(da, units)
+    attrs = {} if isinstance(da, str) else dict(da.attrs)
+    if "units" not in attrs and name in statistics.REGISTRY:
+        attrs = statistics.get(name).attrs()
+    unit = attrs.get("units")
+    return SYMBOLS[name] + (f" [{unit}]" if units and unit and unit != "1" else "")
 
 
 class MissingVariables(KeyError):
@@ -162,12 +176,64 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _too_long(sel: dict, width_in: float) -> bool:
+    chars = max(int(width_in * 72 / (0.64 * (style.FONT + 0.5))), 12)
+    return any(len(part) > chars for part in config_label(sel).split(", "))
+
+
+def facet_title(sel: dict, width_in: float, short: bool | None = None) -> str:
+    """`config_label` of a panel's selection wrapped to ``width_in``; when a "dim=value"
+    would not fit on a line (or ``short``: some panel's would not, so that all panels of a
+    figure read alike), string values (parameterizations, activations, optimizers: names
+    that say what they are) are shown without their dim."""
+    text = config_label(sel)
+    if _too_long(sel, width_in) if short is None else short:
+        short = {k: v for k, v in sel.items() if not isinstance(v, str)}
+        named = [str(v) for k, v in sel.items() if isinstance(v, str) and k not in NAMED_DIMS]
+        rest = config_label({k: v for k, v in sel.items()
+                             if k in NAMED_DIMS or k in short})
+        text = ", ".join([*named, rest] if rest else named)
+    return style.wrap(text, width_in)
+
+
+def _number(value) -> str:
+    """A value as written in a sweep file: "1.0" (a zipped axis of mixed types holds
+    strings) as 1, "1/sqrt(depth)" as is."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def config_label(sel: dict) -> str:
+    """A short label of a configuration: the residual/norm axes as "plain",
+    "alpha=1", "alpha=1/sqrt(depth)" and "layer norm" (a plain MLP's residual_scale is
+    meaningless and not shown), then `describe` of the other values."""
+    sel = dict(sel)
+    parts = []
+    if "residual" in sel or "residual_scale" in sel:
+        residual, scale = sel.pop("residual", 1), sel.pop("residual_scale", None)
+        parts.append("plain" if not int(residual) else
+                     f"alpha={_number(scale)}" if scale is not None else "residual")
+    norm = sel.pop("norm", None)
+    if norm is not None:
+        parts.append("no norm" if norm == "none" else f"{norm} norm")
+    rest = describe(sel)
+    return ", ".join([*parts, rest] if rest else parts)
+
+
+NAMED_DIMS = ("residual", "residual_scale", "norm")  # `config_label` names their values
+
+
 def legend_entries(lines: list[dict]) -> tuple[list[tuple[str, str]], str | None]:
     """Compact legend of line selections: entries ("128, relu", colour k) and the title
-    naming the dims ("width, activation"); no entries for a single unnamed line."""
+    naming the dims ("width, activation"); with residual/norm dims, `config_label`s
+    ("plain, layer norm, depth=4") and no title; no entries for a single unnamed line."""
     dims = list(lines[0]) if lines and lines[0] else []
     if not dims:
         return [], None
+    if any(d in NAMED_DIMS for d in dims):
+        return [(config_label(sel), style.colour(k)) for k, sel in enumerate(lines)], None
     entries = [(", ".join(_fmt(sel[d]) for d in dims), style.colour(k))
                for k, sel in enumerate(lines)]
     return entries, ", ".join(dims)
@@ -211,78 +277,245 @@ class Facets:
     panels: list[Panel]
     chunks: list[list[dict]]
     note: str = ""  # configurations left out (see `line_chunks`)
+    sharey: bool = True
 
     def legend(self, keys=(), title: str | None = None) -> None:
-        """One legend per chunk of lines, right of the top panel of the chunk's last column
-        (`legend_entries`; ``keys`` adds style keys)."""
+        """The legend of the lines (`legend_entries`; ``keys`` adds style keys): right of a
+        one-panel figure; below the panels, once for the figure, when there are several; one
+        per chunk of lines, below the chunk's last panel, when the lines come in chunks."""
+        if len(self.panels) == 1:
+            entries, dims = legend_entries(self.chunks[self.panels[0].chunk])
+            style.legend_right(self.panels[0].ax, entries, keys, title=title or dims)
+            return
+        if len(self.chunks) == 1:
+            entries, dims = legend_entries(self.chunks[0])
+            style.figure_legend(self.fig, entries, keys, title=title or dims)
+            return
         for c, lines in enumerate(self.chunks):
             mine = [p for p in self.panels if p.chunk == c]
             if not mine:
                 continue
-            ax = min(mine, key=lambda p: (p.i, -p.j)).ax  # the chunk's top-right panel
+            ax = max(mine, key=lambda p: (p.i, p.j)).ax  # the chunk's last panel
             entries, dims = legend_entries(lines)
-            style.legend_right(ax, entries, keys, title=title or dims)
+            style.legend_below(ax, entries, keys, title=title or dims)
+
+    def share_y(self) -> list[list]:
+        """`share_y` over the panels (when the figure was made with ``sharey``); returns
+        the groups (every panel alone without ``sharey``)."""
+        if self.sharey:
+            return share_y(self.axes)
+        return [[p.ax] for p in self.panels]
+
+
+def _y_extent(ax) -> tuple[float, float] | None:
+    """(low, high) of ``ax``'s autoscaled y limits, in decades on a log axis."""
+    if not ax.get_visible() or not ax.has_data():
+        return None
+    ax.autoscale_view(scalex=False)
+    lo, hi = sorted(ax.get_ylim())
+    if ax.get_yscale() == "log":
+        if lo <= 0:
+            return None
+        return float(np.log10(lo)), float(np.log10(hi))
+    return float(lo), float(hi)
+
+
+def comparable(extents: Sequence[tuple[float, float]], log: bool) -> bool:
+    """Whether y ranges are close enough to share one axis without flattening any: on log
+    axes the union spans at most one decade more than the widest range; on linear axes it
+    is at most twice as wide (and any range of width 0 shares only with its equals)."""
+    lo, hi = min(e[0] for e in extents), max(e[1] for e in extents)
+    widest = max(e[1] - e[0] for e in extents)
+    if log:
+        return hi - lo <= widest + 1.0
+    return hi - lo <= 2.0 * widest if widest > 0 else hi == lo
+
+
+def share_y(axes: np.ndarray) -> list[list]:
+    """Share y limits among ``axes`` (nrows, ncols) only where the ranges are comparable:
+    within a row when its panels' ranges are `comparable` (same scale), then across rows
+    when the rows' ranges are. A shared group gets the union of its limits, and its panels
+    right of a row's first keep their ticks but drop the tick labels. Returns the groups."""
+    rows = []
+    for i in range(axes.shape[0]):
+        row = [(ax, _y_extent(ax)) for ax in axes[i] if _y_extent(ax) is not None]
+        if not row:
+            continue
+        scales = {ax.get_yscale() for ax, _ in row}
+        if len(scales) == 1 and comparable([e for _, e in row], scales.pop() == "log"):
+            rows.append(row)
+        else:
+            rows.extend([[pair] for pair in row])  # each panel its own axis
+    scales = {ax.get_yscale() for r in rows for ax, _ in r}
+    if len(rows) > 1 and len(scales) == 1 and comparable(
+            [(min(e[0] for _, e in r), max(e[1] for _, e in r)) for r in rows],
+            scales.pop() == "log"):
+        rows = [[pair for r in rows for pair in r]]
+    groups = []
+    for group in rows:
+        lo, hi = min(e[0] for _, e in group), max(e[1] for _, e in group)
+        for ax, _ in group:
+            log = ax.get_yscale() == "log"
+            ax.set_ylim(10 ** lo if log else lo, 10 ** hi if log else hi)
+            if log:  # ticks for the shared range, not the panel's own
+                style.log_ticks(ax, "y", [10 ** lo, 10 ** hi])
+        if len(group) > 1:
+            members = {id(ax) for ax, _ in group}
+            for i in range(axes.shape[0]):
+                shown = [ax for ax in axes[i] if id(ax) in members]
+                for ax in shown[1:]:
+                    ax.tick_params(labelleft=False)
+                    ax.yaxis.offsetText.set_visible(False)
+        groups.append([ax for ax, _ in group])
+    return groups
+
+
+def drew(axes, gid: str) -> bool:
+    """Whether any line of gid ``gid`` with a finite point is drawn in ``axes`` (an array or
+    a list of axes): a legend keys only what it can point to."""
+    for ax in np.ravel(axes):
+        for line in ax.get_lines():
+            if line.get_gid() == gid and np.isfinite(
+                    np.asarray(line.get_ydata(), float)).any():
+                return True
+    return False
+
+
+def grid_shape(n: int, max_cols: int = MAX_COLS) -> tuple[int, int]:
+    """(nrows, ncols) of ``n`` panels in rows of at most ``max_cols``, balanced (5 -> 2 x 3)."""
+    nrows = -(-n // max_cols)
+    return nrows, -(-n // nrows)
 
 
 def facet_figure(da: xr.DataArray | xr.Dataset, col: str | None, row: str | None,
                  line_dims: Sequence[str] = (), sharey: bool = True,
                  panel_size: tuple[float, float] = PANEL_SIZE, fig: Figure | None = None,
                  ax=None) -> Facets:
-    """A figure with one panel per (row, col) value and line chunk.
+    """A figure with one panel per (row, col) value and line chunk that holds data.
 
     Lines are the combinations of ``line_dims`` present in ``da`` (some finite value); more
-    than `MAX_LINES` split into chunks of at most `MAX_LINES`, each drawn in its own column
+    than `MAX_LINES` that each facet holds at most `MAX_LINES` of draw each facet's own (the
+    facets holding the same lines share colours and a legend: `_line_groups`); otherwise
+    they split into chunks of at most `MAX_LINES`, each drawn in its own column
     of panels (titled "lines a-b of n"); past `MAX_CHUNKS` chunks the rest are left out and
     ``Facets.note`` says so (figures put it in their title): nothing is dropped silently.
-    ``fig``: draw into this figure (or subfigure); ``ax``: into this one axes (only for a
-    one-panel figure).
+    Panels follow the combinations present: a full (row x col) grid of at most `MAX_COLS`
+    columns keeps its rows and columns; otherwise (zipped axes leave combinations empty, or
+    too many columns) the panels that hold data fill rows of at most `MAX_COLS`, titled by
+    their values (`config_label`). ``sharey``: the plot function calls `Facets.share_y`
+    after drawing (comparable ranges only). ``fig``: draw into this figure (or subfigure);
+    ``ax``: into this one axes (only for a one-panel figure).
     """
     rows = combos(da, [row] if row else [])
     cols = combos(da, [col] if col else [])
     lines = [s for s in combos(da, list(line_dims))
              if not isinstance(da, xr.DataArray) or present(da, s)] or [{}]
     chunks, note = line_chunks(lines)
-    cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))
-             if not isinstance(da, xr.DataArray) or present(da, {**r, **c})]  # zipped axes
+    grouped = _line_groups(da, rows, cols, lines) if len(chunks) > 1 else None
+    if grouped is not None:  # each facet's own lines fit a panel: no chunks of lines
+        chunks, cells = grouped
+        note = ""
+    else:
+        def holds_data(facet: dict, k: int) -> bool:  # zipped axes leave cells empty
+            return not isinstance(da, xr.DataArray) or any(
+                present(da, {**facet, **sel}) for sel in chunks[k])
+
+        cells = [({**r, **c}, k) for r in rows for c in cols for k in range(len(chunks))
+                 if holds_data({**r, **c}, k)]
     cells = cells or [({}, 0)]
     ncols = len(cols) * len(chunks)
     nrows = len(rows)
-    if nrows == 1 and ncols > MAX_COLS:  # wrap one long row of panels
-        ncols, nrows = MAX_COLS, -(-len(cells) // MAX_COLS)
+    if len(cells) < nrows * ncols or ncols > MAX_COLS:  # follow the panels that hold data
+        nrows, ncols = grid_shape(len(cells))
     if nrows == ncols == 1 and panel_size == PANEL_SIZE:
         panel_size = SINGLE_PANEL_SIZE  # one panel: a bigger plot area beside its legend
-    fig, axes = panel_grid(nrows, ncols, sharey, panel_size, fig=fig, ax=ax)
+    fig, axes = panel_grid(nrows, ncols, False, panel_size, fig=fig, ax=ax,
+                           legend="right" if nrows == ncols == 1 else "below")
     for extra in axes.ravel()[len(cells):]:
         extra.set_visible(False)
+    width = panel_width(axes)
+    short = any(_too_long(facet, width) for facet, _ in cells)  # all titles alike
     panels = []
     for n, (facet, k) in enumerate(cells):
         i, j = divmod(n, ncols)
         chunk = chunks[k]
         panels.append(Panel(axes[i, j], i, j, facet, chunk, k))
-        title = describe(facet)
-        if len(chunks) > 1:
+        title = facet_title(facet, width, short)
+        if len(chunks) > 1 and grouped is None:
             first = k * MAX_LINES + 1
-            title += f"{'; ' if title else ''}lines {first}-{first + len(chunk) - 1}" \
+            title += f"{chr(10) if title else ''}lines {first}-{first + len(chunk) - 1}" \
                      f" of {len(lines)}"
         if title:
-            axes[i, j].set_title(style.wrap(title, panel_size[0]))
-    return Facets(fig, axes, panels, chunks, note)
+            axes[i, j].set_title(title)
+    return Facets(fig, axes, panels, chunks, note, sharey)
 
 
-def panel_grid(nrows: int, ncols: int, sharey: bool = False,
+def _line_groups(da, rows: list[dict], cols: list[dict], lines: list[dict]
+                 ) -> tuple[list[list[dict]], list[tuple[dict, int]]] | None:
+    """When more lines than a panel holds are present overall but each facet holds at most
+    `MAX_LINES` of them (a line axis zipped with a facet axis: each parameterization its own
+    lrs), the facets grouped by the lines they hold: (the line lists, one per group; the
+    cells (facet, group)). None when some facet holds more (then lines are chunked)."""
+    if not isinstance(da, xr.DataArray):
+        return None
+    groups: list[list[dict]] = []
+    cells = []
+    for r in rows:
+        for c in cols:
+            facet = {**r, **c}
+            mine = [s for s in lines if present(da, {**facet, **s})]
+            if not mine:
+                continue
+            if len(mine) > MAX_LINES:
+                return None
+            if mine not in groups:
+                groups.append(mine)
+            cells.append((facet, groups.index(mine)))
+    return (groups, cells) if cells else None
+
+
+def panel_width(axes: np.ndarray) -> float:
+    """The width in inches of one column of ``axes``' figure (for wrapping titles)."""
+    fig = axes.ravel()[0].figure
+    total = fig.get_figwidth() if hasattr(fig, "get_figwidth") else fig.bbox.width / fig.figure.dpi
+    return max(total / axes.shape[1] - 0.45, 1.0)  # less the tick labels left of a panel
+
+
+def panel_grid(nrows: int, ncols: int, sharey: bool | str = False,
                panel_size: tuple[float, float] = PANEL_SIZE, fig: Figure | None = None,
-               ax=None) -> tuple[Figure, np.ndarray]:
+               ax=None, legend: str = "right") -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure with an (nrows, ncols) array of axes; in ``fig`` (a
-    Figure or SubFigure) when given, or the single axes ``ax`` for a 1 x 1 grid."""
+    Figure or SubFigure) when given, or the single axes ``ax`` for a 1 x 1 grid.
+
+    A new figure is at most `style.MAX_WIDTH` wide: panels narrow (keeping their aspect,
+    down to `style.MIN_PANEL`) to fit; ``legend="right"`` keeps `style.LEGEND_WIDTH` for a
+    legend right of the panels, ``"below"`` none (the legend goes under them).
+    """
     if ax is not None:
         if nrows * ncols != 1:
             raise ValueError(f"ax: this figure has {nrows} x {ncols} panels; pass fig= instead")
         return ax.figure, np.array([[ax]])
     if fig is None:
-        fig = plt.figure(layout="constrained", figsize=(panel_size[0] * ncols + 1.6,
-                                                        panel_size[1] * nrows + 0.6))
+        fig = plt.figure(layout="constrained",
+                         figsize=figure_size(nrows, ncols, panel_size, legend))
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
     return fig, axes
+
+
+def figure_size(nrows: int, ncols: int, panel_size: tuple[float, float] = PANEL_SIZE,
+                legend: str = "right") -> tuple[float, float]:
+    """(width, height) inches of an (nrows, ncols) grid of ``panel_size`` panels, the width
+    capped at `style.MAX_WIDTH` (panels shrink in proportion, not below `style.MIN_PANEL`),
+    with room for a title and a right legend (``legend="right"``); a legend below grows the
+    figure when it is placed (`style.figure_legend`, `style.legend_below`)."""
+    reserve = style.LEGEND_WIDTH + 0.3 if legend == "right" else 0.3
+    w, h = panel_size
+    room = (style.MAX_WIDTH - reserve) / ncols
+    if w > room:
+        h = max(h * room / w, style.MIN_PANEL[1])
+        w = max(room, style.MIN_PANEL[0])
+    width = min(math.ceil((w * ncols + reserve) * 10) / 10, style.MAX_WIDTH)
+    return width, math.ceil((h * nrows + 0.8) * 10) / 10  # whole pixels at 80/150/200 dpi
 
 
 def scalar_coords(ds: xr.Dataset | xr.DataArray) -> dict:

@@ -48,6 +48,32 @@ def in_table_order(values, dim: str) -> list[str]:
     return sorted(names, key=lambda v: order.index(v) if v in order else len(order))
 
 
+LABEL_GAP = 0.085  # axes fraction between stacked slope labels (a 7 pt line in a ~1.2 in axes)
+
+
+def slope_labels(ax, widths: np.ndarray, labels: list[tuple[float, str, str]]) -> None:
+    """The derived slopes as text right of the lines' ends, inside the axes: the x range is
+    widened (a right margin of about a quarter of the axes) and labels
+    closer than `LABEL_GAP` are spread apart, so that none runs into a neighbour panel or
+    over another label. ``labels``: (y at the last width, text, colour)."""
+    if not labels:
+        return
+    lo, hi = float(np.min(widths)), float(np.max(widths))
+    ax.set_xlim(lo / 2 ** 0.25, hi * (hi / lo) ** 0.4)  # room right of the last width
+    ax.autoscale_view(scalex=False)
+    to_axes = ax.transScale + ax.transLimits
+    placed = sorted((float(to_axes.transform((hi, y))[1]), text, colour)
+                    for y, text, colour in labels if np.isfinite(y) and y > 0)
+    for k in range(1, len(placed)):  # spread upward
+        if placed[k][0] - placed[k - 1][0] < LABEL_GAP:
+            placed[k] = (placed[k - 1][0] + LABEL_GAP, *placed[k][1:])
+    shift = max(0.0, placed[-1][0] - 0.97) if placed else 0.0
+    x = float(to_axes.transform((hi, 1.0))[0]) + 0.03
+    for y, text, colour in placed:
+        ax.text(x, y - shift, text, transform=ax.transAxes, fontsize=style.FONT - 1,
+                color=colour, va="center", ha="left", gid="slope")
+
+
 @style.styled
 def plot_coord_check(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     """One panel per (optimizer, parameterization): each group's seed geometric-mean change
@@ -58,12 +84,13 @@ def plot_coord_check(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     groups = _groups(ds)
     pzs = in_table_order(ds["parameterization"].values, "parameterization")
     opts = in_table_order(ds["optimizer"].values, "optimizer")
-    fig, axes = common.panel_grid(len(opts), len(pzs), fig=fig)
+    fig, axes = common.panel_grid(len(opts), len(pzs), fig=fig, legend="below")
     axes = np.asarray(axes).reshape(len(opts), len(pzs))
     for i, opt in enumerate(opts):
         for j, pz in enumerate(pzs):
             ax = axes[i, j]
             expected = coord.change_exponents(pz, opt)
+            labels: list[tuple[float, str, str]] = []
             for name, da in groups.items():
                 sel = {k: v for k, v in (("parameterization", pz), ("optimizer", opt))
                        if k in da.dims}
@@ -91,10 +118,11 @@ def plot_coord_check(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
                         slope = expected[name]
                         ax.plot(widths, cy * (widths / cx) ** slope, ":", color="black",
                                 lw=1.2, gid="theory")
-                        ax.annotate(f"{slope:+g}", (widths[-1], cy * (widths[-1] / cx) ** slope),
-                                    fontsize=style.FONT - 1, color=GROUP_COLORS[name])
+                        labels.append((cy * (widths[-1] / cx) ** slope, f"{slope:+g}",
+                                       GROUP_COLORS[name]))
             ax.set_xscale("log", base=2)
             style.auto_scale(ax)
+            slope_labels(ax, widths, labels)
             ax.set_title(f"{pz}, {opt}")
             if i == len(opts) - 1:
                 ax.set_xlabel("width")

@@ -71,7 +71,7 @@ def plot_directions(ds: xr.Dataset, kappa: str = KAPPA, r_bar: str = R_BAR,
                     b = b.broadcast_like(m) if STEP_DIM not in b.dims else b
                     ax.plot(b[STEP_DIM].values, b.values, ":", lw=1.3, color=color, gid="uniform")
             style.auto_scale(ax)
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
             ax.set_xlabel("training step")
             ax.set_ylabel(common.label(ds[name]))
         entries, title = common.legend_entries(chunk)

@@ -59,10 +59,11 @@ def plot_lr_transfer(ds: xr.Dataset, loss: str = "full_loss", fig: Figure | None
             f"optimum shift {widths[0]}→{widths[-1]}: {shift:+.0f} grid steps"
             + ("" if low == high else f" (plausible {low:+.0f}..{high:+.0f})"))
         ax.set_title(style.wrap((common.describe(sel) + "\n" if sel else "") + note,
-                                style.PANEL_SIZE[0]))
+                                common.panel_width(axes)))
         style.auto_scale(ax)
         ax.set_xlabel("log2 base lr")
-    axes[0, 0].set_ylabel(common.label(ds[loss]) + " at the last step")
+    axes[0, 0].set_ylabel(style.wrap(common.label(ds[loss]) + " at the last step", 1.8,
+                                      style.FONT))
     handles, labels = axes[0, 0].get_legend_handles_labels()
     style.legend_right(axes[0, -1], handles=handles, labels=labels,
                        title="filled star: resolved optimum")

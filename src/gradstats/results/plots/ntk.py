@@ -52,8 +52,9 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
     line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
                                             LINE_DIMS, col, row, da=mean)
     facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
+    legends: dict[int, list] = {}
     for p in facets.panels:
-        labels = []
+        labels = legends.setdefault(id(p), [])
         for k, sel in enumerate(p.lines):
             full = {**p.facet, **sel}
             m = mean.sel(full)
@@ -72,12 +73,12 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                     p.ax.plot(o[WIDTH_DIM].values[o_ok], o.values[o_ok], "o", mfc="none",
                               color=color, gid="outside")
             result, used = fit(err.sel(full) if full else err)
-            name = common.describe(sel)
+            name = ", ".join(common._fmt(v) for v in sel.values())  # the dims: legend title
             if result is not None and np.isfinite(result.slope):
                 w = np.asarray(used, float)
                 line = np.exp(result.intercept) * w ** result.slope
                 p.ax.plot(w, line, "--", color=color, lw=1, gid="fit")
-                text = f"fit slope {result.slope:.2f}"
+                text = f"slope {result.slope:.2f}"
                 if np.isfinite(result.slope_se):
                     text += f" ± {result.slope_se:.2f}"
                 labels.append(((f"{name}: " if name else "") + text, color))
@@ -89,17 +90,26 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                 labels.append((name, color))
         p.ax.set_xscale("log", base=2)
         p.ax.set_yscale("log")  # the exponent's axes: a power law is a straight line here
+        style.log_ticks(p.ax)
         p.ax.set_xlabel(common.label(WIDTH_DIM) + " (width)")
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
-        keys = [("solid: seed mean ± SE", style.MEASURED_STYLE),
-                ("dashed: compare's fit", {"ls": "--"}),
-                ("dotted: slope −1/2 (theory)", {"ls": ":"})]
-        if any(ln.get_gid() == "outside" for ln in p.ax.get_lines()):
-            keys.append(("hollow: outside the validity\ndomain (not fitted)",
-                         {"ls": "none", "marker": "o", "mfc": "none"}))
-        style.legend_right(p.ax, [(style.wrap(t, 1.6, style.FONT - 1), c) for t, c in labels],
-                           keys)
+    facets.share_y()
+    keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
+    if common.drew(facets.axes, "fit"):  # keys only for what is drawn
+        keys += [("dashed: compare's fit", {"ls": "--"}),
+                 ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+    if common.drew(facets.axes, "outside"):
+        keys.append(("hollow: outside the validity domain (not fitted)",
+                     {"ls": "none", "marker": "o", "mfc": "none"}))
+    dims_title = ", ".join(line_dims) if line_dims else None
+    if len(facets.panels) == 1:
+        style.legend_right(facets.panels[0].ax, legends[id(facets.panels[0])], keys,
+                           title=dims_title)
+    else:  # the fitted slopes under each panel, the style keys once under the figure
+        for p in facets.panels:
+            style.legend_below(p.ax, legends[id(p)], title=dims_title)
+        style.figure_legend(facets.fig, keys=keys)
     if ax is None:
         sub = not hasattr(facets.fig, "get_size_inches")  # a subfigure: the note is above
         common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",
@@ -144,14 +154,15 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
         return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
     first = next(iter(rows.values()))[0]
     facets = [d for d in common.varying(first, exclude=(WIDTH_DIM,)) if d not in LINE_DIMS]
-    if not facets:  # one panel per row: side by side
-        fig = fig or common.plt.figure(layout="constrained",
-                                       figsize=(len(rows) * (style.PANEL_SIZE[0] + 1.7), 3.4))
-        subs = fig.subfigures(1, len(rows), wspace=0.02)
-    else:  # facets in each row: the rows stacked
-        fig = fig or common.plt.figure(layout="constrained", figsize=(
-            2 * style.PANEL_SIZE[0] + 2.4, len(rows) * (style.PANEL_SIZE[1] + 1.0)))
-        subs = fig.subfigures(len(rows), 1, hspace=0.04)
+    # the rows stacked, each as wide as its panels and their legends (at most a page wide)
+    if not facets:  # one panel per row
+        size = (common.SINGLE_PANEL_SIZE[0] + style.LEGEND_WIDTH + 0.3,
+                common.SINGLE_PANEL_SIZE[1] + 0.4)
+    else:
+        size = (style.MAX_WIDTH, style.PANEL_SIZE[1] + 1.6)
+    fig = fig or common.plt.figure(layout="constrained",
+                                   figsize=(size[0], len(rows) * size[1] + 0.4))
+    subs = fig.subfigures(len(rows), 1, hspace=0.04)
     for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
         plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
     common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)

@@ -63,8 +63,8 @@ def panel_curve(da: xr.DataArray, x: str) -> tuple[xr.DataArray, xr.DataArray]:
 
 @style.styled
 def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = None) -> Figure:
-    """Grid of up to 9 panels; lines have gid ``measured`` (``theory`` dashed) and a legend
-    right of the first row names the configurations."""
+    """Grid of up to 9 panels; lines have gid ``measured`` (``theory`` dashed) and one
+    legend names the configurations (in a spare cell of the grid, else below the panels)."""
     panels = available_panels(ds)
     if not panels:
         raise common.MissingVariables("plot 'summary' needs at least one of "
@@ -76,9 +76,11 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         f"first {common.MAX_LINES} of {len(lines)} configurations (the per-kind figures "
         "facet them all)")
     lines = lines[: common.MAX_LINES]
-    ncols = min(COLUMNS, len(panels))
+    ncols = 2 if len(panels) == 4 else min(COLUMNS, len(panels))  # 4: a 2 x 2 grid
     fig, axes = common.panel_grid(math.ceil(len(panels) / ncols), ncols, fig=fig,
-                                  panel_size=(2.9, 2.3))
+                                  panel_size=(2.9, 2.3),
+                                  legend="right" if len(panels) == 1 else "below")
+    width = common.panel_width(axes)
     block = axes.ravel()
     for ax in block[len(panels):]:
         ax.set_visible(False)
@@ -126,12 +128,17 @@ def plot_summary(ds: xr.Dataset, title: str | None = None, fig: Figure | None = 
         ax.set_xlabel({"rank": "rank k", STEP_DIM: "training step"}.get(x, x) + when)
         ax.set_ylabel(common.SYMBOLS.get(name)
                       or style.wrap(common.label(ds[name], units=False), 2.1, style.FONT))
-        ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)), 3.0))
+        ax.set_title(style.wrap(str(ds[name].attrs.get("long_name", name)), width))
     keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
     if any_theory:
         keys.append((style.THEORY_KEY, style.THEORY_STYLE))
     entries, dims_title = common.legend_entries(lines)
-    style.legend_right(block[ncols - 1], entries, keys, title=dims_title)
+    if len(panels) == 1:
+        style.legend_right(block[0], entries, keys, title=dims_title)
+    elif len(panels) < block.size:  # in the grid's spare cell
+        style.legend_in(block[len(panels)], entries, keys, title=dims_title)
+    else:  # one legend for all panels, below them: the panels keep the page's width
+        style.figure_legend(fig, entries, keys, title=dims_title)
     n_seeds = ds.sizes.get("seed", 1)
     common.suptitle(fig, f"{title or 'results summary'} ({n_seeds} seeds)", ds, left_out)
     return fig

@@ -85,9 +85,25 @@ def plot_phase(ds: xr.Dataset, var: str = "backward_q", step: int | None = None,
     predicted = None
     if f"theory_{var}" in ds:
         predicted = common.seed_mean(backward_rate(_first_step(ds, f"theory_{var}", step)))[0]
-    if "sigma_b2" in ds.dims and ds.sizes["sigma_b2"] > 1:
+    if is_grid(measured[0]):
         return _grid(ds, measured[0], predicted, fig)
     return _sweep(ds, measured, predicted, fig, ax)
+
+
+def is_grid(rate: xr.DataArray) -> bool:
+    """Whether some configuration has rates at two or more sigma_b2 (a 2-D diagram); a
+    sigma_b2 zipped with another axis (one per activation, say) is a set of 1-D sweeps."""
+    if "sigma_b2" not in rate.dims or rate.sizes["sigma_b2"] < 2:
+        return False
+    per_config = rate.notnull().any("sigma_w2").sum("sigma_b2")
+    return int(per_config.max()) >= 2
+
+
+def _one_sigma_b2(da: xr.DataArray | None) -> xr.DataArray | None:
+    """``da`` without its sigma_b2 dim, each configuration at its one sigma_b2 present."""
+    if da is None or "sigma_b2" not in da.dims:
+        return da
+    return da.mean("sigma_b2", skipna=True)
 
 
 def _grid(ds: xr.Dataset, rate: xr.DataArray, predicted: xr.DataArray | None,
@@ -146,15 +162,20 @@ def _edges(centres: np.ndarray) -> tuple[float, float]:
 def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
            predicted: xr.DataArray | None, fig: Figure | None, ax) -> Figure:
     mean, se = measured
+    fixed = common.scalar_coords(ds)
+    sb_of = None  # sigma_b2 per configuration, where it is a (zipped) dim
+    if "sigma_b2" in mean.dims:
+        sb_of = mean["sigma_b2"].where(mean.notnull().any("sigma_w2")).max("sigma_b2")
+    mean, se, predicted = (_one_sigma_b2(v) for v in (mean, se, predicted))
     others = common.varying(mean, exclude=("sigma_w2", "sigma_b2"))
-    lines_dims, col, row = common.split_dims(others, ("activation", "depth", "width"))
+    lines_dims, col, row = common.split_dims(others, ("activation", "depth", "width"),
+                                             da=mean)
     facets = common.facet_figure(mean, col, row, lines_dims, fig=fig, ax=ax)
     ln_chi = None
     if "theory_ln_chi1" in ds:
         ln_chi = ds["theory_ln_chi1"]
-        ln_chi = ln_chi.mean(SEED_DIM) if SEED_DIM in ln_chi.dims else ln_chi
-    fixed = common.scalar_coords(ds)
-    sb = float(fixed.get("sigma_b2", 0.0))
+        ln_chi = _one_sigma_b2(ln_chi.mean(SEED_DIM) if SEED_DIM in ln_chi.dims else ln_chi)
+    drew_critical = False
     for p in facets.panels:
         criticals: dict[str, float] = {}
         for k, sel in enumerate(p.lines):
@@ -175,11 +196,14 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
                 p.ax.plot(sw, lc.values[ok] if lc.ndim else np.full(sw.size, float(lc)), ":",
                           color=color, lw=1.5, gid="theory")
             activation = str(full.get("activation", fixed.get("activation", "relu")))
+            sb = float(fixed.get("sigma_b2", 0.0)) if sb_of is None else float(
+                sb_of.sel({d: v for d, v in full.items() if d in sb_of.dims}).max())
             crit = critical_curve(activation, np.array([sb]))[0]
             if np.isfinite(crit) and sw.min() <= crit <= sw.max():
                 criticals[activation] = crit
         for activation, crit in criticals.items():  # once per activation, named
             p.ax.axvline(crit, color="0.3", lw=0.8, ls="-.", gid="critical")
+            drew_critical = True
             p.ax.text(crit, 0.99, f" {activation}", transform=p.ax.get_xaxis_transform(),
                       rotation=90, va="top", ha="right", fontsize=style.FONT - 1.5, color="0.3")
         p.ax.axhline(0.0, color="0.5", lw=0.6)
@@ -187,13 +211,17 @@ def _sweep(ds: xr.Dataset, measured: tuple[xr.DataArray, xr.DataArray],
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(RATE_LABEL, 2.3))
     keys = [(style.MEASURED_KEY, style.MEASURED_STYLE)]
-    if predicted is not None:
-        keys.append(("dashed: predicted curve's rate (compare tests it)", {"ls": "--"}))
-    if ln_chi is not None:
+    if common.drew(facets.axes, "predicted"):
+        keys.append(("dashed: predicted rate (what compare tests)", {"ls": "--"}))
+    if common.drew(facets.axes, "theory"):
         keys.append((r"dotted: $\ln\chi_1$ (fixed point)", {"ls": ":"}))
-    keys.append((r"dash-dot: $\chi_1 = 1$ (critical $\sigma_w^2$)", {"ls": "-.", "lw": 0.8}))
+    if drew_critical:  # a key only for what is drawn (sigmoid: chi_1 < 1 everywhere)
+        keys.append((r"dash-dot: $\chi_1 = 1$ (critical $\sigma_w^2$)", {"ls": "-.", "lw": 0.8}))
+    facets.share_y()
     facets.legend(keys)
     if ax is None:
-        common.suptitle(facets.fig, "backward-signal rate per layer vs sigma_w2 (one sigma_b2: "
-                        "a 1-D sweep, no phase diagram)", ds, facets.note)
+        what = ("one sigma_b2 per configuration: 1-D sweeps" if sb_of is not None
+                else "one sigma_b2: a 1-D sweep")
+        common.suptitle(facets.fig, f"backward-signal rate per layer vs sigma_w2 ({what}, no "
+                        "phase diagram)", ds, facets.note)
     return facets.fig

@@ -64,7 +64,7 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
     if len(steps) > MAX_STEPS:
         steps = steps[np.linspace(0, len(steps) - 1, MAX_STEPS).round().astype(int)]
     facets = common.facet_figure(mean, col, row, fig=fig, ax=ax)
-    dropped = 0
+    dropped, legends = 0, []
     for p in facets.panels:
         entries = []
         for k, step in enumerate(steps):
@@ -90,10 +90,17 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
         p.ax.set_xscale("log")
         p.ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade: no crowded labels
         style.auto_scale(p.ax)
+        legends.append((p, entries))
+    facets.share_y()
+    for p, entries in legends:
         p.ax.set_xlabel("rank k")
-        if p.j == 0:
-            p.ax.set_ylabel(common.label(da))
-        style.legend_right(p.ax, entries, [("dashed: fitted $k^{-s}$", {"ls": "--"})])
+        if p.j == 0:  # stacked rows: the symbol (the title names the quantity)
+            p.ax.set_ylabel(common.label(da) if facets.axes.shape[0] == 1
+                            else common.short_label(da))
+        # the fitted exponents differ per panel: a legend each (right of a lone panel,
+        # below each panel of a grid, so that the plot areas keep their size)
+        place = style.legend_right if len(facets.panels) == 1 else style.legend_below
+        place(p.ax, entries, [("dashed: fitted $k^{-s}$", {"ls": "--"})])
     note = (f"eigenvalues < {REL_FLOOR:g} x the largest (numerically zero) left out: "
             f"up to {dropped} per line" if dropped else "")
     if ax is None:

@@ -63,14 +63,16 @@ def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | N
 
     ``fits[name]`` gives the power law of panel ``name``; missing ones are fitted with
     `fit_tail` when ``fit_missing`` (else that overlay is left out). Panels fill rows of
-    ``ncols``; the legend sits right of the first row's last panel.
+    ``ncols``; one legend below them (right of a lone panel).
     """
     names = list(samples)
     if not names:
         raise common.MissingVariables("plot 'tails' needs at least one sample array")
     ncols = min(ncols, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = common.panel_grid(nrows, ncols, sharey=True, fig=fig, ax=ax)
+    fig, axes = common.panel_grid(nrows, ncols, sharey=True, fig=fig, ax=ax,
+                                  legend="right" if len(names) == 1 else "below")
+    width = common.panel_width(axes)
     for extra in axes.ravel()[len(names):]:
         extra.set_visible(False)
     for k, name in enumerate(names):
@@ -78,7 +80,7 @@ def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | N
         raw = np.asarray(samples[name], dtype=float).ravel()
         raw = raw[np.isfinite(raw)]
         x, s = survival(raw)
-        ax_k.set_title(style.wrap(f"{name} (n={raw.size})", style.PANEL_SIZE[0]))
+        ax_k.set_title(style.wrap(f"{name} (n={raw.size})", width))
         if x.size == 0:
             continue
         xs, ss = _thin(x, s)
@@ -107,15 +109,20 @@ def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | N
                       lw=1.5, gid="power_law", label="power law")
             ax_k.text(0.03, 0.05, f"α = {alpha:.2f}\n$x_{{min}}$ = {xmin:.2g}",
                       transform=ax_k.transAxes, fontsize=style.FONT - 1, va="bottom")
-        ax_k.set_xscale("log" if style.spans_decades(x) else "linear")
+        if style.spans_decades(x):
+            ax_k.set_xscale("log")
+            style.log_ticks(ax_k, "x", x)
         ax_k.set_yscale("log")
         ax_k.set_ylim(max(0.3 / x.size, 1e-12), 1.5)
         if k >= len(names) - ncols:
-            ax_k.set_xlabel(xlabel)
+            ax_k.set_xlabel(style.wrap(xlabel, width, style.FONT))
         if k % ncols == 0:
             ax_k.set_ylabel(r"$P(|X| \geq x)$")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    style.legend_right(axes[0, -1], handles=handles, labels=labels)
+    if len(names) == 1:
+        style.legend_right(axes[0, 0], handles=handles, labels=labels)
+    else:  # the same curves in every panel: one legend below them all
+        style.figure_legend(fig, handles=handles, labels=labels)
     if ax is None:
         fig.suptitle(style.wrap(f"{title}: survival functions", fig.get_size_inches()[0]
                                 if hasattr(fig, "get_size_inches") else 6.0))

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from gradstats.results.plots import common
+from gradstats.results.plots import common, style
 
 REQUIRES = ("forward_q", "theory_forward_q")
 ERROR_RANGE = (1e-3, 1.0)
@@ -44,6 +44,7 @@ def plot_validity_results(ds: xr.Dataset) -> Figure:
     return plot_validity(vmap)
 
 
+@style.styled
 def plot_validity(vmap: xr.Dataset) -> Figure:
     """Heatmaps of rel_error over (width, depth) per setting and quantity with the threshold
     contours, and rel_error vs beta (module docstring). ``vmap``: a validity map."""
@@ -55,8 +56,9 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
     combos = settings(vmap)
     step = vmap["step"].values[0]
     nrows, ncols = len(combos) + 1, max(len(quantities), 1)
-    fig, axes = common.panel_grid(nrows, ncols, panel_size=(3.3, 2.7))
+    fig, axes = common.panel_grid(nrows, ncols, panel_size=(3.3, 2.7), legend="below")
     fig.set_dpi(DPI)
+    width = common.panel_width(axes)
     norm = LogNorm(*ERROR_RANGE)
     mesh = None
     for r, combo in enumerate(combos):
@@ -64,29 +66,40 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
             pos = ROW_POSITION.get(q, "last_hidden")
             sel = {"quantity": q, "position": pos, "step": step, **combo}
             mesh = _heatmap(axes[r, c], vmap, sel, threshold, norm)
-            axes[r, c].set_title(f"{q} ({POSITION_TEXT[pos]})\n{_label(combo)}", fontsize=8)
+            # a facet grid: the quantity over its column, the setting left of its row
+            if r == 0:
+                axes[r, c].set_title(style.wrap(f"{q} ({POSITION_TEXT[pos]})", width, 8),
+                                     fontsize=8)
+            if c == 0 and combo:  # one setting only (no combo): "depth" alone
+                axes[r, c].set_ylabel(style.wrap(_label(combo), 1.7, 8) + "\ndepth",
+                                      fontsize=8)
     for c, q in enumerate(quantities):
-        _collapse(axes[-1, c], vmap, q, combos, step, threshold)
+        _collapse(axes[-1, c], vmap, q, combos, step, threshold, width)
     for ax in axes[-1, len(quantities):]:
         ax.set_visible(False)
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6,
+        fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6 if nrows > 2 else 0.9,
                      label="relative error, infinite width")
-    handles = [Line2D([], [], color="k", lw=1.4,
-                      label=f"beta boundary (error {threshold:g}), infinite width"),
-               Line2D([], [], color="k", lw=1.4, ls="--",
-                      label=f"beta boundary (error {threshold:g}), finite-width corrected"),
-               Rectangle((0, 0), 1, 1, fill=False, ec="r",
-                         label=f"error > {threshold:g} at 95% (interval above)"),
-               Line2D([], [], color="0.5", lw=1.5, label="predicted infinite-width error "
-                                                         "(correction - 1)")]
+    drawn = {gid: common.drew(axes, gid) for gid in ("boundary", "boundary_corrected",
+                                                      "correction")}
+    handles = [h for gid, h in (
+        ("boundary", Line2D([], [], color="k", lw=1.4,
+                            label=f"beta boundary (error {threshold:g}), infinite width")),
+        ("boundary_corrected", Line2D([], [], color="k", lw=1.4, ls="--",
+                                      label=f"beta boundary (error {threshold:g}), "
+                                            "finite-width corrected")),
+        ("", Rectangle((0, 0), 1, 1, fill=False, ec="r",
+                       label=f"error > {threshold:g} at 95% (interval above)")),
+        ("correction", Line2D([], [], color="0.5", lw=1.5,
+                              label="predicted infinite-width error (correction - 1)")))
+        if not gid or drawn[gid]]  # keys only for the lines drawn
     handles += [Line2D([], [], ls="none", marker=SETTING_MARKERS[i % 8],
                        color=SETTING_COLOURS[i % 8], label=_label(combo))
                 for i, combo in enumerate(combos)]
     handles += [Line2D([], [], ls="none", marker="o", color="k", label="infinite width"),
                 Line2D([], [], ls="none", marker="o", mfc="none", color="k",
                        label="finite-width corrected")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=7, frameon=False)
+    style.figure_legend(fig, handles=handles, labels=[h.get_label() for h in handles])
     common.suptitle(fig, f"validity map: relative error of the seed mean vs theory (threshold "
                          f"{threshold:g}, step {step})", vmap)
     return fig
@@ -121,9 +134,9 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
     lo = vmap["rel_error_lo_at"].sel(sel).transpose("depth", "width").values
     for i, j in zip(*np.nonzero(np.nan_to_num(lo) > threshold), strict=True):
         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=1.0))
-    for corr, style in (("", "-"), ("_corrected", "--")):
+    for corr, ls in (("", "-"), ("_corrected", "--")):
         bound = float(vmap[f"beta_boundary_at{corr}"].sel(sel))
-        _boundary_line(ax, bound, widths, depths, style)
+        _boundary_line(ax, bound, widths, depths, ls)
     ax.set_xticks(range(len(widths)), [str(w) for w in widths], fontsize=7)
     ax.set_yticks(range(len(depths)), [str(d) for d in depths], fontsize=7)
     ax.set_xlabel("width", fontsize=8)
@@ -132,7 +145,7 @@ def _heatmap(ax, vmap: xr.Dataset, sel: dict, threshold: float, norm):
 
 
 def _boundary_line(ax, bound: float, widths: np.ndarray, depths: np.ndarray,
-                   style: str) -> None:
+                   ls: str) -> None:
     """The line depth = bound x width (beta at the boundary) in the heatmap's cell indices
     (log-interpolated between the cells' widths and depths)."""
     if not (np.isfinite(bound) and bound > 0) or len(widths) < 2 or len(depths) < 2:
@@ -145,10 +158,12 @@ def _boundary_line(ax, bound: float, widths: np.ndarray, depths: np.ndarray,
         return
     x = np.interp(np.log(w[inside]), lw, np.arange(len(widths)))
     y = np.interp(np.log(d[inside]), ld, np.arange(len(depths)))
-    ax.plot(x, y, color="k", ls=style, lw=1.4)
+    ax.plot(x, y, color="k", ls=ls, lw=1.4,
+            gid="boundary" if ls == "-" else "boundary_corrected")
 
 
-def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold: float) -> None:
+def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold: float,
+              width: float = 3.0) -> None:
     from gradstats.results.validity_command import POSITION_TEXT, ROW_POSITION
 
     pos = ROW_POSITION.get(q, "last_hidden")
@@ -174,12 +189,14 @@ def _collapse(ax, vmap: xr.Dataset, q: str, combos: list[dict], step, threshold:
         ok = np.isfinite(beta) & np.isfinite(pv) & (pv > 0)
         if ok.any():
             order = np.argsort(beta[ok])
-            ax.plot(beta[ok][order], pv[ok][order], color="0.5", lw=1.2, zorder=0)
+            ax.plot(beta[ok][order], pv[ok][order], color="0.5", lw=1.2, zorder=0,
+                    gid="correction")
     ax.axhline(threshold, color="k", lw=0.8, ls=":")
     ax.set_xscale("log")
+    style.log_ticks(ax, "x", vmap["beta"].values)  # beta spans about a decade: 1-2-5 labels
     ax.set_yscale("log")
     ax.set_ylim(ERROR_RANGE[0], None)
     ax.set_xlabel("beta = depth / width", fontsize=8)
     ax.set_ylabel("relative error", fontsize=8)
-    ax.set_title(f"{q} ({POSITION_TEXT[pos]}) vs beta", fontsize=8)
+    ax.set_title(style.wrap(f"{q} ({POSITION_TEXT[pos]}) vs beta", width, 8), fontsize=8)
     ax.tick_params(labelsize=7)
