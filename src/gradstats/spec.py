@@ -26,6 +26,10 @@ from gradstats.errors import InputError
 from gradstats.parameterization import NAMES as PARAMETERIZATIONS
 
 NORMS = ("none", "layer", "batch")
+# Convolutional networks (issue 15): the architecture kind, padding and readout of a cnn.
+ARCHITECTURES = ("mlp", "cnn")
+PADDINGS = ("SAME", "VALID", "CIRCULAR")
+READOUTS = ("flatten", "gap")
 # residual_scale: a float alpha, or this string for alpha = 1/sqrt(depth)
 DEPTH_SCALED = "1/sqrt(depth)"
 INIT_DISTRIBUTIONS = ("gaussian", "orthogonal")
@@ -81,6 +85,10 @@ class Architecture:
     residual: bool = False
     residual_scale: float | str = 1.0
     norm: str = "none"
+    architecture: str = "mlp"
+    kernel_size: int = 3
+    padding: str = "SAME"
+    readout: str = "flatten"
 
     def __post_init__(self) -> None:
         _check_int(self.width, "width", low=1)
@@ -105,6 +113,15 @@ class Architecture:
             and math.isfinite(self.residual_scale) and self.residual_scale > 0), "residual_scale",
             f"must be a finite number > 0 or {DEPTH_SCALED!r}, got {self.residual_scale!r}")
         _check(self.norm in NORMS, "norm", f"unknown norm {self.norm!r}; choose from {', '.join(NORMS)}")
+        _check(self.architecture in ARCHITECTURES, "architecture",
+               f"unknown architecture {self.architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+        _check_int(self.kernel_size, "kernel_size", low=1)
+        _check(self.padding in PADDINGS, "padding",
+               f"unknown padding {self.padding!r}; choose from {', '.join(PADDINGS)}")
+        _check(self.readout in READOUTS, "readout",
+               f"unknown readout {self.readout!r}; choose from {', '.join(READOUTS)}")
+        if self.architecture == "cnn":
+            _check(self.depth >= 1, "depth", "a cnn needs depth >= 1 (one conv layer at least)")
 
     @property
     def alpha(self) -> float:
@@ -301,7 +318,9 @@ class Point:
         }
 
 
-_ARCH_DEFAULTS_0_3 = {"residual": False, "residual_scale": 1.0, "norm": "none"}
+_ARCH_DEFAULTS_0_3 = {"residual": False, "residual_scale": 1.0, "norm": "none",
+                      "architecture": "mlp", "kernel_size": 3, "padding": "SAME",
+                      "readout": "flatten"}
 _TRAINING_DEFAULTS_0_4 = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
 
 

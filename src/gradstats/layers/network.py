@@ -76,8 +76,34 @@ def _norm(kind: str) -> tuple[Layer, ...]:
     return {"none": (), "layer": (LayerNorm(),), "batch": (BatchNorm(),)}[kind]
 
 
+def _cnn_network_spec(arch: Architecture) -> NetworkSpec:
+    """STUB (cnn-theory branch; cnn-engine owns the cnn composition): block 1 = Conv(input
+    channels -> width); blocks 2..depth = phi, Conv(width -> width); readout = phi,
+    Flatten | GlobalAvgPool, Dense(output_dim). ``kernel_size`` is one int for every spatial
+    dim (the theory repeats it to the data's spatial rank)."""
+    from gradstats.layers.conv import Conv, Flatten, GlobalAvgPool
+
+    n_layers = arch.n_layers
+
+    def conv(layer: int) -> Conv:
+        return Conv(arch.parameterization, pz.role(layer, n_layers),
+                    arch.input_dim if layer == 1 else None, (arch.kernel_size,), arch.padding,
+                    arch.bias)
+
+    phi = Activation(arch.activation)
+    pool = Flatten() if arch.readout == "flatten" else GlobalAvgPool()
+    runs: list[tuple[Block, int]] = [(Block((conv(1),)), 1)]
+    if arch.depth >= 2:
+        runs.append((Block((phi, conv(2))), arch.depth - 1))
+    readout = Dense(arch.parameterization, pz.role(n_layers, n_layers), None, arch.bias)
+    runs.append((Block((phi, pool, readout)), 1))
+    return NetworkSpec(tuple(runs))
+
+
 def network_spec(arch: Architecture) -> NetworkSpec:
     """The composition of ``arch`` (conventions in the module docstring)."""
+    if getattr(arch, "architecture", "mlp") == "cnn":
+        return _cnn_network_spec(arch)
     n_layers = arch.n_layers
 
     def dense(layer: int) -> Dense:
