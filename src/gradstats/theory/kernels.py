@@ -147,6 +147,12 @@ def _is_cnn(arch: Architecture) -> bool:
 
 
 def _run(arch: Architecture, x1, x2, mode: str, quad: act.Quadrature | None):
+    if _is_cnn(arch):  # pixel kernels: in tiles of image pairs within the default memory budget
+        from gradstats.theory.conv.tiled import OUTPUTS, cnn_kernels
+
+        out = cnn_kernels(arch, x1, x2, mode=mode, quadrature=quad)
+        values = tuple(out[name] for name in OUTPUTS[mode])
+        return values[0] if mode == "nngp" else values
     arch, x1, x2, same = _prepare(arch, x1, x2)
     return _recursion(x1, x2, hyper(arch), net=network_spec(arch), same=same, mode=mode,
                       quad=quad or act.DEFAULT_QUADRATURE)
