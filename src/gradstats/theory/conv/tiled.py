@@ -37,6 +37,9 @@ from gradstats.theory import activations as act
 from gradstats.theory._compat import enable_x64, x64_scope
 
 DEFAULT_MEMORY_BUDGET = 1 << 30  # 1 GiB per tile working set
+# Tiles are grown up to this working set only: on CPU, larger tiles fall out of the caches
+# and run slower per image pair (see benchmarks/RESULTS_cntk.md), so the budget caps them.
+TILE_TARGET_BYTES = 16 << 20
 MODES = ("nngp", "ntk", "layers")
 OUTPUTS = {"nngp": ("nngp",), "ntk": ("nngp", "ntk"),
            "layers": ("nngp", "ntk", "ntk_weight", "ntk_bias")}
@@ -63,13 +66,27 @@ def _check_arch(arch: Architecture) -> None:
         raise ValueError("architecture: the tiled kernels are for architecture='cnn'")
 
 
+_COMPILED: dict[tuple, tuple[Any, int | None]] = {}
+_COMPILED_MAX = 64
+
+
 def _compile(arch: Architecture, shape1: tuple, shape2: tuple, same: bool, mode: str, quad):
-    """The jitted recursion compiled for one tile shape, and its measured working set."""
+    """The jitted recursion compiled for one tile shape, and its measured working set
+    (memoized: a tile shape compiles once per process)."""
+    dtype = jnp.zeros(()).dtype  # float64 under x64
+    key = (arch, shape1, shape2, same, mode, quad, str(dtype))
+    if key not in _COMPILED:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = _compile_uncached(arch, shape1, shape2, same, mode, quad, dtype)
+    return _COMPILED[key]
+
+
+def _compile_uncached(arch, shape1, shape2, same, mode, quad, dtype):
     import jax
 
     from gradstats.theory.kernels import _recursion
 
-    dtype = jnp.zeros(()).dtype  # float64 under x64
     spec1 = jax.ShapeDtypeStruct(shape1, dtype)
     spec2 = jax.ShapeDtypeStruct(shape2, dtype)
     compiled = _recursion.lower(spec1, spec2, hyper(arch), net=network_spec(arch), same=same,
@@ -82,8 +99,10 @@ def _compile(arch: Architecture, shape1: tuple, shape2: tuple, same: bool, mode:
 
 def plan_tiles(arch: Architecture, n1: int, n2: int, image_shape: tuple[int, ...], *,
                mode: str = "ntk", memory_budget: int = DEFAULT_MEMORY_BUDGET,
-               quadrature: act.Quadrature | None = None) -> TilePlan:
-    """The largest tiles whose compiled working set fits ``memory_budget`` (bytes).
+               quadrature: act.Quadrature | None = None,
+               target_bytes: int = TILE_TARGET_BYTES) -> TilePlan:
+    """The largest tiles whose compiled working set fits ``memory_budget`` (bytes), and
+    ``target_bytes`` where that is smaller (cache-sized tiles run faster on CPU).
 
     Cost per image pair from a probe compile, then the tile is grown to fit and checked
     against the budget by compiling it (shrunk until it fits). Call inside the precision
@@ -95,9 +114,10 @@ def plan_tiles(arch: Architecture, n1: int, n2: int, image_shape: tuple[int, ...
     if probe is None:  # pragma: no cover - backends without memory analysis
         raise RuntimeError("this jax backend reports no memory analysis; pass tile=(b1, b2)")
     per_pair = probe / (p1 * p2)
-    side = max(1, int(math.sqrt(memory_budget / per_pair)))
+    target = min(memory_budget, max(target_bytes, probe))
+    side = max(1, int(math.sqrt(target / per_pair)))
     b1 = min(n1, side)
-    b2 = min(n2, max(1, int(memory_budget / per_pair / b1)))
+    b2 = min(n2, max(1, int(target / per_pair / b1)))
     while True:
         _, used = _compile(arch, (b1, *image_shape), (b2, *image_shape), False, mode, quad)
         if used <= memory_budget:
