@@ -92,3 +92,6 @@ def _diag_jit(x, hp, *, arch: Architecture, net: NetworkSpec, quad):
     q = jnp.stack([ops.mean_pixels(v, d) for v in variances] + [q_readout])
     chi = jnp.concatenate([backward[:-1] / backward[1:], jnp.ones_like(backward[:1])], axis=0)
     return {"q": q, "chi": chi, "backward": backward}
+
+
+conv_diag_recursion = diag_recursion  # the name `gradstats.theory` exports

@@ -44,6 +44,7 @@ MODES = ("nngp", "ntk", "layers")
 OUTPUTS = {"nngp": ("nngp",), "ntk": ("nngp", "ntk"),
            "layers": ("nngp", "ntk", "ntk_weight", "ntk_bias")}
 _PROBE = 2  # probe tile (image pairs per side) for the per-pair cost
+_SMALL_PAIRS = 4096  # up to this many image pairs, try the whole kernel as one tile first
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _compile_uncached(arch, shape1, shape2, same, mode, quad, dtype):
 def plan_tiles(arch: Architecture, n1: int, n2: int, image_shape: tuple[int, ...], *,
                mode: str = "ntk", memory_budget: int = DEFAULT_MEMORY_BUDGET,
                quadrature: act.Quadrature | None = None,
-               target_bytes: int = TILE_TARGET_BYTES) -> TilePlan:
+               target_bytes: int = TILE_TARGET_BYTES, symmetric: bool = False) -> TilePlan:
     """The largest tiles whose compiled working set fits ``memory_budget`` (bytes), and
     ``target_bytes`` where that is smaller (cache-sized tiles run faster on CPU).
 
@@ -109,12 +110,17 @@ def plan_tiles(arch: Architecture, n1: int, n2: int, image_shape: tuple[int, ...
     scope of the computation. Raises ValueError if even one image pair does not fit.
     """
     quad = quadrature or act.DEFAULT_QUADRATURE
+    target = min(memory_budget, target_bytes)
+    if n1 * n2 <= _SMALL_PAIRS:  # one tile may do: measure it directly (one compile)
+        _, used = _compile(arch, (n1, *image_shape), (n2, *image_shape), symmetric, mode, quad)
+        if used is not None and used <= target:
+            return TilePlan(n1, n2, used, memory_budget)
     p1, p2 = min(_PROBE, n1), min(_PROBE, n2)
     _, probe = _compile(arch, (p1, *image_shape), (p2, *image_shape), False, mode, quad)
     if probe is None:  # pragma: no cover - backends without memory analysis
         raise RuntimeError("this jax backend reports no memory analysis; pass tile=(b1, b2)")
     per_pair = probe / (p1 * p2)
-    target = min(memory_budget, max(target_bytes, probe))
+    target = min(memory_budget, max(target_bytes, probe))  # at least the probe's tile
     side = max(1, int(math.sqrt(target / per_pair)))
     b1 = min(n1, side)
     b2 = min(n2, max(1, int(target / per_pair / b1)))
@@ -166,19 +172,22 @@ class _TileRunner:
         self.b1 = self.b2 = min(plan.b1, plan.b2) if symmetric else None
         if not symmetric:
             self.b1, self.b2 = plan.b1, plan.b2
-        shape = x1.shape[1:]
+        self.shape, self.quad = x1.shape[1:], quad
         self.hp = hyper(arch)
-        self.off, _ = _compile(arch, (self.b1, *shape), (self.b2, *shape), False, mode, quad)
-        self.diag = (_compile(arch, (self.b1, *shape), (self.b1, *shape), True, mode, quad)[0]
-                     if symmetric else None)
+
+    def _compiled(self, same: bool):
+        """The tile function, compiled on first use (memoized by `_compile`)."""
+        b2 = self.b1 if same else self.b2
+        return _compile(self.arch, (self.b1, *self.shape), (b2, *self.shape), same, self.mode,
+                        self.quad)[0]
 
     def __call__(self, bi: tuple[int, int], bj: tuple[int, int]) -> dict[str, np.ndarray]:
         """The readout kernels of image pairs x1[bi] x x2[bj]: name -> (..., |bi|, |bj|)."""
         a = jnp.asarray(_padded(self.x1, *bi, self.b1))
         if self.symmetric and bi == bj:
-            res = self.diag(a, a, self.hp)
+            res = self._compiled(True)(a, a, self.hp)
         else:
-            res = self.off(a, jnp.asarray(_padded(self.x2, *bj, self.b2)), self.hp)
+            res = self._compiled(False)(a, jnp.asarray(_padded(self.x2, *bj, self.b2)), self.hp)
         res = (res,) if self.mode == "nngp" else res
         ni, nj = bi[1] - bi[0], bj[1] - bj[0]
         return {name: np.asarray(v)[..., :ni, :nj]
@@ -219,7 +228,7 @@ def cnn_kernels(arch: Architecture, x1, x2=None, *, mode: str = "ntk",
     n1, n2 = x1.shape[0], (x1 if x2 is None else x2).shape[0]
     quad = quadrature or act.DEFAULT_QUADRATURE
     with x64_scope(x64):
-        plan = _plan(arch, n1, n2, x1.shape[1:], mode, memory_budget, tile, quad)
+        plan = _plan(arch, n1, n2, x1.shape[1:], mode, memory_budget, tile, quad, x2 is None)
         run = _TileRunner(arch, x1, x2, mode, plan, quad, symmetric=x2 is None)
         dtype = jnp.zeros(()).dtype
         out = {name: np.empty(_layers_shape(arch, name, n1, n2), dtype)
@@ -230,7 +239,8 @@ def cnn_kernels(arch: Architecture, x1, x2=None, *, mode: str = "ntk",
     return out
 
 
-def _plan(arch, n1, n2, image_shape, mode, memory_budget, tile, quad) -> TilePlan:
+def _plan(arch, n1, n2, image_shape, mode, memory_budget, tile, quad, symmetric: bool
+          ) -> TilePlan:
     if tile is not None:
         b1, b2 = (int(t) for t in tile)
         if b1 < 1 or b2 < 1:
@@ -239,7 +249,7 @@ def _plan(arch, n1, n2, image_shape, mode, memory_budget, tile, quad) -> TilePla
     if memory_budget <= 0:
         raise ValueError(f"memory_budget: must be > 0 bytes, got {memory_budget}")
     return plan_tiles(arch, n1, n2, image_shape, mode=mode, memory_budget=memory_budget,
-                      quadrature=quad)
+                      quadrature=quad, symmetric=symmetric)
 
 
 def cnn_kernels_to_zarr(arch: Architecture, x1, store: Any, x2=None, *, mode: str = "ntk",
@@ -263,8 +273,9 @@ def cnn_kernels_to_zarr(arch: Architecture, x1, store: Any, x2=None, *, mode: st
     quad = quadrature or act.DEFAULT_QUADRATURE
     workers = max(1, int(dask_workers))
     with x64_scope(x64):
-        plan = _plan(arch, n1, n2, x1.shape[1:], mode, memory_budget // workers, tile, quad)
         symmetric = x2 is None
+        plan = _plan(arch, n1, n2, x1.shape[1:], mode, memory_budget // workers, tile, quad,
+                     symmetric)
         run = _TileRunner(arch, x1, x2, mode, plan, quad, symmetric)
         b1, b2 = run.b1, run.b2
         dtype = np.dtype(jnp.zeros(()).dtype)
