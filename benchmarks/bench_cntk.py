@@ -185,7 +185,7 @@ def part_big(args) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
     n, pixels = args.big_n, 64
     itemsize = 8 if wide else 4
-    out = {"n": n, "n_digits": n - n_fields, "n_fields": n_fields, "depth": args.big_depth, "dtype": args.big_dtype, "workers": args.workers,
+    out = {"n": n, "n_digits": n - n_fields, "n_fields": n_fields, "depth": args.big_depth, "dtype": args.big_dtype, "workers": args.workers,  # noqa: E501
            "budget_bytes": budget, "tile": [plan.b1, plan.b2], "tile_bytes": plan.tile_bytes,
            "seconds": seconds, "pairs_per_s": n * (n + 1) / 2 / seconds,
            "rss_base_kib": base, "rss_peak_kib": peak,
@@ -200,7 +200,7 @@ def _environment() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        load = ", load average %.1f / %.1f / %.1f" % os.getloadavg()
+        load = ", load average {:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
     except OSError:  # pragma: no cover
         load = ""
     nt_version = "not installed"
@@ -230,7 +230,7 @@ def render() -> None:
                   "(the first call, compile included, is listed separately). gradstats: "
                   "`tiled.cnn_kernels(arch, x, mode='ntk')` (tiles sized automatically); "
                   "neural-tangents: the jitted `kernel_fn` of the same `stax.serial`.", "",
-                  "| readout | n | gradstats (s) | neural-tangents (s) | nt / own | first call own / nt (s) | max rel. deviation |",
+                  "| readout | n | gradstats (s) | neural-tangents (s) | nt / own | first call own / nt (s) | max rel. deviation |",  # noqa: E501
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for r in c["rows"]:
             lines.append(f"| {r['readout']} | {r['n']} | {r['own_s']:.3f} | {r['nt_s']:.3f} | "
@@ -251,14 +251,14 @@ def render() -> None:
                   f"`tiled.cnn_kernels_to_zarr` with memory_budget = {b['budget_bytes'] / (1 << 20):.0f} MiB "
                   f"and {b['workers']} Dask thread(s) (each tile within budget / workers).", "",
                   "| quantity | value |", "|---|---:|",
-                  f"| full pixel x pixel kernel of all pairs (one array) | {b['full_pixel_kernel_bytes'] / gib:.0f} GiB |",
+                  f"| full pixel x pixel kernel of all pairs (one array) | {b['full_pixel_kernel_bytes'] / gib:.0f} GiB |",  # noqa: E501
                   f"| tile (image pairs) | {b['tile'][0]} x {b['tile'][1]} |",
                   f"| tile working set (XLA memory analysis) | {b['tile_bytes'] / (1 << 20):.1f} MiB |",
-                  f"| process RSS before / peak | {b['rss_base_kib'] / 1024:.0f} / {b['rss_peak_kib'] / 1024:.0f} MiB |",
-                  f"| peak RSS increase during the run | {(b['rss_peak_kib'] - b['rss_base_kib']) / 1024:.0f} MiB |",
+                  f"| process RSS before / peak | {b['rss_base_kib'] / 1024:.0f} / {b['rss_peak_kib'] / 1024:.0f} MiB |",  # noqa: E501
+                  f"| peak RSS increase during the run | {(b['rss_peak_kib'] - b['rss_base_kib']) / 1024:.0f} MiB |",  # noqa: E501
                   f"| wall time | {b['seconds']:.0f} s ({b['pairs_per_s']:.0f} image pairs / s) |",
                   f"| Zarr store on disk (nngp + ntk) | {b['zarr_bytes'] / (1 << 20):.0f} MiB |",
-                  f"| max rel. deviation of 6x6 stored entries from a float64 recomputation | {b['check_max_rel_dev_vs_float64']:.1e} |",
+                  f"| max rel. deviation of 6x6 stored entries from a float64 recomputation | {b['check_max_rel_dev_vs_float64']:.1e} |",  # noqa: E501
                   ""]
     RESULTS.write_text("\n".join(lines))
 

@@ -62,7 +62,7 @@ def _diag_jit(x, hp, *, arch: Architecture, net: NetworkSpec, quad):
     variances, dots = [], []  # V_l and E[phi'(h_l)^2] per conv layer
     conv_inputs = []  # E[phi(h_{l-1})^2] (the input's mean square for layer 1)
     a = v
-    for layer in range(1, arch.depth + 1):
+    for _ in range(arch.depth):
         conv_inputs.append(a)
         v = sw2 * ops.conv_diag(a, size, arch.padding) + sb2
         a, dot = act.diag(arch.activation, v, quad)
