@@ -297,13 +297,21 @@ def cnn_kernels_to_zarr(arch: Architecture, x1, store: Any, x2=None, *, mode: st
             for name, value in values.items():
                 _put(out, name, bi, bj, value, mirror=symmetric)
 
-        tiles = list(_tiles(n1, n2, plan, symmetric))
-        if dask_workers > 0:
+        rows: dict[tuple[int, int], list] = {}
+        for bi, bj in _tiles(n1, n2, plan, symmetric):
+            rows.setdefault(bi, []).append(bj)
+
+        def row(bi, bjs):
+            for bj in bjs:
+                one(bi, bj)
+
+        if dask_workers > 0:  # one task per row of tiles (few tasks: little graph overhead)
             import dask
 
-            dask.compute(*(dask.delayed(one)(bi, bj) for bi, bj in tiles),
+            dask.compute(*(dask.delayed(row, pure=False, traverse=False)(bi, bjs)
+                           for bi, bjs in rows.items()),
                          scheduler="threads", num_workers=workers)
         else:
-            for bi, bj in tiles:
-                one(bi, bj)
+            for bi, bjs in rows.items():
+                row(bi, bjs)
     return plan
