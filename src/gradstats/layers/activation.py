@@ -26,14 +26,11 @@ class Activation(Layer):
         if s.diagonal_only:
             return s.replace(q1=v1, q2=v1, f=s.f * d1)
         v2 = v1 if s.same else act.diag(self.name, s.q2, s.quad, need_dot=False)[0]
-        a, dot = act.pair(self.name, s.q1[:, None], s.q2[None, :], s.k, s.quad,
-                          need_dot=s.need_ntk)
+        q1, q2 = s.pair_variances()
+        a, dot = act.pair(self.name, q1, q2, s.k, s.quad, need_dot=s.need_ntk)
         if s.same:  # the diagonal (correlation exactly 1) from the 1-D maps: no arccos(1 - eps)
-            import jax.numpy as jnp
-
-            idx = jnp.arange(s.k.shape[0])
-            a = a.at[idx, idx].set(v1)
+            a = s.set_self_diagonal(a, v1)
             if s.need_ntk:
-                dot = dot.at[idx, idx].set(d1)
+                dot = s.set_self_diagonal(dot, d1)
         out = s.replace(k=a, q1=v1, q2=v2)
         return out.scale_ntk(dot) if s.need_ntk else out

@@ -49,6 +49,14 @@ class KernelState:
     factor applied to the block's incoming NTK, ``t_w``/``t_b`` the block's own weight and
     bias terms (None before its dense layer). ``hp``: traced hyper-parameters (sw2, sb2,
     width, alpha); ``same``: x2 is x1; ``quad``: the quadrature of non-closed-form kernels.
+
+    Convolutional networks (images with spatial shape S, `gradstats.theory.conv`): q1 (n1, *S)
+    and q2 (n2, *S) are per-pixel variances; k and theta are either *diagonal* pixel kernels
+    (n1, n2, *S), Cov(h_i(p), h_j(p)) (Flatten readouts), or *full* ones (n1, n2, *S, *S),
+    Cov(h_i(p), h_j(p')) (global average pooling). After the readout pool they are (n1, n2)
+    again. ``f`` is not maintained for pixel kernels (a convolution mixes pixels, so the NTK
+    map is not elementwise): the per-layer terms of a CNN come from its driver
+    (`gradstats.theory.conv.driver`).
     """
 
     k: Any
@@ -70,6 +78,39 @@ class KernelState:
     @property
     def need_ntk(self) -> bool:
         return self.theta is not None
+
+    @property
+    def pixel_dims(self) -> int:
+        """Number of spatial dims of the stream (0 for a dense stream)."""
+        return self.q1.ndim - 1
+
+    @property
+    def full_pixels(self) -> bool:
+        """Whether k holds every pixel pair (n1, n2, *S, *S) rather than the diagonal."""
+        d = self.pixel_dims
+        return self.k is not None and d > 0 and self.k.ndim == 2 + 2 * d
+
+    def pair_variances(self) -> tuple[Any, Any]:
+        """(q1, q2) reshaped to broadcast against k: Var of the first and second entry."""
+        if self.full_pixels:
+            d = self.pixel_dims
+            return (self.q1.reshape(self.q1.shape[:1] + (1,) + self.q1.shape[1:] + (1,) * d),
+                    self.q2.reshape((1,) + self.q2.shape[:1] + (1,) * d + self.q2.shape[1:]))
+        return self.q1[:, None], self.q2[None, :]
+
+    def set_self_diagonal(self, a: Any, v: Any) -> Any:
+        """``a`` (shaped like k, same inputs) with its entries of one image with itself at
+        one pixel (i = j and p = p') set to ``v`` (shaped like q1)."""
+        import jax.numpy as jnp
+
+        n = a.shape[0]
+        if not self.full_pixels:
+            idx = jnp.arange(n)
+            return a.at[idx, idx].set(v)
+        size = v.size // n
+        i, p = jnp.arange(n)[:, None], jnp.arange(size)[None, :]
+        flat = a.reshape(n, n, size, size).at[i, i, p, p].set(v.reshape(n, size))
+        return flat.reshape(a.shape)
 
     def replace(self, **changes: Any) -> KernelState:
         return dataclasses.replace(self, **changes)

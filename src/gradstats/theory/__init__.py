@@ -1,4 +1,4 @@
-"""Infinite-width theory of fully connected networks (JAX): kernels, signal propagation,
+"""Infinite-width theory of fully connected and convolutional networks (JAX): kernels, signal propagation,
 predictions of gradient statistics at initialization, gradient bounds, finite-width corrections.
 
 Submodules load lazily so that ``import gradstats.theory`` (e.g. by the CLI) does not import
@@ -20,9 +20,11 @@ _EXPORTS = {
     "unconditional_moments": "predict",
     "linearized_sgd": "lazy",
     "enable_x64": "_compat",
+    "cnn_kernels": "conv.tiled", "cnn_kernels_to_zarr": "conv.tiled",
+    "conv_diag_recursion": "conv.diag",
 }
 _SUBMODULES = ("activations", "kernels", "signal", "predict", "bounds", "finite_width", "lazy", "validity",
-               "nt_backend", "command", "batchnorm")
+               "nt_backend", "command", "batchnorm", "conv")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

@@ -104,6 +104,10 @@ def _recursion(x1, x2, hp, *, net: NetworkSpec, same: bool, mode: str, quad: act
     """mode: 'nngp' -> K; 'ntk' -> (K, Theta); 'layers' -> (K, Theta, T^W (L,n1,n2), T^b (L,n1,n2))."""
     dtype = x1.dtype
     hp = {name: jnp.asarray(value, dtype) for name, value in hp.items()}
+    if x1.ndim > 2:  # images (n, C, *spatial): a convolutional network
+        from gradstats.theory.conv import driver
+
+        return driver.recursion(x1, x2, hp, net=net, same=same, mode=mode, quad=quad)
     state = _initial_state(x1, x2, same, hp, mode != "nngp", quad)
     keep = (lambda s: (s.t_w, s.t_b, s.f)) if mode == "layers" else (lambda s: ())
     state, kept = _run_blocks(state, net, keep)
@@ -122,6 +126,13 @@ def _prepare(arch: Architecture, x1, x2):
     default float dtype (float64 under x64)."""
     act.check_activation(arch.activation)
     x1 = jnp.asarray(np.asarray(x1, dtype=float))
+    if _is_cnn(arch):
+        from gradstats.theory.conv.inputs import check_images
+
+        same = x2 is None
+        x2 = x1 if same else jnp.asarray(np.asarray(x2, dtype=float))
+        check_images(x1, x2)
+        return arch.with_input_dim(x1.shape[1], "x1"), x1, x2, same
     if x1.ndim != 2:
         raise ValueError(f"x1 must be (n, input_dim), got shape {x1.shape}")
     same = x2 is None
@@ -131,7 +142,17 @@ def _prepare(arch: Architecture, x1, x2):
     return arch.with_input_dim(x1.shape[1], "x1"), x1, x2, same
 
 
+def _is_cnn(arch: Architecture) -> bool:
+    return getattr(arch, "architecture", "mlp") == "cnn"
+
+
 def _run(arch: Architecture, x1, x2, mode: str, quad: act.Quadrature | None):
+    if _is_cnn(arch):  # pixel kernels: in tiles of image pairs within the default memory budget
+        from gradstats.theory.conv.tiled import OUTPUTS, cnn_kernels
+
+        out = cnn_kernels(arch, x1, x2, mode=mode, quadrature=quad)
+        values = tuple(out[name] for name in OUTPUTS[mode])
+        return values[0] if mode == "nngp" else values
     arch, x1, x2, same = _prepare(arch, x1, x2)
     return _recursion(x1, x2, hyper(arch), net=network_spec(arch), same=same, mode=mode,
                       quad=quad or act.DEFAULT_QUADRATURE)

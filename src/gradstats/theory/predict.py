@@ -105,8 +105,17 @@ def _readout_moments_ce(k: np.ndarray, labels: np.ndarray, n_classes: int, n_sam
 
 
 def _check_x(arch: Architecture, x) -> tuple[Architecture, np.ndarray]:
-    """(arch with its input_dim from x, the minibatch as a float (B, input_dim) array)."""
+    """(arch with its input_dim from x, the minibatch as a float (B, input_dim) array; for a
+    cnn, images (B, C, *spatial) with input_dim = C)."""
     x = np.asarray(x, dtype=float)
+    if getattr(arch, "architecture", "mlp") == "cnn":
+        from gradstats.theory.conv.inputs import check_images
+
+        check_images(x)
+        if arch.input_dim is not None and x.shape[1] != arch.input_dim:
+            raise SpecError("input_dim", f"x must have {arch.input_dim} channels for input_dim="
+                            f"{arch.input_dim}, got shape {x.shape}")
+        return arch.with_input_dim(x.shape[1]), x
     if x.ndim != 2:
         raise ValueError(f"x must be (B, input_dim), got shape {x.shape}")
     if arch.input_dim is not None and x.shape[1] != arch.input_dim:
@@ -114,6 +123,16 @@ def _check_x(arch: Architecture, x) -> tuple[Architecture, np.ndarray]:
                         f"{arch.input_dim}, got shape {x.shape}; leave input_dim out (None) to "
                         "take it from x")
     return arch.with_input_dim(x.shape[1]), x
+
+
+def _diag(arch: Architecture, x: np.ndarray, quadrature: act.Quadrature | None
+          ) -> dict[str, np.ndarray]:
+    """`diag_recursion` of the minibatch (for a cnn, its per-pixel version on the images)."""
+    if getattr(arch, "architecture", "mlp") == "cnn":
+        from gradstats.theory.conv.diag import diag_recursion as conv_diag_recursion
+
+        return conv_diag_recursion(arch, x, quadrature=quadrature)
+    return diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim, quadrature=quadrature)
 
 
 def _check_targets(arch: Architecture, y, loss: str, b: int) -> np.ndarray:
@@ -166,7 +185,7 @@ def predict_statistics(arch: Architecture, x, y, loss: str = "mse", *,
 
     with x64_scope(x64):
         kern = layer_kernels(arch, x, quadrature=quadrature)
-        rec = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim, quadrature=quadrature)
+        rec = _diag(arch, x, quadrature)
     k = kern["nngp"]  # (B, B)
     tw, tb = kern["ntk_weight"], kern["ntk_bias"]  # (L, B, B)
     q, backward = rec["q"], rec["backward"]  # (L, B)
@@ -232,8 +251,7 @@ def conditional_statistics(arch: Architecture, x, grad_output, *, x64: bool | No
         raise ValueError(f"grad_output must be (B, output_dim) = {(b, n_out)}, got {g.shape}")
     with x64_scope(x64):
         kern = layer_kernels(arch, x, quadrature=quadrature)
-        backward = diag_recursion(arch, np.sum(x * x, axis=1) / arch.input_dim,
-                                  quadrature=quadrature)["backward"]  # (L, B)
+        backward = _diag(arch, x, quadrature)["backward"]  # (L, B)
     gg = g @ g.T  # sum_k g_ik g_jk, (B, B)
     grad = np.einsum("lij,ij->l", kern["ntk_weight"], gg)
     bias_grad = (np.einsum("lij,ij->l", kern["ntk_bias"], gg) if arch.bias
