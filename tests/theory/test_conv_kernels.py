@@ -27,7 +27,9 @@ def _cnn(**kw) -> Architecture:
 
 
 def _mlp_of(arch: Architecture, input_dim: int) -> Architecture:
-    return dataclasses.replace(arch, architecture="mlp", input_dim=input_dim)
+    """The MLP with the cnn's hyper-parameters (conv fields back at their MLP defaults)."""
+    return dataclasses.replace(arch, architecture="mlp", input_dim=input_dim, kernel_size=3,
+                               padding="SAME", readout="flatten", image_shape=None)
 
 
 @pytest.mark.parametrize("readout,parameterization,activation", [

@@ -27,7 +27,7 @@ def _one_shot(arch, x1, x2, mode):
 
     from gradstats.theory.kernels import _recursion
 
-    arch = dataclasses.replace(arch, input_dim=x1.shape[1])
+    arch = arch.with_image(x1.shape[1:])
     with enable_x64():
         out = _recursion(jnp.asarray(x1), jnp.asarray(x1 if x2 is None else x2), hyper(arch),
                          net=network_spec(arch), same=x2 is None, mode=mode,
@@ -46,7 +46,7 @@ def test_tiles_reproduce_the_one_shot_kernels(x2, tile):
 
 
 def test_budget_is_met_by_the_measured_tile_and_too_small_a_budget_is_refused():
-    arch = dataclasses.replace(ARCH, input_dim=2)
+    arch = ARCH.with_image(X1.shape[1:])
     with enable_x64():
         plan = tiled.plan_tiles(arch, 40, 40, X1.shape[1:], mode="ntk", memory_budget=600_000)
         assert 0 < plan.tile_bytes <= 600_000

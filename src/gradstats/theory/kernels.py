@@ -132,7 +132,7 @@ def _prepare(arch: Architecture, x1, x2):
         same = x2 is None
         x2 = x1 if same else jnp.asarray(np.asarray(x2, dtype=float))
         check_images(x1, x2)
-        return arch.with_input_dim(x1.shape[1], "x1"), x1, x2, same
+        return arch.with_image(x1.shape[1:], "x1"), x1, x2, same
     if x1.ndim != 2:
         raise ValueError(f"x1 must be (n, input_dim), got shape {x1.shape}")
     same = x2 is None

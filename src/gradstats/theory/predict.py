@@ -115,7 +115,7 @@ def _check_x(arch: Architecture, x) -> tuple[Architecture, np.ndarray]:
         if arch.input_dim is not None and x.shape[1] != arch.input_dim:
             raise SpecError("input_dim", f"x must have {arch.input_dim} channels for input_dim="
                             f"{arch.input_dim}, got shape {x.shape}")
-        return arch.with_input_dim(x.shape[1]), x
+        return arch.with_image(x.shape[1:]), x
     if x.ndim != 2:
         raise ValueError(f"x must be (B, input_dim), got shape {x.shape}")
     if arch.input_dim is not None and x.shape[1] != arch.input_dim:

@@ -43,7 +43,7 @@ def diag_recursion(arch: Architecture, x, *, x64: bool | None = None,
 
     x = np.ascontiguousarray(x, dtype=float)
     check_images(x)
-    arch = arch.with_input_dim(x.shape[1], "x")
+    arch = arch.with_image(x.shape[1:], "x")
     act.check_activation(arch.activation)
     quad = quadrature or act.DEFAULT_QUADRATURE
     with x64_scope(x64):

@@ -202,7 +202,7 @@ def _prepare(arch: Architecture, x1, x2):
     x1 = np.ascontiguousarray(x1, dtype=float)
     x2 = None if x2 is None else np.ascontiguousarray(x2, dtype=float)
     check_images(x1, x2)
-    return arch.with_input_dim(x1.shape[1], "x1"), x1, x2
+    return arch.with_image(x1.shape[1:], "x1"), x1, x2
 
 
 def _layers_shape(arch: Architecture, name: str, n1: int, n2: int) -> tuple[int, ...]:
