@@ -111,7 +111,7 @@ def gap_kernel_apply(layer: Any, s: KernelState) -> KernelState:
     if d == 0:
         raise ValueError("GlobalAvgPool needs a stream with pixel dims")
     if not s.full_pixels:
-        raise NotImplementedError(
+        raise ValueError(
             "GlobalAvgPool needs the full pixel x pixel kernel: start the recursion with "
             "full pixel kernels (gradstats.theory.conv drivers do for gap readouts)")
 
