@@ -23,7 +23,7 @@ from gradstats.sweeps.presets import preset_names
 EXPECTED = {"phase": {"phase"}, "depth-phase": {"phase"}, "sigmoid-vanishing": {"phase"},
             "ntk-width": {"ntk", "tails", "spectrum"}, "batch-noise": {"tails", "spectrum"},
             "vmf-directions": {"directions"}, "batchnorm": {"batchnorm"},
-            "coord-check": {"coord"}, "lr-transfer": {"lr-transfer"}}
+            "coord-check": {"coord"}, "lr-transfer": {"lr-transfer"}, "cnn-width": {"ntk"}}
 ALWAYS = {"summary", "layers", "signals"}
 
 

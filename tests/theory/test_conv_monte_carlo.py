@@ -3,7 +3,8 @@
 The finite networks are a small pure-torch CNN written here (ntk parameterization, the
 contract's layer numbering: Conv, [phi, Conv] x (depth-1), phi, Flatten | GAP, Dense), with
 padding done by ``F.pad`` and ``conv{1,2}d(padding=0)``, independent of
-`gradstats.theory.conv.ops`. (The engine's network replaces it once merged.)
+`gradstats.theory.conv.ops`; the last test runs the same per-layer NTK check on the
+package's own network (`build_model`, the one the sweeps train).
 
 - NNGP: at depth 1 the output covariance equals the NNGP at every width (h_1 is exactly
   Gaussian), so mean_nets f(x_i) f(x_j) is an unbiased estimate; z-scores use the sample
@@ -219,3 +220,35 @@ def test_wide_empirical_ntk_per_layer_agrees_with_the_cntk(readout):
     np.testing.assert_allclose(theory_k["ntk_bias"][-1], SB2, rtol=1e-12)
     wrong = theory.ntk(_arch("gap" if readout == "flatten" else "flatten", 2), x, x64=True)
     assert np.max(np.abs(t(measured["ntk"], wrong[iu]))) > t_crit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("readout", ["flatten", "gap"])
+def test_the_packages_own_cnn_has_the_cntk_per_layer(readout):
+    """The same per-layer t-tests on the network the sweeps train (`build_model` through
+    `engine.empirical_ntk`, float64, 256 channels): its per-layer empirical NTK (weights +
+    bias of layer l) averaged over seeds is the CNTK's per-layer term; the other readout's
+    kernel is rejected."""
+    import dataclasses
+
+    from gradstats.simulate import engine
+
+    arch = _arch(readout, 2)
+    x = IMAGES_2D
+    seeds = 10
+    wide = dataclasses.replace(arch, width=256)
+    runs = np.stack([engine.empirical_ntk(wide, x, seed=s, per_layer=True, dtype="float64")
+                     for s in range(seeds)])  # (seeds, L, n, n)
+    k = theory.layer_kernels(arch, x, x64=True)
+    predicted = k["ntk_weight"] + k["ntk_bias"]  # (L, n, n)
+    iu = np.triu_indices(x.shape[0])
+    measured = runs[:, :, iu[0], iu[1]]
+    pred = predicted[:, iu[0], iu[1]]
+    t_crit = stats.t.isf(0.01 / (2 * measured[0].size), seeds - 1)
+
+    def t(m, p):
+        return (m.mean(axis=0) - p) / (m.std(axis=0, ddof=1) / math.sqrt(seeds))
+
+    assert np.max(np.abs(t(measured, pred))) < t_crit
+    wrong = theory.ntk(_arch("gap" if readout == "flatten" else "flatten", 2), x, x64=True)
+    assert np.max(np.abs(t(measured.sum(1), wrong[iu]))) > t_crit

@@ -21,7 +21,7 @@ B1 x B2 examples, P output pixels, K targets traced (``classes="trace"``) or kep
 - ``"materialize"``: g_i = sum_p delta_ip a_ip^T (the per-example gradient of this layer,
   (K, C, F) per example), then their inner products;
   cost  (B1 + B2) K P C F + B1 B2 K C F   (trace)   or   (B1 + B2) K P C F + B1 B2 K^2 C F
-  (full), memory (B1 + B2) K C F.
+  (full), memory (B1 + B2) C F traced (one target at a time) or (B1 + B2) K C F full.
 
 Patches win when P^2 (F + K C) < K C F (P + B) / B roughly: few pixels and wide layers;
 on 8 x 8 images at batch 32-128 materializing is cheaper at every width up to thousands of
@@ -103,14 +103,22 @@ def weight_gram(a1: torch.Tensor, d1: torch.Tensor, a2: torch.Tensor, d2: torch.
     same = a2 is a1 and d2 is d1
     if route is None:
         route = choose_route(gram_costs(b1, b2, p, f, c, k, full))
-    if route == "materialize":
+    if route == "materialize" and full:
         g1 = materialize(a1, d1)
         g2 = g1 if same else materialize(a2, d2)
         if dtype is not None:
             g1, g2 = g1.to(dtype), g2.to(dtype)
-        if full:
-            return torch.einsum("kin,mjn->ijkm", g1, g2)
-        return g1.permute(1, 0, 2).reshape(b1, -1) @ g2.permute(1, 0, 2).reshape(b2, -1).T
+        return torch.einsum("kin,mjn->ijkm", g1, g2)
+    if route == "materialize":  # one target at a time: memory B C F, not K B C F
+        total = None
+        for t in range(k):
+            g1 = materialize(a1, d1[t:t + 1])[0]
+            g2 = g1 if same else materialize(a2, d2[t:t + 1])[0]
+            if dtype is not None:
+                g1, g2 = g1.to(dtype), g2.to(dtype)
+            term = g1 @ g2.T
+            total = term if total is None else total + term
+        return total
     if route != "patch":
         raise ValueError(f"unknown route {route!r}; choose 'patch' or 'materialize'")
     if dtype is not None:

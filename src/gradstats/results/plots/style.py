@@ -151,6 +151,23 @@ def auto_scale(ax, axis: str = "y", values=None) -> str:
     return scale
 
 
+def _narrow_log_locator(lo: float, hi: float):
+    """Major ticks for values in [lo, hi] within two decades: 1, 2, 5 x 10^k, or every
+    integer multiple 1..9 x 10^k when fewer than two of those fall inside, or (a range
+    narrower still) linearly spaced round numbers: at least two labels inside the data."""
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    def inside(subs: tuple[float, ...]) -> int:
+        k = np.arange(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        ticks = (np.asarray(subs)[:, None] * 10.0 ** k[None, :]).ravel()
+        return int(np.sum((ticks >= lo) & (ticks <= hi)))
+
+    for subs in ((1.0, 2.0, 5.0), tuple(float(m) for m in range(1, 10))):
+        if inside(subs) >= 2:
+            return LogLocator(subs=subs)
+    return MaxNLocator(nbins=3)
+
+
 def log_ticks(ax, axis: str = "y", values=None) -> None:
     """Readable ticks on a log axis: labels at 1, 2 and 5 x 10^k (instead of matplotlib's
     crowded minor labels 2, 3, 4, 6 x 10^k) when the values hold fewer than two powers of
@@ -170,7 +187,7 @@ def log_ticks(ax, axis: str = "y", values=None) -> None:
     if decades >= 2:  # powers of ten: at most 6 labelled ones (every 2nd, ...)
         target.set_major_locator(LogLocator(numticks=6))
         return
-    target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(_narrow_log_locator(v.min(), v.max()))
     # every 1/2/5 tick labelled (the default labels only a subset below a decade or two),
     # as plain numbers where short ("0.05", "20"; "5 x 10^-1" is twice as wide)
     sci = LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(math.inf, math.inf))
