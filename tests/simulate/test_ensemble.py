@@ -156,7 +156,7 @@ def test_refusals_name_the_reason():
     assert "updates" in ensemble_refusal(_points()[0], ("updates",))
     assert ensemble_refusal(_points()[0], ("per_example", "ntk")) is None
     with pytest.raises(ValueError, match="differ only in seed"):
-        simulate_ensemble([_points()[0], _points(lr=0.2)[1]])
+        simulate_ensemble([_points()[0], _points(batch_size=8)[1]])
     with pytest.raises(ValueError, match="distinct"):
         simulate_ensemble([_points()[0], _points()[0]])
     with pytest.raises(ValueError, match="batch"):
@@ -243,3 +243,48 @@ def test_full_data_passes_chunked_over_members_give_the_same_bits(dtype, monkeyp
                 np.testing.assert_array_equal(value, b.values[name], err_msg=name)
         for name in ("train_ntk0", "probe_ntk0", "train_output0"):
             np.testing.assert_array_equal(getattr(a.inputs, name), getattr(b.inputs, name))
+
+
+def _lr_points(dtype="float64", optimizer="sgd", parameterization="ntk", lrs=(0.05, 0.2, 0.8),
+              **training):
+    return [p for lr in lrs
+            for p in _points(seeds=2, dtype=dtype, optimizer=optimizer, lr=lr,
+                             arch={"parameterization": parameterization}, **training)]
+
+
+@pytest.mark.parametrize("optimizer,parameterization,extra", [
+    ("sgd", "ntk", {}), ("sgd", "mup", {}),
+    ("momentum", "standard", {"momentum": 0.9, "weight_decay": 0.01, "lrs": (0.002, 0.01, 0.05)})])
+def test_members_differing_in_sgd_lr_match_their_own_runs(optimizer, parameterization, extra):
+    """sgd and momentum points that differ in lr train in one ensemble (`MemberSGD`: the
+    lr per member and per layer, mup's per-layer rates included), per-example Grams too.
+    (Standard momentum at lr 0.8 is chaotic: float32 round-off then grows step by step, as
+    in the divergence test; its lrs here are those of a stable run.)"""
+    points = _lr_points(optimizer=optimizer, parameterization=parameterization,
+                        measure=("per_example",), **extra)
+    assert len({ens.ensemble_key(p) for p in points}) == 1
+    _assert_records_equal(points, FLOAT64_RTOL)
+    _assert_records_equal(_lr_points(dtype="float32", optimizer=optimizer,
+                                     parameterization=parameterization, **extra), FLOAT32_RTOL)
+
+
+def test_adam_points_differing_in_lr_are_not_one_ensemble():
+    points = _lr_points(optimizer="adam")
+    assert len({ens.ensemble_key(p) for p in points}) == 3
+    with pytest.raises(ValueError, match="differ only in seed"):
+        simulate_ensemble(points)
+
+
+def test_an_lr_member_is_bit_identical_to_its_seeds_only_ensemble():
+    """`MemberSGD`'s update is torch.optim.SGD's, bit for bit: a member of an ensemble
+    over lrs equals the same point in an ensemble of its own lr's seeds."""
+    points = _lr_points(dtype="float32", optimizer="momentum", parameterization="standard",
+                        momentum=0.9, weight_decay=0.01)
+    mixed = simulate_ensemble(points)
+    for lr in (0.05, 0.2):
+        alone = simulate_ensemble([p for p in points if p.training.lr == lr])
+        for a, b in zip([r for r in mixed if r.point.training.lr == lr], alone, strict=True):
+            for name, value in b.values.items():
+                if name != "wall_time":
+                    np.testing.assert_array_equal(np.asarray(a.values[name]),
+                                                  np.asarray(value), err_msg=name)

@@ -1,7 +1,8 @@
 """Seeds of one configuration trained as one batched network: an execution strategy.
 
 `simulate_ensemble(points)` returns, for E points that differ only in their seed (and in
-sigma_w^2, sigma_b^2: values that scale the multipliers and the draws), the same
+sigma_w^2, sigma_b^2: values that scale the multipliers and the draws; and in lr for sgd and
+momentum, `ensemble_sgd.MemberSGD`), the same
 `PointRecord` s as ``[simulate_point(p) for p in points]`` -- same seeds, same data, same
 minibatches, the same numbers up to the summation order of batched matmuls -- in one
 training loop over an `EnsembleNetwork` (parameters stacked on a leading member axis): one
@@ -9,9 +10,9 @@ forward, one backward and one optimizer step per training step for all members.
 
 Batched over the members: the training step (SGD, momentum, Adam, AdamW: all elementwise in
 the parameters, so one optimizer over stacked parameters updates each member as its own
-would), the divergence check, the spine statistics, the theory inputs (step-0 capture, the
-empirical NTK at init on the probe / training set) and the ``ntk`` estimator (per-example
-engine over the member axis, `ensemble_model`).
+would; members' sgd lrs as an (E,) tensor), the divergence check, the spine statistics,
+the theory inputs (step-0 capture, the empirical NTK at init on the probe / training set)
+and the ``ntk`` estimator (per-example engine over the member axis, `ensemble_model`).
 
 Batched in part: the per-example Grams of the minibatch (``per_example``'s input, shared with
 ``directions``) are formed for all members from the batched pass and handed to each member's
@@ -46,6 +47,7 @@ from gradstats import statistics
 from gradstats.simulate import ensemble_model as em
 from gradstats.simulate.data import load_data
 from gradstats.simulate.ensemble_key import ensemble_key
+from gradstats.simulate.ensemble_sgd import member_optimizer
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import build_model, resolve_device
 from gradstats.simulate.precision import precision_loss
@@ -183,8 +185,8 @@ class _Member:
 def _check_same_config(points: Sequence[Point]) -> None:
     keys = {ensemble_key(p) for p in points}
     if len(keys) != 1:
-        raise ValueError("simulate_ensemble: the points must differ only in seed, sigma_w2 "
-                         "and sigma_b2")
+        raise ValueError("simulate_ensemble: the points must differ only in seed, sigma_w2, "
+                         "sigma_b2 and (sgd, momentum) lr")
     if len({p.key() for p in points}) != len(points):
         raise ValueError("simulate_ensemble: the points must be distinct")
 
@@ -192,7 +194,8 @@ def _check_same_config(points: Sequence[Point]) -> None:
 def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = None,
                       on_step: Callable[[int], None] | None = None) -> list[PointRecord]:
     """`simulate_point` of every point of ``points`` (seeds of one configuration, or of
-    configurations differing only in sigma_w2/sigma_b2: `ensemble_key`), trained as one
+    configurations differing only in sigma_w2/sigma_b2 and, for sgd/momentum, lr:
+    `ensemble_key`), trained as one
     ensemble; records in the order of ``points``. ``measure`` as `simulate_point`
     (default: the points' own). ValueError when the points are not seeds of one
     configuration or cannot be ensembled (`ensemble_refusal`). ``wall_time`` of each record
@@ -247,7 +250,8 @@ def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = N
     ntk_probe = x_all[:, :64].to(torch.float64) if "ntk" in batched else None
     ntk_theta0 = em.chunked_ntk(model, ntk_probe) if ntk_probe is not None else None
 
-    optimizer = make_optimizer(model, training)
+    optimizer = (member_optimizer(model, [m.point.training for m in members])
+                 or make_optimizer(model, training))
     record = set(training.record)
     shares_grams = any(name in USES_EXAMPLE_GRAMS for name in one_by_one)
     light = all(name in GRAMS_ONLY_ESTIMATORS for name in one_by_one)
