@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 from pathlib import Path
 
 import torch
+from bench_ensemble import timed
 from threadpoolctl import threadpool_limits
 
 from gradstats.simulate.ensemble import simulate_ensemble
@@ -31,12 +31,6 @@ def points_of(width: int, lrs: list[float], seeds: int):
     return expand(parse_sweep({"name": "bench-lr", "seeds": seeds,
                                "grid": {"lr": lrs},
                                "fixed": {"width": width, "depth": 4, "steps": 100}}))
-
-
-def cpu_seconds(fn) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -57,9 +51,9 @@ def main() -> None:
     for width in args.widths:
         points = points_of(width, lrs, args.seeds)
         by_lr = [[p for p in points if p.training.lr == lr] for lr in lrs]
-        _, one = cpu_seconds(lambda p=points: [simulate_point(q) for q in p])
-        _, per_lr = cpu_seconds(lambda b=by_lr: [simulate_ensemble(g) for g in b])
-        _, joint = cpu_seconds(lambda p=points: simulate_ensemble(p))
+        _, one = timed(lambda p=points: [simulate_point(q) for q in p])
+        _, per_lr = timed(lambda b=by_lr: [simulate_ensemble(g) for g in b])
+        _, joint = timed(lambda p=points: simulate_ensemble(p))
         rows.append(f"| {width} | {len(lrs)} x {args.seeds} | {one:.2f} | {per_lr:.2f} | "
                     f"{joint:.2f} | **{per_lr / joint:.1f}x** | **{one / joint:.1f}x** |")
         print(rows[-1], flush=True)
