@@ -76,3 +76,23 @@ def test_no_flag_where_float32_is_right(activation, depth):
 def test_float64_run_has_no_wider_reference():
     ok = simulate_point(small_weights_point("relu", 10, dtype="float64")).values
     assert np.all(ok["precision_loss"] == 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_finite_is_isfinite_all(dtype):
+    """`all_finite` answers as ``isfinite(t).all()`` over every tensor, for NaN, +inf, -inf
+    anywhere and for finite values whose sum overflows."""
+    from gradstats.simulate.precision import all_finite
+
+    big = torch.finfo(dtype).max
+    cases = [torch.zeros(3, dtype=dtype), torch.full((4, 4), big, dtype=dtype),
+             torch.tensor([-big, -big, 1.0], dtype=dtype)]
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        for where in (0, 5, 11):
+            t = torch.randn(3, 4, dtype=dtype)
+            t.view(-1)[where] = bad
+            cases.append(t)
+    for i, t in enumerate(cases):
+        group = [torch.ones(2, dtype=dtype), t]
+        assert all_finite(group) == bool(torch.isfinite(t).all()), i
+    assert all_finite([])

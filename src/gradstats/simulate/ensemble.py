@@ -2,7 +2,7 @@
 
 `simulate_ensemble(points)` returns, for E points that differ only in their seed (and in
 sigma_w^2, sigma_b^2: values that scale the multipliers and the draws; and in lr for sgd and
-momentum, `ensemble_sgd.MemberSGD`), the same
+momentum, `sgd.MemberSGD`), the same
 `PointRecord` s as ``[simulate_point(p) for p in points]`` -- same seeds, same data, same
 minibatches, the same numbers up to the summation order of batched matmuls -- in one
 training loop over an `EnsembleNetwork` (parameters stacked on a leading member axis): one
@@ -47,10 +47,10 @@ from gradstats import statistics
 from gradstats.simulate import ensemble_model as em
 from gradstats.simulate.data import load_data
 from gradstats.simulate.ensemble_key import ensemble_key
-from gradstats.simulate.ensemble_sgd import member_optimizer
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import build_model, resolve_device
 from gradstats.simulate.precision import precision_loss
+from gradstats.simulate.sgd import member_optimizer
 from gradstats.simulate.theory_inputs import PROBE_SIZE, TheoryInputs, keeps_train_ntk
 from gradstats.simulate.training import (
     ACTIVE_THRESHOLD,
@@ -348,10 +348,11 @@ def _member_losses(loss_fn, output: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 def _finite_members(losses: torch.Tensor, model: em.EnsembleNetwork) -> list[bool]:
     """Per member: loss and every gradient finite (`training._all_finite` of each member).
-    The largest |g| of each member is finite exactly when all its entries are (amax
-    propagates NaN), and is 6x cheaper than a boolean pass over every gradient."""
-    largest = [p.grad.flatten(1).abs().amax(1) for p in model.parameters() if p.grad is not None]
-    return (torch.isfinite(losses) & torch.isfinite(torch.stack(largest, 1)).all(1)).tolist()
+    A member's largest and smallest entries are finite exactly when all its entries are
+    (`precision.all_finite`), far cheaper than a boolean pass over every gradient."""
+    grads = [p.grad.flatten(1) for p in model.parameters() if p.grad is not None]
+    ends = [g.amax(1) for g in grads] + [g.amin(1) for g in grads]
+    return (torch.isfinite(losses) & torch.isfinite(torch.stack(ends, 1)).all(1)).tolist()
 
 
 def _sq(t: torch.Tensor) -> torch.Tensor:

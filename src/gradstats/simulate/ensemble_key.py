@@ -9,7 +9,7 @@ from gradstats.spec import Point
 
 # values that only scale the multipliers and the initial draws: members may differ in them
 PER_MEMBER_VALUES = ("sigma_w2", "sigma_b2")
-# optimizers whose lr may differ per member (`ensemble_sgd.MemberSGD`)
+# optimizers whose lr may differ per member (`sgd.MemberSGD`)
 PER_MEMBER_LR_OPTIMIZERS = ("sgd", "momentum")
 
 

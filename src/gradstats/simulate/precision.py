@@ -23,6 +23,7 @@ precision). A float64 run has no wider reference: its flag is NaN when a value i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,6 +31,18 @@ import torch
 from gradstats.simulate.estimators import RunContext, StepSnapshot, model64
 
 PRECISION_LOSS_THRESHOLD = 1e-4
+
+
+def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite: its largest and smallest entries are
+    (amax/amin propagate NaN; +inf is a largest, -inf a smallest entry), exactly the answer
+    of ``isfinite(t).all()`` per tensor, one synchronization for all, at a fraction of its
+    cost (width 512, depth 6: 0.29 ms against 3.8 ms a step;
+    `benchmarks/bench_step_overhead.py`)."""
+    if not tensors:
+        return True
+    ends = [t.amax() for t in tensors] + [t.amin() for t in tensors]
+    return bool(torch.isfinite(torch.stack(ends)).all())
 
 
 def _has_subnormal(t: torch.Tensor) -> bool:
@@ -63,7 +76,7 @@ def precision_loss(snap: StepSnapshot, ctx: RunContext) -> np.ndarray:
     model = snap.model
     n = model.arch.n_layers
     grads32 = [*snap.weight_grads, *(snap.bias_grads or [])]
-    if not all(bool(torch.isfinite(g).all()) for g in grads32):
+    if not all_finite(grads32):
         return np.full(n, np.nan)
     subnormal = has_subnormal(snap)
     if snap.weight_grads[0].dtype == torch.float64:

@@ -19,7 +19,8 @@ from gradstats import statistics
 from gradstats.simulate.data import load_data
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import MLP, build_model, resolve_device
-from gradstats.simulate.precision import precision_loss
+from gradstats.simulate.precision import all_finite, precision_loss
+from gradstats.simulate.sgd import SGD
 from gradstats.simulate.theory_inputs import TheoryInputs, capture_step0, init_inputs, step_values
 from gradstats.spec import Point
 
@@ -205,13 +206,14 @@ def param_groups(model: MLP, training) -> list[dict]:
     return groups
 
 
-def make_optimizer(model: MLP, training) -> torch.optim.Optimizer:
-    """The torch optimizer of ``training`` over the per-layer param groups."""
+def make_optimizer(model: MLP, training) -> SGD | torch.optim.Optimizer:
+    """The optimizer of ``training`` over the per-layer param groups: `sgd.SGD` (torch's
+    update bit for bit, without torch.optim's import of torch._dynamo) for sgd and momentum,
+    torch's Adam / AdamW."""
     groups = param_groups(model, training)
     wd = training.weight_decay
     if training.optimizer in ("sgd", "momentum"):
-        return torch.optim.SGD(groups, lr=training.lr, momentum=training.momentum,
-                               weight_decay=wd)
+        return SGD(groups, momentum=training.momentum, weight_decay=wd)
     cls = torch.optim.Adam if training.optimizer == "adam" else torch.optim.AdamW
     return cls(groups, lr=training.lr, betas=(training.beta1, training.beta2),
                eps=training.eps, weight_decay=wd)
@@ -284,9 +286,8 @@ def _full_loss(model: MLP, ctx: RunContext) -> float:
 
 
 def _all_finite(loss: torch.Tensor, model: MLP) -> bool:
-    if not torch.isfinite(loss):
-        return False
-    return all(bool(torch.isfinite(p.grad).all()) for p in model.parameters() if p.grad is not None)
+    return all_finite([loss.reshape(()), *(p.grad for p in model.parameters()
+                                           if p.grad is not None)])
 
 
 def _pad_steps(rows: list[np.ndarray], n_steps: int) -> np.ndarray:
