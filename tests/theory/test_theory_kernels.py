@@ -117,6 +117,23 @@ def test_shapes_symmetry_cross_kernel_and_options(x):
         theory.nngp(arch, x, backend="nt")
 
 
+@pytest.mark.parametrize("activation", ["tanh", "gelu"])
+def test_a_symmetric_kernel_integrates_each_pair_once(x, activation):
+    """With x2 = x1 the 2-D quadrature runs on the pairs i < j only and is mirrored
+    (`layers.activation.Activation._upper_pairs`): exactly symmetric, and each entry equals
+    the same pair of the cross-kernel path (x2 given, every (i, j) integrated)."""
+    arch = arch_(activation=activation, depth=4)
+    quad = act.Quadrature(points=32)
+    same = theory.layer_kernels(arch, x, x64=True, quadrature=quad)
+    cross = theory.layer_kernels(arch, x, x.copy(), x64=True, quadrature=quad)
+    upper = np.triu_indices(len(x), 1)
+    for name in ("nngp", "ntk", "ntk_weight", "ntk_bias"):
+        a, b = same[name], cross[name]
+        np.testing.assert_array_equal(a, np.swapaxes(a, -1, -2), err_msg=name)
+        np.testing.assert_allclose(a[..., upper[0], upper[1]], b[..., upper[0], upper[1]],
+                                   rtol=1e-12, atol=0, err_msg=name)
+
+
 def test_x64_context_is_honoured(x):
     arch = arch_()
     with theory.enable_x64():
