@@ -6,12 +6,13 @@
    point's share of combining the sweep and writing ``sweep.zarr``. With ``--baseline
    SRC`` (the ``src`` folder of another checkout, e.g. the old main in a ``git worktree``)
    its ``results/io.py`` runs the same steps side by side on the same datasets.
-2. End to end: ``gradstats run quickstart -w 0`` (run + compare, the table printed to
-   /dev/null) as a subprocess, against the sum of the points' own ``wall_time`` (the
-   simulation alone), both on one torch thread; with ``--baseline`` the baseline's CLI runs
-   the same sweep beside it, in alternating order, ``--repeats`` times.
+2. End to end: ``gradstats run quickstart -w WORKERS`` (``--workers``, default 0: in
+   process; run + compare, the table printed to /dev/null) as a subprocess, against the
+   sum of the points' own ``wall_time`` (the simulation alone), both on one torch thread;
+   with ``--baseline`` the baseline's CLI runs the same sweep beside it, in alternating
+   order, ``--repeats`` times.
 
-Usage: python benchmarks/bench_point_overhead.py [--seeds 16] [--repeats 1]
+Usage: python benchmarks/bench_point_overhead.py [--seeds 16] [--repeats 1] [--workers 0]
            [--baseline OLD/src] [--out benchmarks/RESULTS_overhead.md]
 Writes the markdown tables to ``--out`` and prints them. The machine may be shared: the
 ratios are measured side by side; the absolute seconds are not comparable across runs.
@@ -111,16 +112,17 @@ def per_point(points, baseline_src: Path | None) -> tuple[dict, dict, dict | Non
     return compute, ours, base
 
 
-def end_to_end(src: Path, seeds: int, out: Path) -> tuple[float, float, float]:
-    """(wall seconds of ``gradstats run quickstart -w 0`` with compare, sum of its points'
-    simulation wall_time, the process's CPU seconds) with the package at ``src``."""
+def end_to_end(src: Path, seeds: int, out: Path, workers: int = 0) -> tuple[float, float, float]:
+    """(wall seconds of ``gradstats run quickstart -w WORKERS`` with compare, sum of its
+    points' simulation wall_time, the CPU seconds of the process and its workers) with the
+    package at ``src``."""
     import resource
 
     # one torch/BLAS thread in both runs: on a loaded 2-core machine torch's default 2
     # threads made the same simulation up to 15x slower from one minute to the next
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "gradstats.cli", "run", "quickstart", "-w", "0",
+    cmd = [sys.executable, "-m", "gradstats.cli", "run", "quickstart", "-w", str(workers),
            "--out", str(out), "--set", f"seeds={seeds}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -139,7 +141,8 @@ def markdown(compute, ours, base, e2e, args) -> str:
              f"Command: `python benchmarks/bench_point_overhead.py --seeds {args.seeds} "
              f"--repeats {args.repeats}{' --baseline OLD/src' if args.baseline else ''}"
              f"{' --skip-per-point' if args.skip_per_point else ''}"
-             f"{' --skip-end-to-end' if args.skip_end_to_end else ''}`; "
+             f"{' --skip-end-to-end' if args.skip_end_to_end else ''}"
+             f"{f' --workers {args.workers}' if args.workers else ''}`; "
              f"load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.", "",
              "## 1. Storage per point vs compute (ms per point, torch on one thread)", ""]
     if compute:
@@ -163,7 +166,8 @@ def markdown(compute, ours, base, e2e, args) -> str:
             old = sum(base.values())
             row += f" {old:.2f} | {old / point_ms:.3f} | {old / total:.1f}x |"
         lines += [row, ""]
-    lines += ["## 2. End to end: `gradstats run quickstart -w 0` (run + compare)", "",
+    lines += [f"## 2. End to end: `gradstats run quickstart -w {args.workers}` (run + compare)",
+              "",
               "| package | run | wall s | CPU s | simulation s (sum of wall_time) | "
               "wall / simulation |", "|---|---:|---:|---:|---:|---:|"]
     for name, runs in e2e.items():
@@ -190,6 +194,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS_overhead.md")
     parser.add_argument("--skip-end-to-end", action="store_true")
     parser.add_argument("--skip-per-point", action="store_true")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="-w of the end-to-end runs (0: in process; 2: the CLI's default "
+                             "on 2 cores)")
     args = parser.parse_args()
 
     sweep = apply_overrides(resolve_sweep("quickstart"), [f"seeds={args.seeds}"])
@@ -203,7 +210,8 @@ def main() -> None:
             for i in range(args.repeats):
                 for name, src in runs if i % 2 == 0 else runs[::-1]:  # alternate the order
                     e2e.setdefault(name, []).append(
-                        end_to_end(src, args.seeds, Path(tmp) / f"{name[:4]}{i}"))
+                        end_to_end(src, args.seeds, Path(tmp) / f"{name[:4]}{i}",
+                                   args.workers))
     text = markdown(compute, ours, base, e2e, args)
     args.out.write_text(text)
     print(text)
