@@ -3,7 +3,7 @@ side by side; writes RESULTS_step_overhead.md.
 
 1. A fresh process that builds its optimizer: ``import torch`` then torch.optim.SGD over
    one parameter (which imports torch._dynamo), against the same with
-   `gradstats.simulate.sgd.SGD` (subprocesses, alternating, median of ``--repeats``).
+   `gradstats.simulate.optimizers.SGD` (subprocesses, alternating, median of ``--repeats``).
 2. The per-step divergence check of one network's gradients (the weight and bias gradients
    of an MLP with d = 32 inputs and one output, float32): ``isfinite(g).all()`` per tensor
    against `gradstats.simulate.precision.all_finite` (the same answer from amax/amin), in one
@@ -29,7 +29,7 @@ from gradstats.simulate.precision import all_finite
 HERE = Path(__file__).parent
 BUILD = {
     "torch.optim.SGD": "torch.optim.SGD([p], lr=0.1)",
-    "gradstats SGD": ("from gradstats.simulate.sgd import SGD\n"
+    "gradstats SGD": ("from gradstats.simulate.optimizers import SGD\n"
                       "SGD([{'params': [p], 'lr': 0.1}])"),
 }
 SHAPES = [(64, 4), (128, 8), (512, 6)]  # (width, depth)

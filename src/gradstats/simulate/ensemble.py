@@ -1,8 +1,8 @@
 """Seeds of one configuration trained as one batched network: an execution strategy.
 
 `simulate_ensemble(points)` returns, for E points that differ only in their seed (and in
-sigma_w^2, sigma_b^2: values that scale the multipliers and the draws; and in lr for sgd and
-momentum, `sgd.MemberSGD`), the same
+sigma_w^2, sigma_b^2: values that scale the multipliers and the draws; and in lr,
+`optimizers.MemberSGD` / `optimizers.MemberAdam`), the same
 `PointRecord` s as ``[simulate_point(p) for p in points]`` -- same seeds, same data, same
 minibatches, the same numbers up to the summation order of batched matmuls -- in one
 training loop over an `EnsembleNetwork` (parameters stacked on a leading member axis): one
@@ -10,7 +10,7 @@ forward, one backward and one optimizer step per training step for all members.
 
 Batched over the members: the training step (SGD, momentum, Adam, AdamW: all elementwise in
 the parameters, so one optimizer over stacked parameters updates each member as its own
-would; members' sgd lrs as an (E,) tensor), the divergence check, the spine statistics,
+would; members' lrs as an (E,) tensor), the divergence check, the spine statistics,
 the theory inputs (step-0 capture, the empirical NTK at init on the probe / training set)
 and the ``ntk`` estimator (per-example engine over the member axis, `ensemble_model`).
 
@@ -49,8 +49,8 @@ from gradstats.simulate.data import load_data
 from gradstats.simulate.ensemble_key import ensemble_key
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import build_model, resolve_device
+from gradstats.simulate.optimizers import member_optimizer
 from gradstats.simulate.precision import precision_loss
-from gradstats.simulate.sgd import member_optimizer
 from gradstats.simulate.theory_inputs import PROBE_SIZE, TheoryInputs, keeps_train_ntk
 from gradstats.simulate.training import (
     ACTIVE_THRESHOLD,
@@ -186,7 +186,7 @@ def _check_same_config(points: Sequence[Point]) -> None:
     keys = {ensemble_key(p) for p in points}
     if len(keys) != 1:
         raise ValueError("simulate_ensemble: the points must differ only in seed, sigma_w2, "
-                         "sigma_b2 and (sgd, momentum) lr")
+                         "sigma_b2 and lr")
     if len({p.key() for p in points}) != len(points):
         raise ValueError("simulate_ensemble: the points must be distinct")
 
@@ -194,7 +194,7 @@ def _check_same_config(points: Sequence[Point]) -> None:
 def simulate_ensemble(points: Sequence[Point], measure: Sequence[str] | None = None,
                       on_step: Callable[[int], None] | None = None) -> list[PointRecord]:
     """`simulate_point` of every point of ``points`` (seeds of one configuration, or of
-    configurations differing only in sigma_w2/sigma_b2 and, for sgd/momentum, lr:
+    configurations differing only in sigma_w2/sigma_b2 and lr:
     `ensemble_key`), trained as one
     ensemble; records in the order of ``points``. ``measure`` as `simulate_point`
     (default: the points' own). ValueError when the points are not seeds of one

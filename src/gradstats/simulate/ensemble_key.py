@@ -9,8 +9,8 @@ from gradstats.spec import Point
 
 # values that only scale the multipliers and the initial draws: members may differ in them
 PER_MEMBER_VALUES = ("sigma_w2", "sigma_b2")
-# optimizers whose lr may differ per member (`sgd.MemberSGD`)
-PER_MEMBER_LR_OPTIMIZERS = ("sgd", "momentum")
+# optimizers whose lr may differ per member (`optimizers.MemberSGD`, `optimizers.MemberAdam`)
+PER_MEMBER_LR_OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 
 
 def ensemble_key(point: Point) -> str:

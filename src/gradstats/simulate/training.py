@@ -19,8 +19,8 @@ from gradstats import statistics
 from gradstats.simulate.data import load_data
 from gradstats.simulate.estimators import RunContext, StepSnapshot, make_estimator
 from gradstats.simulate.model import MLP, build_model, resolve_device
+from gradstats.simulate.optimizers import SGD
 from gradstats.simulate.precision import all_finite, precision_loss
-from gradstats.simulate.sgd import SGD
 from gradstats.simulate.theory_inputs import TheoryInputs, capture_step0, init_inputs, step_values
 from gradstats.spec import Point
 
@@ -207,7 +207,7 @@ def param_groups(model: MLP, training) -> list[dict]:
 
 
 def make_optimizer(model: MLP, training) -> SGD | torch.optim.Optimizer:
-    """The optimizer of ``training`` over the per-layer param groups: `sgd.SGD` (torch's
+    """The optimizer of ``training`` over the per-layer param groups: `optimizers.SGD` (torch's
     update bit for bit, without torch.optim's import of torch._dynamo) for sgd and momentum,
     torch's Adam / AdamW."""
     groups = param_groups(model, training)

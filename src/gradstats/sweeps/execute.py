@@ -155,7 +155,7 @@ def compute_tasks(tasks: Sequence[Task], ensemble: bool = True) -> list[Outcome]
 def ensembles(tasks: Sequence[Task], max_members: int | None = None
               ) -> list[tuple[Task, ...]]:
     """``tasks`` split into ensembles: seeds of one configuration and measure together (and
-    configurations that differ only in sigma_w2/sigma_b2 or sgd lr: `ensemble_key`), at most
+    configurations that differ only in sigma_w2/sigma_b2 or lr: `ensemble_key`), at most
     ``max_members`` (default `ensemble_members`) each; a task that cannot be ensembled
     (`gradstats.simulate.ensemble.ensemble_refusal`) is alone."""
     from gradstats.simulate.ensemble import ensemble_refusal
@@ -237,7 +237,7 @@ def group_tasks(tasks: Sequence[Task], target_seconds: float = TARGET_TASK_SECON
     """Tasks grouped by configuration (seeds of one config together) into chunks of about
     ``target_seconds`` of estimated work; ``target_seconds <= 0`` gives one task per group.
     With ``ensemble`` a group (by `ensemble_key`: configurations that differ only in
-    sigma_w2/sigma_b2, and sgd/momentum lr, together) trains as ensembles, sharing the
+    sigma_w2/sigma_b2, and lr, together) trains as ensembles, sharing the
     per-step cost."""
     by_config: dict[str, list[Task]] = {}
     for task in tasks:
