@@ -8,8 +8,8 @@
 
 the same tensor operations in the same order as torch (``p.add_(buf, alpha=-lr)``), so the
 numbers are torch's bit for bit (tested against torch.optim.SGD). It exists because
-constructing any torch.optim optimizer imports ``torch._dynamo`` (1.9 s of every fresh
-process: each ``gradstats run``, each Dask worker; `benchmarks/bench_step_overhead.py`),
+constructing any torch.optim optimizer imports ``torch._dynamo`` (1.7-1.9 s of every
+fresh process: each ``gradstats run``, each Dask worker; `benchmarks/RESULTS_step_overhead.md`),
 more than the simulation of a quickstart point.
 
 `MemberSGD` and `MemberAdam` are the updates of torch.optim.SGD and torch.optim.Adam /

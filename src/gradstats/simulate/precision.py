@@ -37,8 +37,7 @@ def all_finite(tensors: Sequence[torch.Tensor]) -> bool:
     """Whether every entry of every tensor is finite: its largest and smallest entries are
     (amax/amin propagate NaN; +inf is a largest, -inf a smallest entry), exactly the answer
     of ``isfinite(t).all()`` per tensor, one synchronization for all, at a fraction of its
-    cost (width 512, depth 6: 0.29 ms against 3.8 ms a step;
-    `benchmarks/bench_step_overhead.py`)."""
+    cost (width 512, depth 6: about 11x cheaper, `benchmarks/RESULTS_step_overhead.md`)."""
     if not tensors:
         return True
     ends = [t.amax() for t in tensors] + [t.amin() for t in tensors]
