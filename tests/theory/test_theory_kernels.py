@@ -132,6 +132,9 @@ def test_a_symmetric_kernel_integrates_each_pair_once(x, activation):
         np.testing.assert_array_equal(a, np.swapaxes(a, -1, -2), err_msg=name)
         np.testing.assert_allclose(a[..., upper[0], upper[1]], b[..., upper[0], upper[1]],
                                    rtol=1e-12, atol=0, err_msg=name)
+    one = theory.layer_kernels(arch, x[:1], x64=True, quadrature=quad)  # no pair i < j:
+    # its diagonal from the 1-D maps, as in the larger kernel
+    np.testing.assert_allclose(one["ntk"], same["ntk"][:1, :1], rtol=1e-12)
 
 
 def test_x64_context_is_honoured(x):
