@@ -238,10 +238,14 @@ def test_depth_scale_formatting():
 
 # --- Ctrl-C ----------------------------------------------------------------------------------
 
-def _sweep_file(tmp_path: Path, seeds: int) -> Path:
+def _sweep_file(tmp_path: Path, seeds: int, widths: tuple[int, ...] = (16,),
+                steps: int = 30) -> Path:
+    """A sweep of small relu MLPs: ``seeds`` seeds at each of ``widths``. The seeds of one
+    width train as one ensemble, so their point files appear together."""
     path = tmp_path / "many.toml"
-    path.write_text(f'name = "many"\nseeds = {seeds}\n[fixed]\nwidth = 16\ndepth = 2\n'
-                    "input_dim = 8\nn_train = 32\nbatch_size = 8\nsteps = 30\nrecord = [0, 30]\n")
+    path.write_text(f'name = "many"\nseeds = {seeds}\n[grid]\nwidth = {list(widths)}\n'
+                    "[fixed]\ndepth = 2\ninput_dim = 8\nn_train = 32\nbatch_size = 8\n"
+                    f"steps = {steps}\nrecord = [0, {steps}]\n")
     return path
 
 
@@ -286,7 +290,8 @@ def _assert_one_interrupted_line(done: subprocess.CompletedProcess, out: Path, t
 
 def test_ctrl_c_ends_with_one_line_exit_130_and_the_resume_command(tmp_path, capsys):
     out = tmp_path / "out"
-    sweep = _sweep_file(tmp_path, seeds=12)
+    # three ensembles of 4 seeds, each long enough that Ctrl-C lands before the last is saved
+    sweep = _sweep_file(tmp_path, seeds=4, widths=(16, 24, 32), steps=300)
     done = _interrupt_after_first_point(["run", str(sweep), "-o", str(out), "-w", "0",
                                          "--no-compare"], out)
     saved, command = _assert_one_interrupted_line(done, out, total=12)

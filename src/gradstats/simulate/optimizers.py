@@ -34,10 +34,13 @@ import torch
 class SGD:
     """torch.optim.SGD (dampening 0, no nesterov) over ``groups``, each a dict with
     ``"params"`` (tensors) and ``"lr"`` (float), as `training.param_groups` lists them.
-    ``zero_grad`` and ``step`` as torch's."""
+    ``param_groups``, ``zero_grad`` and ``step`` as torch's."""
 
     def __init__(self, groups: Sequence[dict], momentum: float = 0.0,
                  weight_decay: float = 0.0) -> None:
+        self.param_groups = [{"params": list(g["params"]), "lr": float(g["lr"]),
+                              "momentum": momentum, "weight_decay": weight_decay}
+                             for g in groups]
         self.params = [p for g in groups for p in g["params"]]
         self.lrs = [float(g["lr"]) for g in groups for _ in g["params"]]
         self.momentum, self.weight_decay = momentum, weight_decay
