@@ -101,10 +101,10 @@ class StepSnapshot:
     ``preacts[l-1].grad`` hold dL/dh_l for L = mean_i loss_i (so B * grad is the per-example
     backward signal d loss_i / d h_l,i); loss: L (0-dim tensor); weight_grads[l-1]: dL/dW_l of
     the raw parameter W_l, (fan_out, fan_in); bias_grads: likewise or None without bias.
-    optimizer: the torch optimizer before this step's update (its state holds what the
-    previous updates left), or None. cache: this step's shared quantities
-    (`example_signals`, `example_grams64`, `model64`). Estimators must not modify the model,
-    the optimizer or these tensors.
+    optimizer: the optimizer before this step's update (torch.optim.Adam / AdamW, whose
+    state holds what the previous updates left, or `optimizers.SGD`), or None. cache: this
+    step's shared quantities (`example_signals`, `example_grams64`, `model64`). Estimators
+    must not modify the model, the optimizer or these tensors.
     """
 
     step: int
@@ -115,7 +115,7 @@ class StepSnapshot:
     loss: torch.Tensor
     weight_grads: list[torch.Tensor]
     bias_grads: list[torch.Tensor] | None
-    optimizer: torch.optim.Optimizer | None = field(default=None, repr=False, compare=False)
+    optimizer: Any = field(default=None, repr=False, compare=False)
     cache: StepCache = field(default_factory=StepCache, repr=False, compare=False)
 
 
