@@ -31,6 +31,14 @@ from collections.abc import Sequence
 import torch
 
 
+def _per_member(p: torch.Tensor, values: Sequence[float], dtype: torch.dtype | None = None
+                ) -> torch.Tensor:
+    """(E, 1, ...) broadcasting against the stacked parameter ``p``: one value per member, in
+    ``dtype`` (default p's: each Python float rounded as torch rounds a scalar operand)."""
+    shape = (len(values),) + (1,) * (p.ndim - 1)
+    return torch.tensor(values, dtype=dtype or p.dtype, device=p.device).reshape(shape)
+
+
 class SGD:
     """torch.optim.SGD (dampening 0, no nesterov) over ``groups``, each a dict with
     ``"params"`` (tensors) and ``"lr"`` (float), as `training.param_groups` lists them.
@@ -41,8 +49,8 @@ class SGD:
         self.param_groups = [{"params": list(g["params"]), "lr": float(g["lr"]),
                               "momentum": momentum, "weight_decay": weight_decay}
                              for g in groups]
-        self.params = [p for g in groups for p in g["params"]]
-        self.lrs = [float(g["lr"]) for g in groups for _ in g["params"]]
+        self.params = [p for g in self.param_groups for p in g["params"]]
+        self.lrs = [g["lr"] for g in self.param_groups for _ in g["params"]]
         self.momentum, self.weight_decay = momentum, weight_decay
         self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
 
@@ -85,10 +93,7 @@ class MemberSGD(SGD):
     def __init__(self, params: Sequence[torch.Tensor], lrs: Sequence[Sequence[float]],
                  momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         super().__init__([{"params": list(params), "lr": 0.0}], momentum, weight_decay)
-        self.neg_lrs = []
-        for p, lr in zip(self.params, lrs, strict=True):
-            shape = (len(lr),) + (1,) * (p.ndim - 1)
-            self.neg_lrs.append(-torch.tensor(lr, dtype=p.dtype, device=p.device).reshape(shape))
+        self.neg_lrs = [-_per_member(p, lr) for p, lr in zip(self.params, lrs, strict=True)]
 
     def _apply(self, i: int, p: torch.Tensor, direction: torch.Tensor) -> None:
         p.addcmul_(direction, self.neg_lrs[i])
@@ -103,21 +108,16 @@ class MemberAdam:
                  betas: tuple[float, float], eps: float, weight_decay: float = 0.0,
                  decoupled: bool = False) -> None:
         self.params = list(params)
-        self.lrs = [[float(v) for v in lr] for lr in lrs]
+        # float64 lrs: -lr / bias1 is then Python's double quotient, rounded to p's dtype
+        self.lrs64 = [_per_member(p, lr, torch.float64) for p, lr in zip(self.params, lrs,
+                                                                         strict=True)]
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay, self.decoupled = eps, weight_decay, decoupled
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
         self.steps = 0  # torch counts in a float32 tensor: exact for any realistic count
-        self.decay = [self._member_tensor(p, [1 - v * weight_decay for v in lr])
-                      for p, lr in zip(self.params, self.lrs, strict=True)]
-
-    @staticmethod
-    def _member_tensor(p: torch.Tensor, values: Sequence[float]) -> torch.Tensor:
-        """(E, 1, ...) in p's dtype: each member's Python float, rounded as torch rounds a
-        scalar operand."""
-        shape = (len(values),) + (1,) * (p.ndim - 1)
-        return torch.tensor(values, dtype=p.dtype, device=p.device).reshape(shape)
+        self.decay = [_per_member(p, [1 - v * weight_decay for v in lr])
+                      for p, lr in zip(self.params, lrs, strict=True)]
 
     zero_grad = SGD.zero_grad
 
@@ -139,7 +139,7 @@ class MemberAdam:
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            step_sizes = self._member_tensor(p, [-lr / bias1 for lr in self.lrs[i]])
+            step_sizes = (-self.lrs64[i] / bias1).to(p.dtype)
             p.add_(m.mul(step_sizes).div_(denom))
 
 
