@@ -94,3 +94,23 @@ def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from gradstats.cli import app; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _help(argv: list[str], columns: int) -> str:
+    env = {**__import__("os").environ, "COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"}
+    out = subprocess.run([sys.executable, "-m", "gradstats.cli", *argv, "--help"],
+                         capture_output=True, text=True, check=True, env=env)
+    return out.stdout
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source_lines():
+    """A wide terminal shows each docstring paragraph on one line; a narrow one wraps it
+    without the source's line breaks (typer keeps them after the first paragraph)."""
+    wide = _help(["run"], 400)
+    assert ("Rerunning into the same directory skips the points already done (resume); runs "
+            "sharing a directory split the points between them.") in wide
+    listing = _help([], 400)
+    assert "print the measurements and the theory-vs-measurement table." in listing
+    narrow = _help(["report"], 80)
+    words = [line.strip(" │") for line in narrow.splitlines()]
+    assert not any(w in ("refused.", "sharing", "cells,") for w in words)

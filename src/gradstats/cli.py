@@ -8,6 +8,7 @@ anything is written; 1 for failed points or a run that stopped partway.
 
 from __future__ import annotations
 
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -372,6 +373,24 @@ def _register_subpackage_commands() -> None:
 
 
 _register_subpackage_commands()
+
+
+def reflow(doc: str) -> str:
+    """``doc`` with each paragraph on one line: typer's rich help keeps the single line
+    breaks of a docstring after its first paragraph (and in the command list), so a
+    terminal narrower than the source lines shows them as ragged breaks. Paragraphs stay
+    separated by a blank line."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _reflow_command_help() -> None:
+    for info in app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflow(info.callback.__doc__)
+
+
+_reflow_command_help()
 
 
 def command_line() -> str:
