@@ -47,6 +47,20 @@ def test_run_writes_points_and_prints_summary(tmp_path, capsys):
     assert "0 computed, 4 already done" in capsys.readouterr().out
 
 
+def test_quiet_prints_no_tables_but_still_writes_the_comparison(tmp_path, capsys):
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(SWEEP)
+    _ok(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "out" / "comparison.nc").exists()
+    assert "comparison.nc" in out and "agree" not in out and "next:" not in out
+    written = (tmp_path / "out" / "comparison.nc").stat().st_mtime_ns
+    _ok(["run", str(sweep), "--out", str(tmp_path / "out"), "--quiet"])  # nothing new: kept
+    assert (tmp_path / "out" / "comparison.nc").stat().st_mtime_ns == written
+    _ok(["run", str(sweep), "--out", str(tmp_path / "off"), "--quiet", "--no-compare"])
+    assert not (tmp_path / "off" / "comparison.nc").exists()
+
+
 @pytest.mark.parametrize("text, field", [
     (SWEEP.replace("width = [8, 16]", "width = [8, 0]"), "grid.width[1]"),
     (SWEEP.replace("depth = 2", "depht = 2"), "fixed.depht"),

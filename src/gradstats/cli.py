@@ -66,7 +66,7 @@ def run(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", metavar="ADDRESS",
         help="Run on an existing Dask cluster, e.g. tcp://host:8786 (see docs/scaling.md)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (the comparison file is still written)")] = False,
     compare: Annotated[bool, typer.Option(
         "--compare/--no-compare",
         help="After the run, compare with theory (writes DIR/comparison.nc, prints the table)")
@@ -118,9 +118,11 @@ def run(
         if executor is not None:
             executor.close()
     wrote_comparison = False
-    if not quiet:
+    if quiet and compare and summary.computed == 0 and _comparison_current(out_dir):
+        wrote_comparison = True  # nothing new to compare (and the directory may be read-only)
+    elif not quiet or compare:
         try:
-            wrote_comparison = _print_results(out_dir, compare, console)
+            wrote_comparison = _print_results(out_dir, compare, console, quiet)
         except KeyboardInterrupt:  # the run is complete; only the tables were cut short
             raise Interrupted(f"interrupted after the run; all {plural(summary.total, 'point')}"
                               f" are saved in {out_dir}; compare with: gradstats compare "
@@ -201,36 +203,45 @@ def _print_run_summary(summary, points, out_dir: Path, console, wrote_comparison
                   markup=False, highlight=False)
 
 
-def _print_results(out_dir: Path, compare: bool, console) -> bool:
+def _print_results(out_dir: Path, compare: bool, console, quiet: bool = False) -> bool:
     """The measurements table and, with ``compare``, theory vs measurement of a run;
-    whether ``DIR/comparison.nc`` was written."""
+    whether ``DIR/comparison.nc`` was written. ``quiet``: compare and write the file,
+    print nothing."""
     import warnings
 
     from gradstats.results.io import load_results
     from gradstats.results.summary import print_summary
 
     try:
-        with status(f"loading the results in {out_dir}"):
+        with status(f"loading the results in {out_dir}", enabled=not quiet):
             results = load_results(out_dir, lazy=False)
     except FileNotFoundError:  # no point could be saved: the failures are listed below
         return False
-    print_summary(results, console)
+    if not quiet:
+        print_summary(results, console)
     if compare and "grad_sq_norm" in results:
         try:
-            return _print_theory_comparison(results, out_dir, console)
+            return _print_theory_comparison(results, out_dir, console, quiet)
         except Exception as err:  # the run's results are saved; the comparison is extra
             warnings.warn(f"theory comparison skipped ({type(err).__name__}: {err}); "
                           f"try gradstats compare {out_dir}", stacklevel=1)
     return False
 
 
-def _print_theory_comparison(results, out_dir: Path, console) -> bool:
+def _comparison_current(out_dir: Path) -> bool:
+    """Whether ``DIR/comparison.nc`` is newer than every point file."""
+    from gradstats.results.io import newer_than_points
+
+    return newer_than_points(out_dir / "comparison.nc", out_dir)
+
+
+def _print_theory_comparison(results, out_dir: Path, console, quiet: bool = False) -> bool:
     """Theory vs measurement for a finished run (see `gradstats compare`); whether the
     comparison file was written."""
     from gradstats.results.compare_command import run_and_print
 
     target = out_dir / "comparison.nc"
-    run_and_print(results, target, console)
+    run_and_print(results, target, console, quiet=quiet)
     return target.exists()
 
 

@@ -7,6 +7,7 @@ facet into further panels instead of being dropped; the theory a figure draws is
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -168,3 +169,19 @@ def test_the_ntk_figure_slopes_are_compares_exponents():
     for value in expected:
         assert any(f"{value:.2f}" in t for t in legends)
     assert expected[0] == pytest.approx(-0.55, abs=0.1)  # the values the data were made with
+
+
+LAZY_PRESETS = ("quickstart", "depth-phase", "ntk-width", "vmf-directions", "batchnorm")
+
+
+@pytest.mark.parametrize("preset", LAZY_PRESETS)
+def test_every_kind_renders_from_a_lazily_loaded_dataset(preset):
+    """`load_results` is lazy by default: a dask-backed dataset draws every kind, without
+    the warnings an eager one does not give (dask's 0 / 0 in all-NaN seed means)."""
+    ds = dataset(preset).chunk()
+    for kind in available(preset):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            fig = plots.render(ds, kind)
+        assert _drawn(fig) > 0, kind
+        common.plt.close(fig)

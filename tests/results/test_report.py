@@ -63,7 +63,8 @@ def _main(argv) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """The tiny sweep run quietly (no comparison.nc); seed 1 of sigma_w2 = 2 fails."""
+    """The tiny sweep run quietly without compare (no comparison.nc); seed 1 of
+    sigma_w2 = 2 fails."""
     import gradstats.simulate.ensemble as ensemble
     import gradstats.simulate.training as training
 
@@ -87,7 +88,7 @@ def run_dir(tmp_path_factory) -> Path:
         mp.setattr(training, "simulate_point", flaky)
         mp.setattr(ensemble, "simulate_ensemble", flaky_ensemble)
         code, _, err = _main(["run", str(root / "tiny.toml"), "--out", str(root / "out"),
-                              "-w", "0", "-q"])
+                              "-w", "0", "-q", "--no-compare"])
     assert code == 1 and "boom" in err  # the failed point, as gradstats run reports it
     return root / "out"
 

@@ -45,7 +45,7 @@ def _run_cli(sweep: Path, out: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", COMPUTE_LOG_ENV: str(log)}
     return subprocess.Popen(
         [sys.executable, "-m", "gradstats.cli", "run", str(sweep), "--out", str(out), "-w", "0",
-         "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "-q", "--no-compare"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _logged_keys(log: Path) -> list[str]:

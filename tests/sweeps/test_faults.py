@@ -52,7 +52,7 @@ def _env(log: Path) -> dict[str, str]:
 def _run_cli(sweep: Path, out: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "gradstats.cli", "run", str(sweep), "--out", str(out), "-w", "0",
-         "-q"], env=_env(log), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "-q", "--no-compare"], env=_env(log), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _logged_keys(log: Path) -> list[str]:
@@ -84,7 +84,7 @@ def test_sigkilled_run_resumes_keeping_every_finished_point(sweep_file, tmp_path
     assert 3 <= len(finished) < len(points)
 
     monkeypatch.setenv(COMPUTE_LOG_ENV, str(second_log))
-    main(["run", str(sweep_file), "--out", str(out), "-w", "0", "-q"])
+    main(["run", str(sweep_file), "--out", str(out), "-w", "0", "-q", "--no-compare"])
     recomputed = _logged_keys(second_log)
     assert not set(recomputed) & set(finished)  # no finished point computed twice
     assert sorted(recomputed + list(finished)) == sorted(p.key() for p in points)
@@ -187,7 +187,7 @@ def test_point_that_raises_is_recorded_the_sweep_goes_on_and_exit_code_is_1(
     _fail_ensembles_with(monkeypatch, lambda p: p.seed == 1)  # then seeds run one by one
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_:
-        main(["run", str(sweep), "--out", str(out), "-w", "0", "-q"])
+        main(["run", str(sweep), "--out", str(out), "-w", "0", "-q", "--no-compare"])
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     points = expand(load_sweep(sweep))
@@ -260,7 +260,7 @@ def _assert_stopped_then_resumed(tmp_path, out, capsys, restore, saved: int | No
                                  ) -> None:
     """The stopped run's one line; nothing half-written; a rerun completes it identically.
     ``saved``: how many points the stopped run must have saved (None: some, not all)."""
-    argv = ["run", str(_eight_sweep(tmp_path)), "-o", str(out), "-q", "-w", "0"]
+    argv = ["run", str(_eight_sweep(tmp_path)), "-o", str(out), "-q", "--no-compare", "-w", "0"]
     code, _, err = _main(argv, capsys)
     assert code == 1 and len(err.splitlines()) == 1, err
     assert err.startswith("error: ") and "No space left on device" in err and "rerun" in err

@@ -102,7 +102,7 @@ def test_no_limits_flag_runs_a_sweep_over_the_limit(tmp_path, monkeypatch, capsy
     monkeypatch.setattr("gradstats.sweeps.limits.DEFAULT_LIMITS", Limits(points=1))
     (tmp_path / "s.toml").write_text('name = "s"\n[grid]\nwidth = [4, 8]\n[fixed]\n' + "".join(
         f"{k} = {v}\n" for k, v in TINY.items()))
-    argv = ["run", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "-q", "-w", "0"]
+    argv = ["run", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "-q", "--no-compare", "-w", "0"]
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and "--no-limits" in capsys.readouterr().err

@@ -39,8 +39,10 @@ def compare_command(
     console.print(f"wrote {target}", markup=False, highlight=False)
 
 
-def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bool = False):
-    """Compare (with a spinner on stderr while it runs), write ``target``, print the table.
+def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bool = False,
+                  quiet: bool = False):
+    """Compare (with a spinner on stderr while it runs), write ``target``, print the table;
+    ``quiet``: no spinner, no table (the file is still written).
 
     A target that cannot be written (e.g. a finished sweep read from a read-only directory)
     is a warning after a run, an error (``must_write``) for `gradstats compare`."""
@@ -49,7 +51,7 @@ def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bo
     from gradstats.results.compare import compare
     from gradstats.terminal import status
 
-    with status("comparing with theory") as update:
+    with status("comparing with theory", enabled=not quiet) as update:
         cmp = compare(ds, level=level,
                       progress=lambda name: update(f"comparing with theory: {name}"))
     try:
@@ -58,7 +60,8 @@ def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bo
         if must_write:
             raise
         warnings.warn(f"{target} not written ({err.strerror or err})", stacklevel=1)
-    print_comparison(cmp, console)
+    if not quiet:
+        print_comparison(cmp, console)
     return cmp
 
 

@@ -296,6 +296,16 @@ def point_files(out_dir: Path) -> list[Path]:
     return sorted((Path(out_dir) / POINTS_DIR).glob("*.nc"))
 
 
+def newer_than_points(stored: Path, out_dir: Path) -> bool:
+    """Whether the file ``stored`` exists and was written after every point file under
+    ``out_dir`` (e.g. a comparison that is still current)."""
+    stored = Path(stored)
+    if not stored.is_file():
+        return False
+    newest = max((f.stat().st_mtime for f in point_files(out_dir)), default=0.0)
+    return stored.stat().st_mtime >= newest
+
+
 def load_point_files(out_dir: Path) -> list[xr.Dataset]:
     """Every good point file under ``out_dir`` (bad ones are skipped with a warning).
 

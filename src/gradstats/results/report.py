@@ -120,7 +120,7 @@ def comparison_for(ds: xr.Dataset, directory: Path, level: float | None, update:
     from gradstats.comparisons import DEFAULT_LEVEL
 
     stored = Path(directory) / COMPARISON_FILE
-    if stored.is_file() and _newer_than_points(stored, directory):
+    if io.newer_than_points(stored, directory):
         try:
             cmp = xr.load_dataset(stored)
         except Exception as err:  # a damaged file: compute instead, and say so
@@ -144,13 +144,6 @@ def comparison_for(ds: xr.Dataset, directory: Path, level: float | None, update:
     cmp = compare(ds, level=level, progress=lambda name: update(f"comparing with theory: {name}"))
     return cmp, (f"Computed for this report (no current {COMPARISON_FILE}; "
                  "gradstats compare writes one).")
-
-
-def _newer_than_points(stored: Path, directory: Path) -> bool:
-    """Whether ``stored`` was written after every point file (a stale one is recomputed)."""
-    files = io.point_files(directory)
-    newest = max((f.stat().st_mtime for f in files), default=0.0)
-    return stored.stat().st_mtime >= newest
 
 
 def render_figures(ds: xr.Dataset, update: Update) -> list[FigureImage]:

@@ -46,7 +46,10 @@ def layer_rate(layers: np.ndarray, values: np.ndarray) -> float:
 
 def backward_rate(da: xr.DataArray, depth: xr.DataArray | int | None = None) -> xr.DataArray:
     """Per seed `layer_rate` of ``da`` over its hidden layers 1..depth: (..., seed) without
-    layer. ``depth`` per configuration (default: the last finite layer minus the readout)."""
+    layer. ``depth`` per configuration (default: the last finite layer minus the readout).
+    A dask-backed ``da`` (a lazily loaded sweep) is computed first: the fit runs per seed in
+    numpy."""
+    da = da.compute()
     layers = da[LAYER_DIM].values
 
     def rate(y: np.ndarray) -> float:

@@ -14,11 +14,12 @@ more than `LOG_DECADES` decades.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import matplotlib as mpl
 import numpy as np
@@ -50,14 +51,31 @@ STYLE = {
 }
 
 
+@contextlib.contextmanager
+def _quiet_lazy_reductions() -> Iterator[None]:
+    """Seed means over all-NaN cells (layers that pad shallower depths, diverged seeds) are NaN
+    without a warning, as xarray's eager reductions give them: dask's reductions of a lazily
+    loaded sweep divide 0 / 0 in worker threads, where `numpy.errstate` does not reach, so
+    they run in this thread (small reductions: no loss) under it."""
+    try:
+        import dask
+    except ImportError:  # pragma: no cover - xarray's dask extra is a dependency
+        scheduler = contextlib.nullcontext()
+    else:
+        scheduler = dask.config.set(scheduler="synchronous")
+    with scheduler, np.errstate(invalid="ignore", divide="ignore"):
+        yield
+
+
 def styled(fn: Callable) -> Callable:
     """Run a plot function under `STYLE` (rc settings restored afterwards); a figure it made
     itself (no ``fig=``/``ax=`` given) then grows until its plot areas are `MIN_AXES_HEIGHT`
-    tall (`ensure_plot_area`)."""
+    tall (`ensure_plot_area`). Lazy (dask) datasets reduce as eager ones
+    (`_quiet_lazy_reductions`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with mpl.rc_context(STYLE):
+        with mpl.rc_context(STYLE), _quiet_lazy_reductions():
             fig = fn(*args, **kwargs)
             if kwargs.get("fig") is None and kwargs.get("ax") is None:
                 ensure_plot_area(fig)
