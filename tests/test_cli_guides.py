@@ -303,6 +303,32 @@ def test_ctrl_c_ends_with_one_line_exit_130_and_the_resume_command(tmp_path, cap
     assert len(list((out / "points").glob("*.nc"))) == 12
 
 
+def test_a_ctrl_c_that_a_callback_swallows_still_stops_the_run(tmp_path, monkeypatch, capsys):
+    """SIGINT landing where Python ignores exceptions (JAX's gc callback: "Exception ignored
+    in ...") is remembered and raised after the point: exit 130, not a finished run."""
+    import gradstats.simulate.training as training
+
+    real = training.simulate_point
+
+    def swallowing(point, measure=(), on_step=None):
+        if point.seed == 0:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the handler runs here and its KeyboardInterrupt is lost
+            except KeyboardInterrupt:
+                pass
+        return real(point, measure, on_step)
+
+    monkeypatch.setattr(training, "simulate_point", swallowing)
+    sweep = _sweep_file(tmp_path, seeds=4, steps=2)
+    out = tmp_path / "out"
+    code, _, err = _run(["run", str(sweep), "-o", str(out), "-w", "0", "--no-ensemble",
+                         "--no-compare"], capsys)
+    assert code == errors.EXIT_INTERRUPTED, err
+    assert err.startswith("error: interrupted; 1 of 4 points saved"), err
+    assert len(list((out / "points").glob("*.nc"))) == 1
+
+
 def test_the_resume_command_names_the_default_out_directory(monkeypatch):
     from gradstats import cli
 

@@ -16,7 +16,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from gradstats.errors import EXIT_FAILED, EXIT_INPUT_ERROR, InputError, Interrupted, run_guarded
+from gradstats.errors import (
+    EXIT_FAILED,
+    EXIT_INPUT_ERROR,
+    InputError,
+    Interrupted,
+    interrupt_latch,
+    raise_if_interrupted,
+    run_guarded,
+)
 from gradstats.terminal import plural, status, stderr_console, stdout_console
 
 app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
@@ -66,7 +74,9 @@ def run(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", metavar="ADDRESS",
         help="Run on an existing Dask cluster, e.g. tcp://host:8786 (see docs/scaling.md)")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables (the comparison file is still written)")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bar or tables (the comparison file is still written)")
+    ] = False,
     compare: Annotated[bool, typer.Option(
         "--compare/--no-compare",
         help="After the run, compare with theory (writes DIR/comparison.nc, prints the table)")
@@ -108,8 +118,16 @@ def run(
     executor = _connect(scheduler) if scheduler else None
     try:
         with progress_bar(enabled=not quiet, console=stderr_console()) as progress:
+            def point_done(done: int, total: int) -> None:
+                progress(done, total)
+                raise_if_interrupted()
+
+            def phase(text: str) -> None:
+                raise_if_interrupted()
+                progress.phase(text)
+
             summary = run_sweep(points, sweep_file.measure, out_dir, name=sweep_file.name,
-                                progress=progress, phase=progress.phase, executor=executor,
+                                progress=point_done, phase=phase, executor=executor,
                                 workers=n_workers, command=command_line(),
                                 sweep_toml=sweeptoml.dumps(sweep_file), ensemble=ensemble)
     except KeyboardInterrupt:
@@ -120,6 +138,11 @@ def run(
     wrote_comparison = False
     if quiet and compare and summary.computed == 0 and _comparison_current(out_dir):
         wrote_comparison = True  # nothing new to compare (and the directory may be read-only)
+    elif quiet and compare and not paths.writable(out_dir):  # nothing to print, nowhere to write
+        import warnings
+
+        warnings.warn(f"{out_dir / 'comparison.nc'} not written (the directory is not "
+                      "writable); gradstats compare prints the comparison", stacklevel=1)
     elif not quiet or compare:
         try:
             wrote_comparison = _print_results(out_dir, compare, console, quiet)
@@ -415,7 +438,8 @@ def main(argv: list[str] | None = None) -> None:
     included) come here too: click runs without its standalone mode."""
     args = list(sys.argv[1:] if argv is None else argv)
     _invocation[:] = args
-    code = run_guarded(lambda: app(args=args, standalone_mode=False, prog_name="gradstats"))
+    with interrupt_latch():
+        code = run_guarded(lambda: app(args=args, standalone_mode=False, prog_name="gradstats"))
     if code:
         sys.exit(code)
 

@@ -20,11 +20,14 @@ prints the traceback of an internal error.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 EXIT_OK = 0
@@ -86,6 +89,40 @@ def describe(err: BaseException) -> tuple[int, str]:
         return EXIT_FAILED, "out of memory; see docs/errors.md on size limits"
     return EXIT_FAILED, one_line(f"internal error: {type(err).__name__}: {err} "
                                  f"(set {TRACEBACK_ENV}=1 to see where)")
+
+
+_interrupt_pending = threading.Event()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _interrupt_pending.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupt_latch() -> Iterator[None]:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual and is also remembered: one that
+    lands in a callback whose exceptions Python ignores (JAX's garbage-collection callback,
+    a ``__del__``: "Exception ignored in ...") is raised again by the next
+    `raise_if_interrupted`, so the command stops instead of finishing. The previous handler
+    is restored afterwards; off the main thread (where signals cannot be handled) a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupt_pending.clear()
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _interrupt_pending.clear()
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if Ctrl-C came since `interrupt_latch` began (see there); called
+    between units of work (after each point, between comparison rows)."""
+    if _interrupt_pending.is_set():
+        raise KeyboardInterrupt
 
 
 def run_guarded(command: Callable[[], object], stderr: TextIO | None = None) -> int:

@@ -38,9 +38,13 @@ def check_output_file(path: Path, option: str = "--out", suffix: str | None = No
 
 
 def require_writable(path: Path, option: str = "--out") -> None:
-    """``path`` (or where it would be created) can be written by this process."""
+    """``path`` (or where it would be created) can be written by this process: a directory
+    that files can be created in, or an existing file that can be replaced (it and its
+    directory writable)."""
     target = existing_ancestor(Path(path))
-    if writable(target):
+    if target.is_dir() and writable(target):
+        return
+    if not target.is_dir() and os.access(target, os.W_OK) and writable(target.parent):
         return
     read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
     problem = "is on a read-only file system" if read_only else "is not writable"

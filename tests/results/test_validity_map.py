@@ -188,6 +188,25 @@ def test_command_writes_validity_nc_and_prints_the_boundaries(tmp_path, capsys):
     assert float(written["beta_boundary_at"].sel(
         quantity="forward_q", position="last_hidden", step=0)) == pytest.approx(0.05, rel=0.1)
     written.close()
+    main(["validity", str(path), "--threshold", "0.2"])  # a rerun replaces its own map
+    with xr.open_dataset(tmp_path / "validity.nc") as again:
+        assert float(again["beta_boundary_at"].sel(
+            quantity="forward_q", position="last_hidden", step=0)) == pytest.approx(0.1, rel=0.1)
+
+
+def test_command_on_results_without_measurements_is_one_line_exit_2(tmp_path, capsys):
+    """A sweep whose every point failed stores no per-layer variables."""
+    from gradstats.cli import main
+
+    path = tmp_path / "results.nc"
+    xr.Dataset({"failed": ("seed", [1])}, coords={"seed": [0]}).to_netcdf(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validity", str(path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "RESULTS" in err and "no per-layer measurements" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "validity.nc").exists()
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-0.1", "nan"])

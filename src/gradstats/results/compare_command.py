@@ -48,12 +48,16 @@ def run_and_print(ds, target: Path, console, level: float = 0.01, must_write: bo
     is a warning after a run, an error (``must_write``) for `gradstats compare`."""
     import warnings
 
+    from gradstats.errors import raise_if_interrupted
     from gradstats.results.compare import compare
     from gradstats.terminal import status
 
+    def progress(name: str) -> None:
+        raise_if_interrupted()
+        update(f"comparing with theory: {name}")
+
     with status("comparing with theory", enabled=not quiet) as update:
-        cmp = compare(ds, level=level,
-                      progress=lambda name: update(f"comparing with theory: {name}"))
+        cmp = compare(ds, level=level, progress=progress)
     try:
         write_comparison(cmp, target)
     except OSError as err:

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from gradstats.spec import LAYER_DIM
+
 DEFAULT_NAME = "validity.nc"
 # the layer each quantity's row reports (README, the figure): the readout for the weight
 # gradient (its finite-width correction is exact there), the last hidden layer otherwise
@@ -46,7 +48,6 @@ def validity_command(
         raise InputError(f"--threshold: must lie in (0, 1), got {threshold}")
     target = out or default_out(results)
     paths.check_output_file(target, "--out", suffix=".nc")
-    paths.require_writable(target)
     from gradstats.results.io import load_results
     from gradstats.results.validity_map import validity_map, write_map
 
@@ -55,6 +56,9 @@ def validity_command(
             ds = load_results(results)
     except FileNotFoundError as err:
         raise InputError(f"RESULTS: {err}") from None
+    if LAYER_DIM not in ds.dims:
+        raise InputError(f"RESULTS: {results} holds no per-layer measurements (did every point "
+                         "fail? gradstats show lists them)")
     try:
         with status("computing the validity map"):
             vmap = validity_map(ds, threshold=threshold)
