@@ -559,6 +559,32 @@ def _(ws):
     return ["compare", FINISHED, "--level", "2"], "--level"
 
 
+@case("run an empty sweep name")
+def _(ws):
+    return ["run", "", "-o", "new"], "SWEEP"
+
+
+@case("run --scheduler empty")
+def _(ws):
+    return ["run", ws.sweep(tiny()), "-o", "new", "--scheduler", ""], "--scheduler"
+
+
+@case("compare --out with another suffix")
+def _(ws):
+    return ["compare", FINISHED, "--out", "x.txt"], "--out"
+
+
+@case("compare --out a directory")
+def _(ws):
+    return ["compare", FINISHED, "--out", FINISHED], "--out"
+
+
+@case("compare where comparison.nc is a directory")
+def _(ws):
+    (ws.root / FINISHED / "comparison.nc").mkdir()
+    return ["compare", FINISHED], "comparison.nc"
+
+
 @case("plot a missing directory")
 def _(ws):
     return ["plot", "nowhere", "-o", "figs"], "does not exist"

@@ -101,6 +101,10 @@ def run(
     from gradstats.sweeps import apply_overrides, expand, resolve_sweep
     from gradstats.sweeps.limits import DEFAULT_LIMITS
 
+    if sweep is not None and not sweep.strip():
+        raise InputError("SWEEP: empty; give a sweep file or a preset name (gradstats presets)")
+    if scheduler is not None and not scheduler.strip():
+        raise InputError("--scheduler: empty; give the cluster's address, e.g. tcp://host:8786")
     n_workers = _parse_workers(workers, scheduler)
     sweep_file = resolve_sweep(sweep)
     if set_:

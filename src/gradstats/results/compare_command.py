@@ -19,11 +19,14 @@ def compare_command(
     """Compare measurements with theory: per comparison and cell (configuration x layer x
     step) the test estimate, standard error, p-values, minimum detectable error and verdict
     (agree / disagree / outside the validity domain / undetermined)."""
+    from gradstats import paths
     from gradstats.results.io import load_results
     from gradstats.terminal import status, stdout_console
 
     if not 0 < level < 1:
         raise typer.BadParameter(f"must lie in (0, 1), got {level}", param_hint="--level")
+    if out is not None:  # before any work: a directory, another suffix, nowhere to write
+        paths.check_output_file(out, "--out", suffix=".nc")
     try:
         with status(f"loading {results}"):
             ds = load_results(results, lazy=False)
@@ -34,6 +37,8 @@ def compare_command(
                                  param_hint="RESULTS")
     target = out or (Path(results) if Path(results).is_dir() else Path(results).parent) / \
         "comparison.nc"
+    if out is None:
+        paths.check_output_file(target, "RESULTS (comparison.nc)", suffix=".nc")
     console = stdout_console()
     run_and_print(ds, target, console, level=level, must_write=True)
     console.print(f"wrote {target}", markup=False, highlight=False)
