@@ -77,6 +77,33 @@ def test_point_files_without_a_manifest_still_count(tmp_path):
     assert summary.computed == 0 and (tmp_path / "sweep.json").exists()
 
 
+def test_an_aborted_extension_leaves_the_original_sweep_free_to_resume(tmp_path):
+    """An extension killed before its first new point leaves a manifest naming points that
+    never existed: they do not lock the original sweep out (its files are all there)."""
+    run_sweep(points(), [], tmp_path, name="t")
+    bigger = resultsdir.make_manifest("t", points(seeds=3), [])
+    resultsdir.write_manifest(tmp_path, bigger)  # what the aborted run had written
+    summary = run_sweep(points(), [], tmp_path, name="t")
+    assert (summary.computed, summary.skipped) == (0, 2)
+    assert json.loads((tmp_path / "sweep.json").read_text())["sweep_id"] == \
+        resultsdir.sweep_id([p.key() for p in points()])
+
+
+def test_a_live_runs_manifest_still_reserves_its_points(tmp_path):
+    """While the run that wrote sweep.json holds `locks.running`, its points count even
+    before their files exist: a different sweep is refused."""
+    from gradstats.sweeps import locks
+
+    run_sweep(points(), [], tmp_path, name="t")
+    resultsdir.write_manifest(tmp_path, resultsdir.make_manifest("t", points(seeds=3), []))
+    with locks.running(tmp_path):
+        assert locks.run_is_live(tmp_path)  # as another run would see it
+        with pytest.raises(InputError, match="holds another sweep .'t', 6 points, 4 of them"):
+            run_sweep(points(), [], tmp_path, name="t")
+    assert not locks.run_is_live(tmp_path)
+    assert not (tmp_path / locks.LOCKS_DIR / "running.lock").exists()  # the last one out
+
+
 def test_an_empty_or_new_directory_is_accepted(tmp_path):
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):

@@ -77,6 +77,56 @@ def locked(path: Path) -> Iterator[FileLock]:
         held.release()
 
 
+RUNNING = "running"  # shared by every live run into a directory (`running`, `run_is_live`)
+
+
+@contextmanager
+def running(out_dir: Path) -> Iterator[None]:
+    """Hold a shared lock on ``DIR/.locks/running.lock`` while a run is live, so that
+    `run_is_live` can tell the manifest of a live run from one an aborted run left (the
+    kernel drops it however the run dies). The last holder removes the file."""
+    path = lock_path(out_dir, RUNNING)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # the last holder unlinked it after we opened it: try again
+    try:
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last one out
+        except BlockingIOError:
+            pass
+        else:
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def run_is_live(out_dir: Path) -> bool:
+    """Whether some run holds `running` on ``out_dir`` now (call it before taking yours:
+    flock conflicts between two opens in one process)."""
+    path = lock_path(out_dir, RUNNING)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def _acquire(path: Path, blocking: bool) -> FileLock | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:

@@ -1,7 +1,8 @@
 """A results directory belongs to one sweep: its identity, its manifest, whether it is writable.
 
 Identity is by content: the set of point keys. A run into a directory is accepted when
-every point already there (in ``sweep.json`` or ``points/``) is a point of the new sweep:
+every point already there (in ``points/``, or in ``sweep.json`` while the run that wrote it
+is still going) is a point of the new sweep:
 the same sweep resumes, and a sweep that contains it (more seeds, another width) extends
 it. Otherwise the run is refused before anything is written, since the results would mix
 (docs/errors.md). ``sweep.json`` is rewritten only when the sweep it describes changes.
@@ -62,11 +63,17 @@ def manifest_keys(manifest: dict[str, Any] | None) -> set[str]:
 
 
 def check_belongs(out_dir: Path, manifest: dict[str, Any]) -> None:
-    """`InputError` when ``out_dir`` holds points that are not in ``manifest``'s sweep."""
+    """`InputError` when ``out_dir`` holds points that are not in ``manifest``'s sweep: point
+    files, or the points of ``sweep.json`` while the run that wrote it is live (an aborted
+    or finished run's manifest claims only the files it left)."""
+    from gradstats.sweeps import locks
+
     out_dir = Path(out_dir)
     ours = manifest_keys(manifest)
     there = read_manifest(out_dir)
-    existing = manifest_keys(there) | {path.stem for path in io.point_files(out_dir)}
+    existing = {path.stem for path in io.point_files(out_dir)}
+    if locks.run_is_live(out_dir):
+        existing |= manifest_keys(there)
     foreign = existing - ours
     if not foreign:
         return
