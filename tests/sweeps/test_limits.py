@@ -3,6 +3,8 @@ real run produce (point counts exactly, memory and results sizes as upper bounds
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -126,3 +128,99 @@ def test_docs_state_the_limits_the_code_applies():
     assert rows["point memory"] == f"{DEFAULT_LIMITS.point_memory / GIB:g} GiB"
     assert rows["combined results"] == f"{DEFAULT_LIMITS.results_size / GIB:g} GiB"
     assert f"`{OVERRIDE_FLAG}`" in text
+
+
+# Sweeps whose data alone outgrows 16 GiB (QA): a d x 2d float64 teacher for d = 60000
+# (53.6 GiB), and torus fields of 256 x 256 pixels (d = 65536: a 64 GiB teacher).
+HUGE_DATA = [
+    {"input_dim": 60000, "width": 1, "depth": 1, "n_train": 1, "batch_size": 1, "steps": 0},
+    {"architecture": "cnn", "data": "torus-fields", "image_size": 256, "width": 1, "depth": 1,
+     "n_train": 1, "batch_size": 1},
+    {"architecture": "cnn", "data": "torus-fields", "image_size": 256},
+]
+
+
+@pytest.mark.parametrize("fixed", HUGE_DATA)
+def test_sweeps_whose_data_outgrow_memory_are_refused_before_running(tmp_path, capsys, fixed):
+    (tmp_path / "s.toml").write_text('name = "s"\n[fixed]\n' + "".join(
+        f"{k} = {v!r}\n".replace("'", '"') for k, v in fixed.items()))
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "-q", "-w", "0"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err, err
+    assert re.search(r"size: [\d.]+ GiB of memory for one point .* exceed the limit of 16 GiB", err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_of_the_teacher_and_torus_fields_follows_their_arrays():
+    teacher = estimate_size(parse_sweep({"name": "s", "fixed": HUGE_DATA[0]})).point_memory
+    assert teacher == pytest.approx(16 * 60000**2, rel=0.01)  # the d x 2d float64 weights
+    torus = estimate_size(parse_sweep({"name": "s", "fixed": HUGE_DATA[1]})).point_memory
+    assert torus == pytest.approx(16 * 65536**2, rel=0.01)
+
+
+@pytest.mark.parametrize("fixed", [
+    # the teacher's weights dominate
+    {"input_dim": 1500, "n_train": 200, "width": 4, "depth": 1, "batch_size": 4},
+    # the torus fields' FFTs and the teacher dominate (a cnn of one channel)
+    {"architecture": "cnn", "data": "torus-fields", "image_size": 24, "n_train": 256,
+     "width": 1, "depth": 1, "batch_size": 4},
+    # torus fields of 4 channels, linear teacher: the FFTs
+    {"architecture": "cnn", "data": "torus-fields", "input_dim": 4, "image_size": 16,
+     "n_train": 1000, "width": 1, "depth": 1, "batch_size": 4, "teacher": "linear"},
+])
+def test_point_memory_is_within_a_factor_2_of_the_measured_peak(fixed):
+    """float64, so torch shares the numpy data and tracemalloc sees the large arrays."""
+    import tracemalloc
+
+    from gradstats.simulate.training import simulate_point
+
+    sweep = parse_sweep({"name": "m", "fixed": {**fixed, "dtype": "float64", "steps": 0}})
+    estimate = estimate_size(sweep).point_memory
+    point = expand(sweep)[0]
+    tracemalloc.start()
+    try:
+        simulate_point(point)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= estimate <= 2 * peak, (peak, estimate)
+
+
+def test_every_preset_passes_the_limits():
+    from gradstats.sweeps import resolve_sweep
+    from gradstats.sweeps.presets import preset_names
+
+    for name in preset_names():
+        check_size(resolve_sweep(name))
+
+
+def test_limits_constants_agree_with_the_simulator():
+    from gradstats.simulate import engine_estimators, theory_inputs, training
+    from gradstats.sweeps import limits
+
+    assert limits.INIT_PROBE_ROWS == theory_inputs.PROBE_SIZE
+    assert limits.LAZY_MAX_TRAIN == theory_inputs.LAZY_MAX_TRAIN
+    assert limits.NTK_PROBE_ROWS == engine_estimators.NTK_PROBE_SIZE
+    assert limits.FULL_DATA_CHUNK == training.FULL_BATCH_CHUNK
+
+
+def test_memory_limit_message_states_both_sizes_in_binary_units():
+    sweep = parse_sweep({"name": "s", "fixed": {**TINY, "width": 2**15, "depth": 2**15}})
+    with pytest.raises(SweepError) as err:
+        check_size(sweep)
+    assert re.fullmatch(r"size: [\d.]+ TiB of memory for one point \(the largest value of every "
+                        r"axis together\) exceed the limit of 16 GiB; shrink the sweep or pass "
+                        r"--no-limits", str(err.value)), str(err.value)
+    with pytest.raises(SweepError, match=r"size: [\d.]+ MiB of combined results .* limit of 1 KiB"):
+        check_size(sweep, Limits(point_memory=float("inf"), results_size=1024))
+
+
+@pytest.mark.parametrize("nbytes, text", [
+    (0, "0 B"), (999, "999 B"), (1000, "0.977 KiB"), (1536, "1.5 KiB"), (16 * 2**30, "16 GiB"),
+    (53.6 * 2**30, "53.6 GiB"), (3 * 2**40, "3 TiB"), (1.475740075652582e20, "1.34e+08 TiB"),
+])
+def test_format_bytes(nbytes, text):
+    from gradstats.sweeps.limits import format_bytes
+
+    assert format_bytes(nbytes) == text

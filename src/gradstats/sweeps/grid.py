@@ -202,7 +202,14 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
             grid[axis] = values
     from gradstats.sweeps.sweepfile import parse_sweep
 
-    return parse_sweep({**sweep.model_dump(), "seeds": seeds, "grid": grid, "fixed": fixed})
+    # a rule the overrides leave matching nothing excludes nothing: drop it (a rule of the
+    # file itself that matches nothing is refused by parse_sweep, as a likely typo)
+    overridden = sweep.model_copy(update={"grid": grid, "fixed": fixed})
+    from gradstats.sweeps.sweepfile import exclude_matches
+
+    exclude = [rule for rule in sweep.exclude if exclude_matches(overridden, rule)]
+    return parse_sweep({**sweep.model_dump(), "seeds": seeds, "grid": grid, "fixed": fixed,
+                        "exclude": exclude})
 
 
 def _parse_scalar(text: str) -> Any:

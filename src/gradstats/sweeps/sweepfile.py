@@ -214,6 +214,9 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
             if axis not in seen:
                 raise SweepError(f"exclude[{i}].{axis}: not an axis of this sweep")
             check_axis(f"exclude[{i}].{axis}", axis, value)
+        if not exclude_matches(sweep, rule):
+            raise SweepError(f"exclude[{i}]: matches no point of the sweep ({_quote(rule)}); "
+                             "check its values against [grid], [fixed] and [[zip]] rows")
     for alias, axis in ALIASES.items():
         if alias in seen and axis in seen:
             raise SweepError(f"{seen[alias]}.{alias}: an alias of {axis} (the channels of a "
@@ -225,6 +228,25 @@ def parse_sweep(raw: dict[str, Any]) -> SweepFile:
             raise SweepError("init: a named scheme (he, xavier, lecun) sets sigma_w2; "
                              "do not give sigma_w2 as well")
     return sweep
+
+
+def exclude_matches(sweep: SweepFile, rule: dict[str, Any]) -> bool:
+    """Whether the ``[[exclude]]`` ``rule`` matches some point of ``sweep`` (its axes all in
+    the sweep). The points are the product of the grid axes, the fixed values and the rows
+    of each zip group, so a rule matches one iff every grid axis it names has its value,
+    every fixed axis equals it, and each zip group has one row agreeing with all the rule's
+    axes in that group (compared with ``==``, as `gradstats.sweeps.grid.expand` does)."""
+    for axis, value in rule.items():
+        if axis in sweep.fixed and sweep.fixed[axis] != value:
+            return False
+        if axis in sweep.grid and not any(v == value for v in sweep.grid[axis]):
+            return False
+    for group in sweep.zip:
+        keys = [axis for axis in rule if axis in group]
+        rows = range(len(next(iter(group.values()))))
+        if keys and not any(all(group[k][i] == rule[k] for k in keys) for i in rows):
+            return False
+    return True
 
 
 def check_axis(field: str, axis: str, value: Any) -> Any:
