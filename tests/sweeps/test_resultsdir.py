@@ -104,6 +104,32 @@ def test_a_live_runs_manifest_still_reserves_its_points(tmp_path):
     assert not (tmp_path / locks.LOCKS_DIR / "running.lock").exists()  # the last one out
 
 
+def _npz_points(path, seeds):
+    return expand(parse_sweep({"name": "n", "seeds": seeds, "grid": {"width": [4]},
+                               "fixed": {**TINY, "data": f"npz:{path}"}}))
+
+
+def test_changed_npz_data_is_refused_until_the_file_is_restored(tmp_path):
+    """Point keys name an npz file by its path: its content is recorded in sweep.json, and
+    points computed from other content would mix with those there."""
+    import numpy as np
+
+    from gradstats.sweeps.execute import run_sweep as run
+
+    data, out = tmp_path / "d.npz", tmp_path / "out"
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 4)), rng.standard_normal(8)
+    np.savez(data, x=x, y=y)
+    original = data.read_bytes()
+    run(_npz_points(data, 2), [], out, name="n")
+    np.savez(data, x=100 * x, y=y)
+    for seeds in (2, 3):  # resume, extend
+        with pytest.raises(InputError, match=f"^data: npz:{data} has changed since the points"):
+            run(_npz_points(data, seeds), [], out, name="n")
+    data.write_bytes(original)
+    assert run(_npz_points(data, 3), [], out, name="n").computed == 1
+
+
 def test_an_empty_or_new_directory_is_accepted(tmp_path):
     (tmp_path / "empty").mkdir()
     for out in (tmp_path / "empty", tmp_path / "new" / "deeper"):

@@ -299,6 +299,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     paths.check_output_dir(out_dir)
     manifest = resultsdir.make_manifest(name, points, measure, command)
     resultsdir.check_belongs(out_dir, manifest)
+    resultsdir.check_data_unchanged(out_dir, manifest)
     run = _Run(out_dir, progress)
     tasks, skipped = pending_tasks(points, measure, run.out_dir)
     run.summary = RunSummary(total=skipped + len(tasks), skipped=skipped, computed=0)
@@ -312,6 +313,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
             paths.require_writable(out_dir)
             with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
                 resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
+                resultsdir.check_data_unchanged(out_dir, manifest)
                 resultsdir.write_manifest(out_dir, manifest)
                 resultsdir.write_sweep_toml(out_dir, sweep_toml)
                 live.enter_context(locks.running(out_dir))  # others now see a live run

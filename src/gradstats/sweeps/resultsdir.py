@@ -24,7 +24,35 @@ MANIFEST = "sweep.json"
 # The sweep file as last run into the directory (`gradstats.sweeps.sweeptoml`).
 SWEEP_TOML = "sweep.toml"
 # Manifest entries that describe the sweep (the rest, e.g. the command, do not).
-IDENTITY_FIELDS = ("name", "measure", "sweep_id", "points")
+IDENTITY_FIELDS = ("name", "measure", "sweep_id", "points", "data_digests")
+
+
+def data_digests(points: Sequence[Point]) -> dict[str, str]:
+    """SHA-256 of each npz file the points read (``npz:PATH`` -> hex digest): a point key
+    names the file by its path, so its content is recorded beside the points."""
+    digests = {}
+    for name in sorted({p.data.name for p in points if p.data.name.startswith("npz:")}):
+        try:
+            content = Path(name.removeprefix("npz:")).expanduser().read_bytes()
+        except OSError:  # the data check names the problem (`simulate.data`)
+            continue
+        digests[name] = hashlib.sha256(content).hexdigest()
+    return digests
+
+
+def check_data_unchanged(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """`InputError` when an npz file that ``out_dir``'s points were computed from has other
+    content now: resumed or added points would train on other data than those there."""
+    there = read_manifest(out_dir) or {}
+    recorded = there.get("data_digests") or {}
+    if not isinstance(recorded, dict) or not io.point_files(out_dir):
+        return
+    for name, digest in (manifest.get("data_digests") or {}).items():
+        if name in recorded and recorded[name] != digest:
+            raise InputError(
+                f"data: {name} has changed since the points in {out_dir} were computed from it "
+                f"(sha256 {str(recorded[name])[:12]}..., now {digest[:12]}...): results would "
+                "mix; restore the file, or run into another --out")
 
 
 def sweep_id(keys: Sequence[str]) -> str:
@@ -34,12 +62,16 @@ def sweep_id(keys: Sequence[str]) -> str:
 
 def make_manifest(name: str, points: Sequence[Point], measure: Sequence[str],
                   command: str = "") -> dict[str, Any]:
-    """What ``sweep.json`` holds: name, measure, sweep_id, every point, the command."""
+    """What ``sweep.json`` holds: name, measure, sweep_id, every point, the digests of the
+    npz files read (`data_digests`), the command."""
     keys = [p.key() for p in points]
     manifest: dict[str, Any] = {
         "name": name, "measure": list(measure), "sweep_id": sweep_id(keys),
         "points": [{"key": k, "point": json.loads(p.to_json())}  # as read back (lists)
                    for k, p in zip(keys, points, strict=True)]}
+    digests = data_digests(points)
+    if digests:
+        manifest["data_digests"] = digests
     if command:
         manifest["command"] = command
     return manifest
