@@ -15,7 +15,7 @@ from typing import Any
 
 from gradstats.spec import Architecture, Data, Point, SpecError, Training
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 # name -> module it lives in (imported on first access)
 _LAZY = {"run_sweep": "gradstats.api", "compare": "gradstats.api", "Comparison": "gradstats.api",
          "load_results": "gradstats.results.io"}
