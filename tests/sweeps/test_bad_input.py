@@ -173,6 +173,10 @@ def test_broken_sweep_file_exits_2_with_one_line_naming_the_field(tmp_path, case
     (["--set", "activation=swish"], "activation"),
     (["--set", "bogus=3"], "bogus"),
     (["--set", "width"], "--set"),
+    (["--set", "widht=16"], "--set widht: unknown axis"),  # named as typed, not fixed.widht
+    (["--set", "=16"], "--set: expected AXIS=VALUE"),
+    (["--set", "width=0"], "--set width:"),
+    (["--set", "width=\u0661\u0666"], "--set width:"),  # Arabic-Indic digits: not 16
 ])
 def test_bad_command_line_exits_2_with_one_line(tmp_path, argv, field):
     (tmp_path / "s.toml").write_text(to_toml(VALID))

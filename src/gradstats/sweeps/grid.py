@@ -10,7 +10,14 @@ import numpy as np
 
 from gradstats.spec import INIT_SCHEMES, Architecture, Data, Point, SpecError, Training
 from gradstats.sweeps.limits import DEFAULT_LIMITS, Limits, check_size
-from gradstats.sweeps.sweepfile import ALIASES, AXIS_DEFAULTS, SweepError, SweepFile, check_axis
+from gradstats.sweeps.sweepfile import (
+    ALIASES,
+    AXIS_DEFAULTS,
+    AXIS_TYPES,
+    SweepError,
+    SweepFile,
+    check_axis,
+)
 
 # Value of every axis not given in the sweep file.
 DEFAULTS = AXIS_DEFAULTS
@@ -183,9 +190,15 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
             raise SweepError(f"--set: expected AXIS=VALUE[,VALUE...], got {text!r}")
         axis, _, raw = text.partition("=")
         axis = axis.strip()
+        if not axis:
+            raise SweepError(f"--set: expected AXIS=VALUE[,VALUE...], got {text!r} (no axis)")
+        if axis != "seeds" and ALIASES.get(axis, axis) not in AXIS_TYPES:
+            raise SweepError(f"--set {axis}: unknown axis; known axes: {', '.join(AXIS_TYPES)}")
         if any(axis in group for group in sweep.zip):
             raise SweepError(f"--set {axis}: the axis is in a [[zip]] group; edit the sweep file")
         values = [_parse_scalar(v) for v in raw.split(",")]
+        if axis != "seeds":  # each value as its axis takes it, named as the user wrote it
+            values = [check_axis(f"--set {axis}", ALIASES.get(axis, axis), v) for v in values]
         if axis in given and given[axis] != values:
             raise SweepError(f"--set {axis}: given twice with different values "
                              f"({','.join(map(str, given[axis]))} and {raw.strip()}); give it "
@@ -214,6 +227,8 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
 
 def _parse_scalar(text: str) -> Any:
     text = text.strip()
+    if not text.isascii():  # int() also reads other scripts' digits: keep it a string
+        return text
     if text.lower() in {"true", "false"}:
         return text.lower() == "true"
     for cast in (int, float):
