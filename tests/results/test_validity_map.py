@@ -232,6 +232,8 @@ def test_validity_figure_draws_heatmaps_and_the_collapse_panel():
     assert any("forward_q (last hidden layer)" in t for t in titles)
     assert any("vs beta" in t for t in titles)
     assert "validity" in plots.kinds_available(ds)
+    with_bar = [a for ax in fig.axes for a in ax.collections if a.colorbar is not None]
+    assert with_bar and all(a.colorbar.extend == "both" for a in with_bar)  # colours clip
 
 
 @pytest.mark.slow

@@ -78,8 +78,9 @@ def plot_validity(vmap: xr.Dataset) -> Figure:
     for ax in axes[-1, len(quantities):]:
         ax.set_visible(False)
     if mesh is not None:
+        # the colours clip to ERROR_RANGE (arrows at both ends); each cell prints its value
         fig.colorbar(mesh, ax=axes[:-1, :].ravel().tolist(), shrink=0.6 if nrows > 2 else 0.9,
-                     label="relative error, infinite width")
+                     extend="both", label="relative error, infinite width")
     drawn = {gid: common.drew(axes, gid) for gid in ("boundary", "boundary_corrected",
                                                       "correction")}
     handles = [h for gid, h in (
