@@ -231,6 +231,16 @@ def test_tails_survival_and_power_law_overlay(tmp_path):
 
 
 @pytest.mark.slow  # imports torch via gradstats.simulate (~4 s alone)
+def test_tails_of_results_name_the_fixed_axes_in_the_title():
+    """As every figure of a results dataset: the title says what was held fixed."""
+    rng = np.random.default_rng(5)
+    ds = xr.Dataset({"example_grad_norm": (("width", "sample"), rng.pareto(2.0, (2, 200)) + 1)},
+                    coords={"width": [32, 64], "depth": 6, "activation": "relu"})
+    fig = plots.tails.plot_tail_configs(ds, {"per-example norm": "example_grad_norm"})
+    title = fig._suptitle.get_text().replace("\n", " ")
+    assert "depth=6" in title and "relu" in title, title
+
+
 def test_tails_fit_missing_power_law_recovers_exponent():
     rng = np.random.default_rng(3)
     a = 2.0
@@ -264,6 +274,17 @@ def test_spectrum_rank_plot_with_fitted_exponent(tmp_path):
         slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
         assert slope == pytest.approx(-1.5, abs=1e-9)
     _save_and_check(fig, tmp_path)
+
+
+def test_spectrum_shades_the_standard_error_over_seeds():
+    ds = spectrum_dataset(1.5)
+    ds["noise_eigenvalues"] = ds.noise_eigenvalues * (1 + 0.1 * ds.seed)  # seeds differ
+    fig = plots.plot_spectrum(ds.isel(width=0, step=0))
+    (band,) = [c for ax in fig.axes for c in ax.collections if c.get_gid() == "band"]
+    lam = ds.noise_eigenvalues.isel(width=0, step=0).values[:, :15]  # (seed, rank > 0)
+    mean, se = lam.mean(0), lam.std(0, ddof=1) / np.sqrt(3)
+    y = band.get_paths()[0].vertices[:, 1]
+    assert y.max() == pytest.approx((mean + se).max()) and y.min() == pytest.approx((mean - se).min())
 
 
 def directions_dataset() -> xr.Dataset:

@@ -49,17 +49,18 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
     """lambda_k vs k (log-log) per step, fitted k^-s dashed over its window, facets by config.
 
     Lines have gid ``measured`` (ydata: seed-mean eigenvalues at ranks 1..n above the
-    relative floor) and ``fit``; at most `MAX_STEPS` steps (evenly chosen) are drawn, the
-    title names them. Every configuration gets its own panel.
+    relative floor; a band of gid ``band``: ± its standard error over seeds) and ``fit``;
+    at most `MAX_STEPS` steps (evenly chosen) are drawn, the title names them.
+    Every configuration gets its own panel.
     """
     common.require(ds, "spectrum", [var], [RANK_DIM])
     da = ds[var]
-    mean, _ = common.seed_mean(da)
+    mean, se = common.seed_mean(da)
     extra, col, row = common.split_dims(common.varying(mean, exclude=(RANK_DIM,)), (), col, row)
     if extra:  # more than two varying axes: one column per combination of the rest
         stacked = extra + ([col] if col else [])
         col = "+".join(stacked)
-        mean = mean.stack({col: stacked})
+        mean, se = mean.stack({col: stacked}), se.stack({col: stacked})
     steps = mean[STEP_DIM].values if STEP_DIM in mean.dims else [None]
     if len(steps) > MAX_STEPS:
         steps = steps[np.linspace(0, len(steps) - 1, MAX_STEPS).round().astype(int)]
@@ -68,9 +69,9 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
     for p in facets.panels:
         entries = []
         for k, step in enumerate(steps):
-            m = mean.sel(p.facet) if p.facet else mean
+            m, e = (mean.sel(p.facet), se.sel(p.facet)) if p.facet else (mean, se)
             if step is not None:
-                m = m.sel({STEP_DIM: step})
+                m, e = m.sel({STEP_DIM: step}), e.sel({STEP_DIM: step})
             lam = m.values
             ranks = np.arange(1, lam.size + 1)
             ok = above_floor(lam)
@@ -86,6 +87,7 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
                 p.ax.plot(kk, np.exp(fit.log_c) * kk ** (-fit.s), "--", color=color, lw=1,
                           gid="fit")
             p.ax.plot(ranks[ok], lam[ok], "o-", ms=2.5, lw=1, color=color, gid="measured")
+            style.band(p.ax, ranks[ok], lam[ok], e.values[ok], color, log=True)
             entries.append((name, color))
         p.ax.set_xscale("log")
         p.ax.xaxis.set_minor_formatter(NullFormatter())  # under a decade: no crowded labels
@@ -105,5 +107,5 @@ def plot_spectrum(ds: xr.Dataset, var: str = "noise_eigenvalues", col: str | Non
             f"up to {dropped} per line" if dropped else "")
     if ax is None:
         common.suptitle(facets.fig, f"{common.label(da, units=False)}: rank plot, "
-                        r"$\lambda_k \propto k^{-s}$ fitted (seed mean)", mean, note)
+                        r"$\lambda_k \propto k^{-s}$ fitted (seed mean ± SE)", mean, note)
     return facets.fig

@@ -58,8 +58,9 @@ def fit_tail(sample: np.ndarray):
 def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | None = None,
                fit_missing: bool = True, title: str = "gradient entries",
                xlabel: str = "|gradient entry|", ncols: int = 3, fig: Figure | None = None,
-               ax=None) -> Figure:
+               ax=None, fixed: xr.Dataset | None = None) -> Figure:
     """One log-log survival panel per named sample with power-law/lognormal/Gaussian overlays.
+    ``fixed``: the results the samples come from (the title names their fixed axes).
 
     ``fits[name]`` gives the power law of panel ``name``; missing ones are fitted with
     `fit_tail` when ``fit_missing`` (else that overlay is left out). Panels fill rows of
@@ -124,8 +125,7 @@ def plot_tails(samples: Mapping[str, np.ndarray], fits: Mapping[str, object] | N
     else:  # the same curves in every panel: one legend below them all
         style.figure_legend(fig, handles=handles, labels=labels)
     if ax is None:
-        fig.suptitle(style.wrap(f"{title}: survival functions", fig.get_size_inches()[0]
-                                if hasattr(fig, "get_size_inches") else 6.0))
+        common.suptitle(fig, f"{title}: survival functions", fixed)
     return fig
 
 
@@ -157,5 +157,5 @@ def plot_tail_configs(ds: xr.Dataset, variables: Mapping[str, str], step: int | 
         samples.update({(f"{title}: {k}" if many else k): v for k, v in per_config.items()})
     head = ", ".join(variables)
     fig = plot_tails(samples, title=f"{head} ({note})", xlabel=common.label(
-        next(iter(variables.values()))), fig=fig)
+        next(iter(variables.values()))), fig=fig, fixed=ds)
     return fig
