@@ -82,6 +82,37 @@ def test_run_writes_every_point_and_rerun_skips_them(tmp_path):
     assert {f: (f.stat().st_ino, f.stat().st_mtime_ns) for f in files} == stats
 
 
+def test_a_copy_without_its_times_still_holds_a_current_store(tmp_path):
+    """``cp -r`` (no preserved modification times) or ``touch``: the store is matched to the
+    point files by content then; a changed file still makes it stale."""
+    import shutil
+
+    from gradstats.sweeps.execute import store_is_current
+
+    run_sweep(tiny_points(), [], tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b", copy_function=shutil.copy)  # new mtimes
+    assert store_is_current(tmp_path / "b")
+    store = tmp_path / "b" / io.CONSOLIDATED
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*")}
+    assert run_sweep(tiny_points(), [], tmp_path / "b").computed == 0
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == before  # not rewritten
+    first = io.point_files(tmp_path / "b")[0]
+    data = bytearray(first.read_bytes())
+    data[-1] ^= 1  # same name, size and (restored) time; other content
+    stat = first.stat()
+    first.write_bytes(bytes(data))
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert not store_is_current(tmp_path / "b")
+
+
+def test_a_consolidation_killed_mid_write_leaves_nothing_after_the_next(tmp_path):
+    run_sweep(tiny_points(seeds=1), [], tmp_path)
+    for name in (".sweep.zarr.k1ll3d.tmp", ".sweep.zarr.k1ll3d.tmp.old"):  # mkdtemp's names
+        (tmp_path / name / "x").mkdir(parents=True)
+    run_sweep(tiny_points(seeds=2), [], tmp_path)  # new points: the store is rebuilt
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".tmp.old"))]
+
+
 def test_duplicate_points_are_computed_once(tmp_path, monkeypatch):
     log = tmp_path / "log"
     monkeypatch.setenv(COMPUTE_LOG_ENV, str(log))

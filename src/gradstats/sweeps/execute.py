@@ -463,15 +463,22 @@ def _diverged(dataset: xr.Dataset) -> bool:
 
 
 FINGERPRINT_FILE = io.STORE_META_PREFIX + "points"
+CONTENT_FINGERPRINT_FILE = io.STORE_META_PREFIX + "points-content"
 
 
 def store_is_current(out_dir: Path) -> bool:
     """Whether ``DIR/sweep.zarr`` was built from exactly the current point files and is
     intact: its files as written, byte for byte (a removed variable or a changed chunk makes
-    it stale; hashing a store costs about 2 ms per MB)."""
+    it stale; hashing a store costs about 2 ms per MB). The point files are matched by
+    name, size and modification time, and where those differ (a copy that did not keep the
+    times, ``cp -r``; a ``touch``) by their content."""
     target = Path(out_dir) / io.CONSOLIDATED
-    return (target.is_dir() and _stored_fingerprint(target) == _files_fingerprint(
-        io.point_files(out_dir)) and not io.verify_store(target, content=True))
+    if not target.is_dir():
+        return False
+    files = io.point_files(out_dir)
+    same = _stored_fingerprint(target) == _files_fingerprint(files) or (
+        _stored_fingerprint(target, CONTENT_FINGERPRINT_FILE) == _content_fingerprint(files))
+    return same and not io.verify_store(target, content=True)
 
 
 def consolidate(out_dir: Path, command: str = "") -> Path | None:
@@ -482,9 +489,11 @@ def consolidate(out_dir: Path, command: str = "") -> Path | None:
     rewrites nothing); a damaged store is rebuilt.
     """
     target = out_dir / io.CONSOLIDATED
+    _remove_stale_temporaries(target)
     if store_is_current(out_dir):
         return target
-    fingerprint = _files_fingerprint(io.point_files(out_dir))
+    files = io.point_files(out_dir)
+    fingerprint, content = _files_fingerprint(files), _content_fingerprint(files)
     datasets = io.load_point_files(out_dir)
     if not datasets:
         return None
@@ -493,6 +502,7 @@ def consolidate(out_dir: Path, command: str = "") -> Path | None:
     def write(tmp: Path) -> None:
         io.to_zarr(combined, tmp)
         (tmp / FINGERPRINT_FILE).write_text(fingerprint)
+        (tmp / CONTENT_FINGERPRINT_FILE).write_text(content)
 
     io.replace_dir_atomically(target, write)
     return target
@@ -509,10 +519,31 @@ def _files_fingerprint(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _stored_fingerprint(store: Path) -> str | None:
-    """The fingerprint of the point files a store was built from (a file inside the store)."""
+def _content_fingerprint(files: list[Path]) -> str:
+    """Digest of the point files' names and contents (read whole: about 1 ms per MB)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.name}|{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove what a consolidation killed mid-write left beside ``target``
+    (`io.replace_dir_atomically`'s ``.sweep.zarr.*.tmp`` and ``*.tmp.old``). Call it under
+    the consolidate lock: no live writer owns one then."""
+    import shutil
+
+    for stale in target.parent.glob(f".{target.name}.*.tmp*"):
+        if stale.is_dir() and (stale.name.endswith(".tmp") or stale.name.endswith(".tmp.old")):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _stored_fingerprint(store: Path, name: str = FINGERPRINT_FILE) -> str | None:
+    """A fingerprint of the point files a store was built from (a file inside the store)."""
     try:
-        return (store / FINGERPRINT_FILE).read_text()
+        return (store / name).read_text()
     except OSError:
         return None
 
