@@ -68,6 +68,13 @@ def test_another_sweep_is_refused_and_nothing_changes(tmp_path, other):
     assert tree(tmp_path) == before
 
 
+def test_the_refusal_names_the_files_that_are_not_of_the_sweep(tmp_path):
+    run_sweep(points(), [], tmp_path, name="t")
+    (tmp_path / "points" / "foo.nc").write_bytes(b"stray")
+    with pytest.raises(InputError, match="not of this sweep: points/foo.nc.*move those files"):
+        run_sweep(points(), [], tmp_path, name="t")
+
+
 def test_point_files_without_a_manifest_still_count(tmp_path):
     run_sweep(points(), [], tmp_path, name="t")
     (tmp_path / "sweep.json").unlink()

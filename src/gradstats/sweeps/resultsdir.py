@@ -111,10 +111,14 @@ def check_belongs(out_dir: Path, manifest: dict[str, Any]) -> None:
         return
     name = there.get("name") if there else None
     described = f"another sweep ({name!r}, " if name else "another sweep ("
+    files = sorted(f"{io.POINTS_DIR}/{key}.nc" for key in foreign
+                   if (Path(out_dir) / io.POINTS_DIR / f"{key}.nc").exists())
+    named = (f"; not of this sweep: {', '.join(files[:3])}" + (" ..." if len(files) > 3 else "")
+             if files else "")
+    remedy = "move those files away" if files else "wait until its run has ended"
     raise InputError(
         f"--out: {out_dir} holds {described}{len(existing)} points, {len(foreign)} of them not "
-        f"points of this one): results would mix; choose another --out, or delete the "
-        "directory to start over")
+        f"points of this one{named}): results would mix; choose another --out, or {remedy}")
 
 
 def manifest_changed(out_dir: Path, manifest: dict[str, Any]) -> bool:
