@@ -36,7 +36,7 @@ def raising(err: BaseException):
      "error: /r/x.nc: Read-only file system"),
     (OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b"), 2,
      "error: /a -> /b: Invalid cross-device link"),
-    (KeyboardInterrupt(), 130, "error: interrupted; finished points are kept, rerun to resume"),
+    (KeyboardInterrupt(), 130, "error: interrupted; no file was left half-written"),
     (MemoryError(), 1, "error: out of memory; see docs/errors.md on size limits"),
     (RuntimeError("line one\nline two"), 1,
      "error: internal error: RuntimeError: line one line two (set GRADSTATS_TRACEBACK=1 to see "

@@ -38,7 +38,7 @@ TRACEBACK_ENV = "GRADSTATS_TRACEBACK"
 # Warnings raised from code under this directory are gradstats' own (printed after a command).
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_LINE = 1000
-INTERRUPTED = "interrupted; finished points are kept, rerun to resume"
+INTERRUPTED = "interrupted; no file was left half-written"
 
 
 class InputError(Exception):

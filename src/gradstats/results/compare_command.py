@@ -81,8 +81,10 @@ def write_comparison(cmp, path: Path) -> None:
     for name in clean.data_vars:
         clean[name].attrs = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
                              for k, v in clean[name].attrs.items()}
+    from gradstats.results import io
+
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    clean.to_netcdf(path)
+    io.replace_with(path, lambda tmp: clean.to_netcdf(tmp))  # never half a file
 
 
 HEADER = ("Each cell (configuration x layer x step) is tested at level {level:g}; p-values are "

@@ -544,13 +544,15 @@ def suptitle(fig: Figure, head: str, ds: xr.Dataset | xr.DataArray | None = None
 
 def save(fig: Figure, path: Path, fmt: str | None = None, dpi: int = style.DPI) -> Path:
     """Write ``fig`` to ``path`` (format from ``fmt`` or the suffix: png, pdf or svg; PNG at
-    ``dpi``); closes it."""
+    ``dpi``; by a temporary file and a rename); closes it."""
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown {fmt!r}; choose {', '.join(FORMATS)}")
+    from gradstats.results import io
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context(style.STYLE):
-        fig.savefig(path, format=fmt, dpi=dpi)
+    with matplotlib.rc_context(style.STYLE):  # atomically: a Ctrl-C leaves no half a figure
+        io.replace_with(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi))
     plt.close(fig)
     return path
