@@ -543,6 +543,16 @@ def _(ws):
     return ["export", "nan.nc", "-f", "csv", "-o", "t.csv"], "no values"
 
 
+@case("theory --depth 10^8 (hours of work)")
+def _(ws):
+    return ["theory", "--depth", "100000000"], "--depth"
+
+
+@case("theory --phase-diagram --grid-points 10^5 (10^10 points)")
+def _(ws):
+    return ["theory", "--phase-diagram", "--grid-points", "100000"], "--grid-points"
+
+
 @case("compare a missing directory")
 def _(ws):
     return ["compare", "nowhere"], "RESULTS"

@@ -27,6 +27,10 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
+MAX_GRID_POINTS = 2001  # 1001 x 1001 takes ~8 s on a 2-core machine, 2001 about four times that
+MAX_DEPTH = 10_000  # the table iterates over the layers: ~4 s at 10^4 (10^8 would take hours)
+
+
 def _depth_scale(v: float, phase: str) -> str:
     """A depth scale for the table: at criticality a huge finite value (whose sign is
     round-off) reads "> 1000 (critical)" rather than e.g. -103413."""
@@ -93,8 +97,13 @@ def theory_command(
         from gradstats import theory
 
     if phase_diagram:
-        if grid_points < 2:
-            raise typer.BadParameter("need at least 2", param_hint="--grid-points")
+        if not 2 <= grid_points <= MAX_GRID_POINTS:
+            raise typer.BadParameter(f"need 2..{MAX_GRID_POINTS} (the diagram has its square "
+                                     f"of points), got {grid_points}", param_hint="--grid-points")
+    elif depth > MAX_DEPTH:
+        raise typer.BadParameter(f"at most {MAX_DEPTH} (the backward ratio iterates over the "
+                                 f"layers), got {depth}", param_hint="--depth")
+    if phase_diagram:
         import numpy as np
 
         sw = np.linspace(0.1, sigma_w2_max, grid_points)
