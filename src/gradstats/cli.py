@@ -140,14 +140,7 @@ def run(
         if executor is not None:
             executor.close()
     wrote_comparison = False
-    if quiet and compare and summary.computed == 0 and _comparison_current(out_dir):
-        wrote_comparison = True  # nothing new to compare (and the directory may be read-only)
-    elif quiet and compare and not paths.writable(out_dir):  # nothing to print, nowhere to write
-        import warnings
-
-        warnings.warn(f"{out_dir / 'comparison.nc'} not written (the directory is not "
-                      "writable); gradstats compare prints the comparison", stacklevel=1)
-    elif not quiet or compare:
+    if not quiet or compare:
         try:
             wrote_comparison = _print_results(out_dir, compare, console, quiet)
         except KeyboardInterrupt:  # the run is complete; only the tables were cut short
@@ -232,13 +225,21 @@ def _print_run_summary(summary, points, out_dir: Path, console, wrote_comparison
 
 def _print_results(out_dir: Path, compare: bool, console, quiet: bool = False) -> bool:
     """The measurements table and, with ``compare``, theory vs measurement of a run;
-    whether ``DIR/comparison.nc`` was written. ``quiet``: compare and write the file,
-    print nothing."""
+    whether ``DIR/comparison.nc`` is there. ``quiet``: only the file, which is kept when it
+    is newer than every point file and skipped (one warning) where it cannot be written."""
     import warnings
 
-    from gradstats.results.io import load_results
+    from gradstats import paths
+    from gradstats.results.io import load_results, newer_than_points
     from gradstats.results.summary import print_summary
 
+    target = out_dir / "comparison.nc"
+    if quiet and newer_than_points(target, out_dir):
+        return True  # nothing new to compare (and the directory may be read-only)
+    if quiet and not paths.writable(out_dir):  # nothing to print, nowhere to write
+        warnings.warn(f"{target} not written (the directory is not writable); gradstats "
+                      "compare prints the comparison", stacklevel=1)
+        return False
     try:
         with status(f"loading the results in {out_dir}", enabled=not quiet):
             results = load_results(out_dir, lazy=False)
@@ -253,13 +254,6 @@ def _print_results(out_dir: Path, compare: bool, console, quiet: bool = False) -
             warnings.warn(f"theory comparison skipped ({type(err).__name__}: {err}); "
                           f"try gradstats compare {out_dir}", stacklevel=1)
     return False
-
-
-def _comparison_current(out_dir: Path) -> bool:
-    """Whether ``DIR/comparison.nc`` is newer than every point file."""
-    from gradstats.results.io import newer_than_points
-
-    return newer_than_points(out_dir / "comparison.nc", out_dir)
 
 
 def _print_theory_comparison(results, out_dir: Path, console, quiet: bool = False) -> bool:

@@ -155,6 +155,15 @@ def test_point_of_a_run_that_died_is_computed_here(tmp_path):
     assert io.is_done(out, points[0])
 
 
+def test_the_running_lock_is_shared_and_removed_by_its_last_holder(tmp_path):
+    first, second = locks.hold_running(tmp_path), locks.hold_running(tmp_path)  # no waiting
+    path = locks.lock_path(tmp_path, locks.RUNNING)
+    first.release()
+    assert path.exists() and locks.run_is_live(tmp_path)  # the second run is still going
+    second.release()
+    assert not path.exists() and not locks.run_is_live(tmp_path)
+
+
 def test_lock_excludes_a_second_open_and_dies_with_its_holder(tmp_path):
     path = tmp_path / "k.lock"
     first = locks.try_lock(path)

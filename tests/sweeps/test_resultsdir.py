@@ -97,16 +97,19 @@ def test_an_aborted_extension_leaves_the_original_sweep_free_to_resume(tmp_path)
 
 
 def test_a_live_runs_manifest_still_reserves_its_points(tmp_path):
-    """While the run that wrote sweep.json holds `locks.running`, its points count even
+    """While the run that wrote sweep.json holds `locks.hold_running`, its points count even
     before their files exist: a different sweep is refused."""
     from gradstats.sweeps import locks
 
     run_sweep(points(), [], tmp_path, name="t")
     resultsdir.write_manifest(tmp_path, resultsdir.make_manifest("t", points(seeds=3), []))
-    with locks.running(tmp_path):
+    held = locks.hold_running(tmp_path)
+    try:
         assert locks.run_is_live(tmp_path)  # as another run would see it
         with pytest.raises(InputError, match="holds another sweep .'t', 6 points, 4 of them"):
             run_sweep(points(), [], tmp_path, name="t")
+    finally:
+        held.release()
     assert not locks.run_is_live(tmp_path)
     assert not (tmp_path / locks.LOCKS_DIR / "running.lock").exists()  # the last one out
 

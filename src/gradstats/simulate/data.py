@@ -160,10 +160,16 @@ def _digits(data: Data, loss: str) -> Dataset:
     return Dataset(x=x, y=np.eye(DIGITS_CLASSES)[labels], n_classes=None)
 
 
+def npz_path(name: str) -> Path:
+    """The file a data name ``npz:PATH`` reads (``~`` expanded; relative to the working
+    directory)."""
+    return Path(name.removeprefix("npz:")).expanduser()
+
+
 def _npz_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
     """The validated arrays ``x`` (n, d) float64 and ``y`` (n,) or (n, k) of ``npz:PATH``
     (read-only; cached while the file is unchanged)."""
-    path = Path(name.removeprefix("npz:")).expanduser()
+    path = npz_path(name)
     try:
         stat = path.stat()
     except FileNotFoundError:

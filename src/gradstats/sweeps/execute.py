@@ -307,51 +307,49 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
     # a finished sweep in a read-only directory still reads back without its sweep.toml
     toml_due = resultsdir.sweep_toml_changed(out_dir, sweep_toml) and \
         paths.writable(paths.existing_ancestor(out_dir))
-    live = contextlib.ExitStack()  # `locks.running` from the manifest to the end
-    with live:
-        if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or toml_due:
-            paths.require_writable(out_dir)
-            with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
-                resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
-                resultsdir.check_data_unchanged(out_dir, manifest)
-                resultsdir.write_manifest(out_dir, manifest)
-                resultsdir.write_sweep_toml(out_dir, sweep_toml)
-                live.enter_context(locks.running(out_dir))  # others now see a live run
+    if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or toml_due:
+        paths.require_writable(out_dir)
+        with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
+            resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
+            resultsdir.check_data_unchanged(out_dir, manifest)
+            resultsdir.write_manifest(out_dir, manifest)
+            resultsdir.write_sweep_toml(out_dir, sweep_toml)
+            run.live = locks.hold_running(out_dir)  # others now see a live run
+    owned = None
+    try:
         run.report()
-        owned = None
-        try:
-            while tasks:
-                if executor is None:
-                    work = sum(estimated_seconds(t.point) for t in tasks)
-                    executor = owned = make_executor(
-                        workers, scheduler, n_tasks=len(group_tasks(tasks, task_seconds)),
-                        work_seconds=work)
-                in_process = isinstance(executor, InProcessExecutor)
-                if in_process and ensemble:
-                    groups = ensembles(tasks)  # one executor task per ensemble
-                else:
-                    groups = group_tasks(tasks, 0.0 if in_process else task_seconds, ensemble)
-                compute = functools.partial(compute_tasks, ensemble=ensemble)
-                with run.stopping_on_write_errors():
-                    for outcomes in executor.map_unordered(compute, run.claim(groups),
-                                                           on_error=failed_tasks):
-                        for outcome in outcomes:
-                            run.finish(outcome)
-                tasks = run.wait_for_others()
-        finally:
-            run.release_all()
-            if owned is not None:
-                owned.close()
-        if consolidate_store:
-            run.summary.store = out_dir / io.CONSOLIDATED
-            if run.summary.computed or stale_store:  # consolidate checks again under the lock
-                if phase is not None:
-                    phase(f"combining {run.summary.total} point files into {io.CONSOLIDATED}")
-                with run.stopping_on_write_errors(), \
-                        locks.locked(locks.lock_path(run.out_dir, "consolidate")):
-                    run.summary.store = consolidate(run.out_dir, command=command)
-        run.summary.seconds = time.perf_counter() - started
-        return run.summary
+        while tasks:
+            if executor is None:
+                work = sum(estimated_seconds(t.point) for t in tasks)
+                executor = owned = make_executor(
+                    workers, scheduler, n_tasks=len(group_tasks(tasks, task_seconds)),
+                    work_seconds=work)
+            in_process = isinstance(executor, InProcessExecutor)
+            if in_process and ensemble:
+                groups = ensembles(tasks)  # one executor task per ensemble
+            else:
+                groups = group_tasks(tasks, 0.0 if in_process else task_seconds, ensemble)
+            compute = functools.partial(compute_tasks, ensemble=ensemble)
+            with run.stopping_on_write_errors():
+                for outcomes in executor.map_unordered(compute, run.claim(groups),
+                                                       on_error=failed_tasks):
+                    for outcome in outcomes:
+                        run.finish(outcome)
+            tasks = run.wait_for_others()
+    finally:
+        run.release_all()
+        if owned is not None:
+            owned.close()
+    if consolidate_store:
+        run.summary.store = out_dir / io.CONSOLIDATED
+        if run.summary.computed or stale_store:  # consolidate checks again under the lock
+            if phase is not None:
+                phase(f"combining {run.summary.total} point files into {io.CONSOLIDATED}")
+            with run.stopping_on_write_errors(), \
+                    locks.locked(locks.lock_path(run.out_dir, "consolidate")):
+                run.summary.store = consolidate(run.out_dir, command=command)
+    run.summary.seconds = time.perf_counter() - started
+    return run.summary
 
 
 @dataclass
@@ -362,6 +360,7 @@ class _Run:
     progress: Callable[[int, int], None] | None
     summary: RunSummary = field(default_factory=lambda: RunSummary(0, 0, 0))
     held: dict[str, locks.FileLock] = field(default_factory=dict)
+    live: locks.FileLock | None = None  # `locks.hold_running`, from the manifest write on
     deferred: list[Task] = field(default_factory=list)
 
     def report(self) -> None:
@@ -440,9 +439,13 @@ class _Run:
         return []
 
     def release_all(self) -> None:
+        """Every point lock, then the live-run lock (all our points are written by then)."""
         for lock in self.held.values():
             lock.release()
         self.held.clear()
+        if self.live is not None:
+            self.live.release()
+            self.live = None
 
     def _take_deferred(self) -> list[Task]:
         rest, self.deferred = self.deferred, []

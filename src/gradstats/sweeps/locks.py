@@ -35,13 +35,19 @@ class FileLock:
 
     path: Path
     fd: int
+    shared: bool = False
 
     def release(self) -> None:
-        """Unlink the lock file (while still holding it), then drop the lock."""
+        """Unlink the lock file (while still holding it), then drop the lock; a shared lock
+        is unlinked only by its last holder (the one that can then take it exclusively)."""
         if self.fd < 0:
             return
         try:
+            if self.shared:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: not last
             self.path.unlink(missing_ok=True)
+        except BlockingIOError:
+            pass
         finally:
             os.close(self.fd)  # closing the last descriptor releases the flock
             self.fd = -1
@@ -77,41 +83,20 @@ def locked(path: Path) -> Iterator[FileLock]:
         held.release()
 
 
-RUNNING = "running"  # shared by every live run into a directory (`running`, `run_is_live`)
+RUNNING = "running"  # held shared by every live run into a directory (`hold_running`)
 
 
-@contextmanager
-def running(out_dir: Path) -> Iterator[None]:
-    """Hold a shared lock on ``DIR/.locks/running.lock`` while a run is live, so that
+def hold_running(out_dir: Path) -> FileLock:
+    """A shared lock on ``DIR/.locks/running.lock``, held while a run is live so that
     `run_is_live` can tell the manifest of a live run from one an aborted run left (the
-    kernel drops it however the run dies). The last holder removes the file."""
-    path = lock_path(out_dir, RUNNING)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-        except BaseException:
-            os.close(fd)
-            raise
-        if _same_file(fd, path):
-            break
-        os.close(fd)  # the last holder unlinked it after we opened it: try again
-    try:
-        yield
-    finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the last one out
-        except BlockingIOError:
-            pass
-        else:
-            path.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
+    kernel drops it however the run dies). The last holder to release it removes the file."""
+    held = _acquire(lock_path(out_dir, RUNNING), blocking=True, shared=True)
+    assert held is not None  # a blocking acquire returns a lock or raises
+    return held
 
 
 def run_is_live(out_dir: Path) -> bool:
-    """Whether some run holds `running` on ``out_dir`` now (call it before taking yours:
+    """Whether some run holds `hold_running` on ``out_dir`` now (ask before taking yours:
     flock conflicts between two opens in one process)."""
     path = lock_path(out_dir, RUNNING)
     try:
@@ -127,12 +112,13 @@ def run_is_live(out_dir: Path) -> bool:
     return False
 
 
-def _acquire(path: Path, blocking: bool) -> FileLock | None:
+def _acquire(path: Path, blocking: bool, shared: bool = False) -> FileLock | None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, mode)
         except BlockingIOError:
             os.close(fd)
             return None
@@ -140,10 +126,11 @@ def _acquire(path: Path, blocking: bool) -> FileLock | None:
             os.close(fd)
             raise
         if _same_file(fd, path):
-            with contextlib.suppress(OSError):  # the holder's name is for people; a full disk
-                os.ftruncate(fd, 0)             # must not stop the lock from working
-                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
-            return FileLock(path, fd)
+            if not shared:  # one holder: its name is for people; a full disk must not
+                with contextlib.suppress(OSError):  # stop the lock from working
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
+            return FileLock(path, fd, shared)
         os.close(fd)  # the previous holder unlinked it after we opened it: try again
         time.sleep(POLL_SECONDS / 10)
 

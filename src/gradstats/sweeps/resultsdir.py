@@ -30,10 +30,12 @@ IDENTITY_FIELDS = ("name", "measure", "sweep_id", "points", "data_digests")
 def data_digests(points: Sequence[Point]) -> dict[str, str]:
     """SHA-256 of each npz file the points read (``npz:PATH`` -> hex digest): a point key
     names the file by its path, so its content is recorded beside the points."""
+    from gradstats.simulate.data import npz_path
+
     digests = {}
     for name in sorted({p.data.name for p in points if p.data.name.startswith("npz:")}):
         try:
-            content = Path(name.removeprefix("npz:")).expanduser().read_bytes()
+            content = npz_path(name).read_bytes()
         except OSError:  # the data check names the problem (`simulate.data`)
             continue
         digests[name] = hashlib.sha256(content).hexdigest()
