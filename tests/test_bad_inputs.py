@@ -419,6 +419,17 @@ def _(ws):
     return ["run", ws.sweep(tiny()), "-o", ws.write("file", "x"), "-q", "-w", "0"], "--out"
 
 
+@case("run --out whose points subdirectory is a file")
+def _(ws):
+    ws.write("o/points", "not a directory")
+    return ["run", ws.sweep(tiny()), "-o", "o", "-q", "-w", "0"], "points exists and is not"
+
+
+@case("run --out where no directory can be made (/proc)")
+def _(ws):
+    return ["run", ws.sweep(tiny()), "-o", "/proc/gradstats-out", "-q", "-w", "0"], "--out"
+
+
 @case("run --out with a name longer than the file system allows")
 def _(ws):
     return ["run", ws.sweep(tiny()), "-o", "r/" + "n" * 300, "-q", "-w", "0"], "longer"
@@ -528,6 +539,13 @@ def _(ws):
     for path in (ws.root / FINISHED / "points").glob("*.nc"):
         path.write_bytes(path.read_bytes()[:100])
     return ["show", FINISHED], "no readable point files"
+
+
+@case("report on the comparison file instead of the results")
+def _(ws):
+    code, _, err = run_main(["compare", FINISHED])  # writes FINISHED/comparison.nc
+    assert code == 0, err
+    return ["report", f"{FINISHED}/comparison.nc"], "is a comparison"
 
 
 @case("export a store with a variable removed")

@@ -250,9 +250,11 @@ def _sweep_file(tmp_path: Path, seeds: int, widths: tuple[int, ...] = (16,),
 
 
 def _interrupt_after_first_point(argv: list[str], out: Path, prelude: str = "",
-                                 timeout: float = 120) -> subprocess.CompletedProcess:
+                                 timeout: float = 120, sig: int = signal.SIGINT
+                                 ) -> subprocess.CompletedProcess:
     """Run ``gradstats ARGV`` in a process group of its own, send SIGINT to the group (as a
-    terminal's Ctrl-C does) once a point file exists, and wait for it to end."""
+    terminal's Ctrl-C does) once a point file exists, and wait for it to end. Another
+    ``sig`` (SIGTERM, as ``kill PID`` sends) goes to the process alone."""
     code = f"{prelude}from gradstats.cli import main; main()"
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -263,7 +265,10 @@ def _interrupt_after_first_point(argv: list[str], out: Path, prelude: str = "",
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no point file appeared"
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)
+        if sig == signal.SIGINT:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:
@@ -272,16 +277,17 @@ def _interrupt_after_first_point(argv: list[str], out: Path, prelude: str = "",
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def _assert_one_interrupted_line(done: subprocess.CompletedProcess, out: Path, total: int
-                                 ) -> tuple[int, str]:
-    """Exit 130, exactly one non-empty line on stderr, no traceback; (saved, resume command)."""
-    assert done.returncode == errors.EXIT_INTERRUPTED, (done.returncode, done.stderr)
+def _assert_one_interrupted_line(done: subprocess.CompletedProcess, out: Path, total: int,
+                                 code: int = 130, word: str = "interrupted") -> tuple[int, str]:
+    """Exit ``code``, exactly one non-empty line on stderr, no traceback; (saved, resume
+    command)."""
+    assert done.returncode == code, (done.returncode, done.stderr)
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
     line = lines[0]
-    assert line.startswith("error: interrupted; ") and f" of {total} points saved in {out}; " in line
-    saved = int(line.removeprefix("error: interrupted; ").split(" of ")[0])
+    assert line.startswith(f"error: {word}; ") and f" of {total} points saved in {out}; " in line
+    saved = int(line.removeprefix(f"error: {word}; ").split(" of ")[0])
     assert 1 <= saved < total and len(list((out / "points").glob("*.nc"))) == saved
     command = line.split("; resume with: ")[1]
     assert command.startswith("gradstats run ") and str(out) in command
@@ -301,6 +307,20 @@ def test_ctrl_c_ends_with_one_line_exit_130_and_the_resume_command(tmp_path, cap
     assert (code, err) == (0, "")
     assert f"12 points: {12 - saved} computed, {saved} already done" in stdout
     assert len(list((out / "points").glob("*.nc"))) == 12
+
+
+def test_sigterm_ends_with_one_line_exit_143_and_a_rerun_resumes(tmp_path, capsys):
+    """``kill PID`` (or a batch scheduler's time limit) stops the run like Ctrl-C does: the
+    saved points are kept, one line says so, exit 143 (Python's default: silence)."""
+    out = tmp_path / "out"
+    sweep = _sweep_file(tmp_path, seeds=4, widths=(16, 24, 32), steps=300)
+    done = _interrupt_after_first_point(["run", str(sweep), "-o", str(out), "-w", "0",
+                                         "--no-compare"], out, sig=signal.SIGTERM)
+    saved, command = _assert_one_interrupted_line(done, out, total=12, code=143,
+                                                  word="terminated")
+    code, stdout, err = _run([*shlex.split(command)[1:], "-q"], capsys)
+    assert (code, err) == (0, "")
+    assert f"12 points: {12 - saved} computed, {saved} already done" in stdout
 
 
 def test_a_ctrl_c_that_a_callback_swallows_still_stops_the_run(tmp_path, monkeypatch, capsys):

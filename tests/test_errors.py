@@ -37,6 +37,11 @@ def raising(err: BaseException):
     (OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b"), 2,
      "error: /a -> /b: Invalid cross-device link"),
     (KeyboardInterrupt(), 130, "error: interrupted; no file was left half-written"),
+    (errors.Terminated(), 143, "error: terminated; no file was left half-written"),
+    (errors.Interrupted.after(errors.Terminated(), "interrupted; 3 of 8 points saved"), 143,
+     "error: terminated; 3 of 8 points saved"),
+    (errors.Interrupted.after(KeyboardInterrupt(), "interrupted; 3 of 8 points saved"), 130,
+     "error: interrupted; 3 of 8 points saved"),
     (MemoryError(), 1, "error: out of memory; see docs/errors.md on size limits"),
     (RuntimeError("line one\nline two"), 1,
      "error: internal error: RuntimeError: line one line two (set GRADSTATS_TRACEBACK=1 to see "
@@ -118,3 +123,32 @@ def test_ctrl_c_in_a_command_is_one_line_with_exit_130(tmp_path, monkeypatch, ca
         main(["show", str(tmp_path)])
     assert exit_.value.code == 130
     assert capsys.readouterr().err.splitlines() == [f"error: {errors.INTERRUPTED}"]
+
+
+def test_sigterm_inside_the_latch_raises_terminated_and_is_remembered():
+    import os
+    import signal
+    import time
+
+    with errors.interrupt_latch():
+        with pytest.raises(errors.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        with pytest.raises(errors.Terminated):  # swallowed above? raised again between units
+            errors.raise_if_interrupted()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_the_dask_loop_defers_sigterm_like_ctrl_c():
+    import os
+    import signal
+
+    from gradstats.sweeps.executors import sigint_deferred
+
+    with sigint_deferred() as interrupted:
+        assert not interrupted()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupted() and isinstance(interrupted.error(), errors.Terminated)
+    with sigint_deferred() as interrupted:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupted() and type(interrupted.error()) is KeyboardInterrupt

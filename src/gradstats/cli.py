@@ -134,8 +134,8 @@ def run(
                                 progress=point_done, phase=phase, executor=executor,
                                 workers=n_workers, command=command_line(),
                                 sweep_toml=sweeptoml.dumps(sweep_file), ensemble=ensemble)
-    except KeyboardInterrupt:
-        raise Interrupted(_interrupted_line(points, out_dir)) from None
+    except KeyboardInterrupt as stop:
+        raise Interrupted.after(stop, _interrupted_line(points, out_dir)) from None
     finally:
         if executor is not None:
             executor.close()
@@ -143,10 +143,11 @@ def run(
     if not quiet or compare:
         try:
             wrote_comparison = _print_results(out_dir, compare, console, quiet)
-        except KeyboardInterrupt:  # the run is complete; only the tables were cut short
-            raise Interrupted(f"interrupted after the run; all {plural(summary.total, 'point')}"
-                              f" are saved in {out_dir}; compare with: gradstats compare "
-                              f"{shlex.quote(str(out_dir))}") from None
+        except KeyboardInterrupt as stop:  # the run is complete; only the tables were cut short
+            raise Interrupted.after(stop, f"interrupted after the run; all "
+                                    f"{plural(summary.total, 'point')} are saved in {out_dir}; "
+                                    f"compare with: gradstats compare "
+                                    f"{shlex.quote(str(out_dir))}") from None
     _print_run_summary(summary, points, out_dir, console, wrote_comparison, quiet)
     for point, error in summary.failed:
         sys.stderr.write(f"failed {point.key()} (seed {point.seed}): "

@@ -10,6 +10,8 @@ Exit codes (docs/errors.md):
   path): nothing was computed or written.
 - 130: interrupted (Ctrl-C); finished points are kept and a rerun resumes (`Interrupted`:
   a run's line says how many points are saved and the command that resumes).
+- 143: terminated (SIGTERM: ``kill PID``, a batch scheduler's time limit); the same as
+  130, with "terminated" for "interrupted".
 
 `run_guarded` runs a command and maps whatever it raises through `describe`. Warnings of
 gradstats itself (UserWarnings raised from its code) are held back and printed after the
@@ -34,11 +36,17 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INPUT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process ended by it
 TRACEBACK_ENV = "GRADSTATS_TRACEBACK"
 # Warnings raised from code under this directory are gradstats' own (printed after a command).
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 MAX_LINE = 1000
 INTERRUPTED = "interrupted; no file was left half-written"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by SIGTERM inside `interrupt_latch`: a KeyboardInterrupt, so every path that
+    stops cleanly on Ctrl-C stops the same way, reported as exit 143."""
 
 
 class InputError(Exception):
@@ -74,7 +82,9 @@ def describe(err: BaseException) -> tuple[int, str]:
     if isinstance(err, RunStopped):
         return EXIT_FAILED, one_line(err)
     if isinstance(err, Interrupted):
-        return EXIT_INTERRUPTED, one_line(err)
+        return err.exit_code, one_line(err)
+    if isinstance(err, Terminated):
+        return EXIT_TERMINATED, INTERRUPTED.replace("interrupted", "terminated", 1)
     if isinstance(err, KeyboardInterrupt | typer.Abort):
         return EXIT_INTERRUPTED, INTERRUPTED
     if isinstance(err, typer.TyperException):  # click usage errors: bad option, missing argument
@@ -92,6 +102,7 @@ def describe(err: BaseException) -> tuple[int, str]:
 
 
 _interrupt_pending = threading.Event()
+_terminated = threading.Event()
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -99,30 +110,42 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    _interrupt_pending.set()
+    _terminated.set()
+    raise Terminated
+
+
 @contextlib.contextmanager
 def interrupt_latch() -> Iterator[None]:
     """Ctrl-C (SIGINT) raises KeyboardInterrupt as usual and is also remembered: one that
     lands in a callback whose exceptions Python ignores (JAX's garbage-collection callback,
     a ``__del__``: "Exception ignored in ...") is raised again by the next
-    `raise_if_interrupted`, so the command stops instead of finishing. The previous handler
-    is restored afterwards; off the main thread (where signals cannot be handled) a no-op."""
+    `raise_if_interrupted`, so the command stops instead of finishing. SIGTERM does the same
+    with `Terminated` (Python's default would end the process without a word). The previous
+    handlers are restored afterwards; off the main thread (where signals cannot be handled)
+    a no-op."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _interrupt_pending.clear()
+    _terminated.clear()
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         _interrupt_pending.clear()
+        _terminated.clear()
 
 
 def raise_if_interrupted() -> None:
     """KeyboardInterrupt if Ctrl-C came since `interrupt_latch` began (see there); called
     between units of work (after each point, between comparison rows)."""
     if _interrupt_pending.is_set():
-        raise KeyboardInterrupt
+        raise Terminated if _terminated.is_set() else KeyboardInterrupt
 
 
 def run_guarded(command: Callable[[], object], stderr: TextIO | None = None) -> int:
@@ -175,4 +198,17 @@ def _help_hint(err: BaseException) -> str:
 
 
 class Interrupted(Exception):
-    """A run stopped by Ctrl-C; its message says what is saved and how to resume: exit 130."""
+    """A run stopped by Ctrl-C (exit 130) or SIGTERM (``exit_code`` 143); its message says
+    what is saved and how to resume."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    @classmethod
+    def after(cls, signal_error: BaseException, message: str) -> Interrupted:
+        """The Interrupted that reports ``message`` (written with "interrupted") for the
+        KeyboardInterrupt or `Terminated` that stopped the command."""
+        if isinstance(signal_error, Terminated):
+            return cls(message.replace("interrupted", "terminated", 1), EXIT_TERMINATED)
+        return cls(message)

@@ -93,6 +93,11 @@ def test_flipped_byte_is_detected(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.warns(UserWarning, match="unreadable"):
         assert io.load_point(path) is None
+    # readers (show, export, compare) leave it out; only a rerun recomputes it
+    with pytest.warns(UserWarning, match="it is left out .rerunning the sweep recomputes it"):
+        assert io.load_point_files(tmp_path) == []
+    with pytest.warns(UserWarning, match="it will be recomputed"):
+        assert not io.is_done(tmp_path, point)
 
 
 def test_combine_pads_layers_across_depths():
@@ -222,8 +227,9 @@ def test_a_failed_directory_replacement_keeps_the_old_directory(tmp_path):
         (tmp / "new").write_text("half")
         raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as raised:  # an error naming no file names the directory
         io.replace_dir_atomically(target, fails)
+    assert raised.value.filename == str(target) and raised.value.errno == 28
     assert [p.name for p in tmp_path.iterdir()] == ["d"] and (target / "old").read_text() == "kept"
     io.replace_dir_atomically(target, lambda tmp: (tmp / "new").write_text("whole"))
     assert [p.name for p in target.iterdir()] == ["new"]

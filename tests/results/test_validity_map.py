@@ -194,6 +194,20 @@ def test_command_writes_validity_nc_and_prints_the_boundaries(tmp_path, capsys):
             quantity="forward_q", position="last_hidden", step=0)) == pytest.approx(0.1, rel=0.1)
 
 
+def test_command_names_the_sweeps_beta_range_where_a_boundary_lies_outside_it(tmp_path, capsys):
+    """Never exceeded: "> largest beta"; exceeded already at the smallest: "< smallest"."""
+    from gradstats.cli import main
+
+    betas = [d / w for w in WIDTHS for d in DEPTHS]
+    for error, expected in ((lambda b: 0.0, f"> {max(betas):.2g}"),
+                            (lambda b: 1.0, f"< {min(betas):.2g}")):
+        path = tmp_path / "results.nc"
+        synthetic(error).to_netcdf(path)
+        main(["validity", str(path)])
+        rows = [line for line in capsys.readouterr().out.splitlines() if "forward_q" in line]
+        assert rows and all(expected in row for row in rows), (expected, rows)
+
+
 def test_command_on_results_without_measurements_is_one_line_exit_2(tmp_path, capsys):
     """A sweep whose every point failed stores no per-layer variables."""
     from gradstats.cli import main

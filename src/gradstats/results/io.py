@@ -116,7 +116,12 @@ def replace_dir_atomically(path: Path, write: Callable[[Path], object]) -> None:
     old = Path(f"{tmp}.old")
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; directories follow the umask
-        write(tmp)
+        try:
+            write(tmp)
+        except OSError as err:
+            if err.filename is None:  # zarr's writes (disk full) name no file: name the store
+                raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+            raise
         moved = path.exists()
         if moved:
             path.rename(old)
@@ -165,8 +170,9 @@ def load_point(path: Path, expected_key: str | None = None) -> xr.Dataset | None
     or, given ``expected_key``, holds another point (e.g. a file copied over another's)."""
     ds, problem = read_point(path, expected_key)
     if problem is not None:
-        warnings.warn(f"point file {Path(path).name} {problem}; it will be recomputed",
-                      stacklevel=2)
+        # read by show/export/compare/plot (a run has recomputed its bad files by then)
+        warnings.warn(f"point file {Path(path).name} {problem}; it is left out (rerunning the "
+                      "sweep recomputes it)", stacklevel=2)
     return ds
 
 
@@ -443,9 +449,20 @@ def load_results(path: Path | str, squeeze: bool = True, *, lazy: bool = True) -
                                f"{err})") from None
         if not ds.data_vars:  # some readers take a damaged file for an empty one
             raise ResultsError(f"{path}: no data variables in it; not a results file")
+        if is_comparison(ds):
+            raise ResultsError(f"{path} is a comparison (what gradstats compare writes), not "
+                               f"results; pass the results directory it was made from"
+                               f"{' (' + str(path.parent) + ')' if path.parent.name else ''}")
         return ds
     raise ResultsError(f"{path} is not a results directory (with {POINTS_DIR}/), a .zarr store "
                        "or a .nc file")
+
+
+def is_comparison(ds: xr.Dataset) -> bool:
+    """Whether ``ds`` is a comparison dataset (`gradstats.results.compare.compare`'s: verdict
+    variables, a test level, no seeds) rather than a sweep's results."""
+    return ("level" in ds.attrs and "seed" not in ds.dims
+            and any(str(name).endswith("_verdict") for name in ds.data_vars))
 
 
 def _store_is_current(out_dir: Path) -> bool:

@@ -70,13 +70,15 @@ def validity_command(
     console.print(f"wrote {target}")
 
 
-def _format_beta(value: float) -> str:
+def _format_beta(value: float, betas: tuple[float, float]) -> str:
+    """A boundary as text; one past the sweep's ends as ``> largest`` / ``< smallest`` beta
+    measured (``betas``: the setting's (smallest, largest))."""
     if math.isnan(value):
         return "-"
     if math.isinf(value):
-        return "never"
+        return f"> {betas[1]:.2g}"
     if value == 0:
-        return "< smallest"
+        return f"< {betas[0]:.2g}"
     return f"{value:.3g}"
 
 
@@ -84,10 +86,12 @@ def _interval(vmap, name: str, sel: dict) -> str:
     mid = float(vmap[name].sel(sel))
     if math.isnan(mid):
         return "-"
+    beta = vmap["beta"].sel({k: v for k, v in sel.items() if k in vmap["beta"].dims})
+    betas = (float(beta.min()), float(beta.max()))
     lo, hi = float(vmap[f"{name}_lo"].sel(sel)), float(vmap[f"{name}_hi"].sel(sel))
-    text = _format_beta(mid)
+    text = _format_beta(mid, betas)
     if (lo, hi) != (mid, mid):
-        text += f" [{_format_beta(lo)}, {_format_beta(hi)}]"
+        text += f" [{_format_beta(lo, betas)}, {_format_beta(hi, betas)}]"
     return text
 
 
@@ -118,8 +122,8 @@ def boundary_table(vmap):
 
     threshold = vmap.attrs.get("threshold", 0.1)
     table = Table(title=f"beta = depth/width at which the error first exceeds {threshold:g} "
-                        "(interval from the error's confidence ends; never: not within the "
-                        "sweep)")
+                        "(interval from the error's confidence ends; > or <: beyond the "
+                        "largest or below the smallest beta of the setting)")
     table.add_column("quantity")
     table.add_column("layer")
     table.add_column("setting")

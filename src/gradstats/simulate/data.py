@@ -173,7 +173,8 @@ def _npz_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise SpecError("data", f"npz file {str(path)!r} does not exist") from None
+        where = "" if path.is_absolute() else f" in the current directory {Path.cwd()}"
+        raise SpecError("data", f"npz file {str(path)!r} does not exist{where}") from None
     except OSError as err:
         raise SpecError("data", f"npz file {str(path)!r}: cannot read ({err.strerror})") from None
     if not path.is_file():

@@ -309,6 +309,7 @@ def run_sweep(points: list[Point], measure: Sequence[str], out_dir: Path, name: 
         paths.writable(paths.existing_ancestor(out_dir))
     if tasks or stale_store or resultsdir.manifest_changed(out_dir, manifest) or toml_due:
         paths.require_writable(out_dir)
+        resultsdir.create_layout(out_dir, (io.POINTS_DIR, locks.LOCKS_DIR))
         with run.stopping_on_write_errors(), locks.locked(locks.lock_path(out_dir, "manifest")):
             resultsdir.check_belongs(out_dir, manifest)  # again, now that no one else can write
             resultsdir.check_data_unchanged(out_dir, manifest)

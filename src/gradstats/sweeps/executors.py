@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, TypeVar
 
+from gradstats.errors import Terminated
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -133,7 +135,7 @@ class DaskExecutor:
             while not running.is_empty():
                 if not running.has_ready():  # Ctrl-C is raised here, never inside distributed
                     if interrupted():
-                        raise KeyboardInterrupt
+                        raise interrupted.error()
                     time.sleep(POLL_SECONDS)
                     continue
                 future = next(running)
@@ -155,27 +157,45 @@ class DaskExecutor:
             self.cluster.close()
 
 
+class _Deferred:
+    """``interrupted()``: whether Ctrl-C or SIGTERM came; ``error()``: what to raise for it."""
+
+    def __init__(self) -> None:
+        self.flag = threading.Event()
+        self.signum = signal.SIGINT
+
+    def __call__(self) -> bool:
+        return self.flag.is_set()
+
+    def error(self) -> KeyboardInterrupt:
+        return Terminated() if self.signum == signal.SIGTERM else KeyboardInterrupt()
+
+    def handler(self, signum, frame) -> None:
+        if self.flag.is_set():
+            raise self.error()
+        self.signum = signum
+        self.flag.set()
+
+
 @contextlib.contextmanager
-def sigint_deferred() -> Iterator[Callable[[], bool]]:
-    """Within the block, a first Ctrl-C only sets a flag (yields ``interrupted()``), so that the
-    caller raises KeyboardInterrupt where it is safe to: not inside distributed's client
+def sigint_deferred() -> Iterator[_Deferred]:
+    """Within the block, a first Ctrl-C (or SIGTERM) only sets a flag (yields
+    ``interrupted``, true once it came), so that the caller raises ``interrupted.error()``
+    (KeyboardInterrupt, or `Terminated`) where it is safe to: not inside distributed's client
     machinery, which a KeyboardInterrupt can leave half-closed (it then prints a traceback
-    when collected). A second Ctrl-C raises at once. Outside the main thread, nothing changes."""
-    flag = threading.Event()
+    when collected). A second signal raises at once. Outside the main thread, nothing
+    changes."""
+    deferred = _Deferred()
     if threading.current_thread() is not threading.main_thread():
-        yield flag.is_set
+        yield deferred
         return
-
-    def handler(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = signal.signal(signal.SIGINT, deferred.handler)
+    previous_term = signal.signal(signal.SIGTERM, deferred.handler)
     try:
-        yield flag.is_set
+        yield deferred
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 @contextlib.contextmanager

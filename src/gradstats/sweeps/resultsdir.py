@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gradstats.errors import InputError
+from gradstats.errors import InputError, os_error_line
 from gradstats.results import io
 from gradstats.spec import Point
 
@@ -40,6 +40,19 @@ def data_digests(points: Sequence[Point]) -> dict[str, str]:
             continue
         digests[name] = hashlib.sha256(content).hexdigest()
     return digests
+
+
+def create_layout(out_dir: Path, subdirs: Sequence[str], option: str = "--out") -> None:
+    """Create ``out_dir`` and its ``subdirs`` (points, locks) before anything is written in
+    them, so that a directory that cannot hold a run (a path under /proc, a file named like
+    a subdirectory) is an input error that leaves no file behind."""
+    for directory in (Path(out_dir), *(Path(out_dir) / d for d in subdirs)):
+        if directory.exists() and not directory.is_dir():
+            raise InputError(f"{option}: {directory} exists and is not a directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"{option}: {os_error_line(err)}") from None
 
 
 def check_data_unchanged(out_dir: Path, manifest: dict[str, Any]) -> None:
