@@ -29,9 +29,62 @@ def test_a_bad_sweep_names_the_field_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_run_sweep_stores_the_sweep_as_run_and_a_command_that_reruns_it(tmp_path):
+    """Like ``gradstats run``: DIR/sweep.toml holds the sweep with the overrides applied, and
+    the recorded command, run again, resumes the directory (no point file rewritten)."""
+    from gradstats.sweeps import expand
+    from gradstats.sweeps.sweepfile import load_sweep
+
+    sweep = {"name": "api", "seeds": 1, "grid": {"width": [4, 8]},
+             "fixed": {"depth": 1, "input_dim": 4, "n_train": 8, "batch_size": 4, "steps": 2}}
+    out = tmp_path / "out"
+    ds = gradstats.run_sweep(sweep, out=out, set={"record": [0, 2], "width": [4]})
+    stored = expand(load_sweep(out / "sweep.toml"))
+    assert [(p.arch.width, p.training.record) for p in stored] == [(4, (0, 2))]
+    command = ds.attrs["command"]
+    assert command == f"gradstats.run_sweep({str(out / 'sweep.toml')!r}, out={str(out)!r})"
+    files = {f: f.stat().st_mtime_ns for f in (out / "points").iterdir()}
+    again = gradstats.run_sweep(out / "sweep.toml", out=out)
+    assert again.sizes == ds.sizes
+    assert {f: f.stat().st_mtime_ns for f in (out / "points").iterdir()} == files
+
+
 def test_compare_checks_its_level():
     with pytest.raises(SpecError, match="level"):
         gradstats.compare("nowhere", level=2.0)
+    with pytest.raises(SpecError, match="level"):
+        gradstats.compare("nowhere", level="0.01")
+
+
+def test_compare_refuses_what_is_not_a_whole_results_dataset_naming_the_argument(tmp_path):
+    """A comparison, a number, one seed's selection, an out that is no .nc file: one
+    InputError naming ``results`` / ``out`` before any work, not a library traceback."""
+    import xarray as xr
+
+    sweep = {"name": "api", "seeds": 2, "grid": {"width": [4]},
+             "fixed": {"depth": 1, "input_dim": 4, "n_train": 8, "batch_size": 4, "steps": 1}}
+    ds = gradstats.run_sweep(sweep, out=tmp_path / "r", lazy=False)
+    cmp = gradstats.compare(ds)
+    for bad, word in ((cmp, "comparison"), (cmp.cells, "comparison"), (42, "int"),
+                      (ds.isel(seed=0), "seed")):
+        with pytest.raises(InputError, match=f"results: .*{word}"):
+            gradstats.compare(bad)
+    for out, word in ((tmp_path, "is a directory"), (tmp_path / "c.csv", "should end in .nc")):
+        with pytest.raises(InputError, match=f"out: .*{word}"):
+            gradstats.compare(ds, out=out)
+    assert isinstance(cmp.cells, xr.Dataset) and not list(tmp_path.glob("*.csv"))
+    # the plots and load_results say the same, and take a path as the CLI does
+    from gradstats.results import plots
+    from gradstats.results.io import load_results
+
+    with pytest.raises(InputError, match="is a comparison"):
+        plots.render(cmp.cells, "layers")
+    with pytest.raises(TypeError, match="Comparison"):
+        plots.render(cmp, "layers")
+    with pytest.raises(InputError, match="already a dataset"):
+        load_results(ds)
+    figure = plots.render(tmp_path / "r", "layers")
+    assert figure.axes
 
 
 def test_input_dim_is_taken_from_the_inputs():

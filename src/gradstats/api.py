@@ -56,7 +56,7 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
     """
     from gradstats import paths
     from gradstats.results.io import load_results
-    from gradstats.sweeps import apply_overrides, expand
+    from gradstats.sweeps import apply_overrides, expand, sweeptoml
     from gradstats.sweeps.execute import run_sweep as execute
     from gradstats.sweeps.limits import DEFAULT_LIMITS
     from gradstats.sweeps.progress import progress_bar
@@ -82,8 +82,8 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
         with progress_bar(enabled=progress, console=stderr_console()) as bar:
             summary = execute(points, sweep_file.measure, out_dir, name=sweep_file.name,
                               progress=bar, phase=bar.phase, executor=executor,
-                              workers=n_workers, command=_command(sweep_file, out_dir),
-                              ensemble=ensemble)
+                              workers=n_workers, command=_command(out_dir),
+                              sweep_toml=sweeptoml.dumps(sweep_file), ensemble=ensemble)
     finally:
         if executor is not None:
             executor.close()
@@ -131,9 +131,11 @@ def _override_strings(overrides: Mapping[str, Any] | Sequence[str]) -> list[str]
     return out
 
 
-def _command(sweep_file: SweepFile, out_dir: Path) -> str:
-    """What the results record as the command that made them."""
-    return f"gradstats.run_sweep({sweep_file.name!r}, out={os.fspath(out_dir)!r})"
+def _command(out_dir: Path) -> str:
+    """What the results record as the command that made them: a call that reruns the sweep
+    as run (overrides applied), from the ``DIR/sweep.toml`` this run wrote."""
+    return (f"gradstats.run_sweep({os.fspath(out_dir / 'sweep.toml')!r}, "
+            f"out={os.fspath(out_dir)!r})")
 
 
 @dataclass(frozen=True)
@@ -185,16 +187,29 @@ def compare(results: str | os.PathLike | xr.Dataset, *, level: float = 0.01,
     import pandas as pd
     import xarray as xr
 
+    from gradstats import paths
     from gradstats.results.compare import compare as compare_cells
     from gradstats.results.compare import summary_rows
     from gradstats.results.compare_command import skipped_lines, write_comparison
-    from gradstats.results.io import load_results
+    from gradstats.results.io import is_comparison, load_results
     from gradstats.spec import SpecError
 
-    if not 0 < level < 1:
-        raise SpecError("level", f"must lie in (0, 1), got {level}")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise SpecError("level", f"must be a number in (0, 1), got {level!r}")
+    if isinstance(results, Comparison) or (isinstance(results, xr.Dataset)
+                                           and is_comparison(results)):
+        raise SpecError("results", "this is a comparison, not results; give the results "
+                        "directory or the dataset of load_results / run_sweep")
+    if not isinstance(results, xr.Dataset | str | os.PathLike):
+        raise SpecError("results", f"expected a results path or an xarray Dataset, got "
+                        f"{type(results).__name__}")
+    if out is not None:
+        paths.check_output_file(Path(out), "out", suffix=".nc")  # before the work
     ds = results.compute() if isinstance(results, xr.Dataset) else load_results(
         results, lazy=False)
+    if "seed" not in ds.dims:
+        raise SpecError("results", "the dataset has no seed dimension (a selection such as "
+                        "ds.isel(seed=0) drops it); compare needs every seed")
     if not ds.attrs.get("points"):
         raise SpecError("results", "the dataset carries no point specs (attrs['points']); give "
                         "a results directory or a dataset from load_results")

@@ -356,7 +356,7 @@ def domain_text(comparison: Comparison) -> str:
                                "batch 1, sphere data, step 0; hidden layers 2..depth with "
                                f"predicted kurtosis <= {KURTOSIS_MAX:g}",
             "lazy": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}",
-            "ntk_change": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}, sgd, width >= "
+            "ntk_change": f"NTK change <= {LAZY_NTK_CHANGE_MAX:g}, ntk parameterization, sgd, width >= "
                           f"{NTK_CHANGE_WIDTH_MIN['piecewise']} (piecewise-linear) or "
                           f">= {NTK_CHANGE_WIDTH_MIN['smooth']} (smooth)",
             "coord": "step 1 (one update from init), plain MLP",

@@ -359,6 +359,27 @@ def test_ntk_change_exponent_is_outside_for_relu_below_width_1024(width_sweep):
         cmp, "ntk_change_exponent", DISAGREE) == 0
 
 
+def test_ntk_change_exponent_is_outside_for_the_standard_parameterization():
+    """SGD at a fixed lr in the standard parameterization is the ntk parameterization's at
+    lr x fan_in: the NTK change does not fall as width^-1 (derived: ~width^0). Measured here
+    (erf, its width^-1 regime from 128 on in the ntk parameterization), and compare keeps
+    the -1 law away from it."""
+    records = [r for w in (128, 256, 512) for r in
+               simulate(make_points(4, width=w, depth=2, steps=20, record=(0, 20), lr=0.002,
+                                    n_train=128, input_dim=16, activation="erf",
+                                    parameterization="standard"))]
+    ds = to_results(records)
+    change = ds["ntk_rel_change"].sel(step=20).mean("seed")
+    slope = np.polyfit(np.log(ds["width"].values), np.log(change.values), 1)[0]
+    assert slope > -0.5, slope  # nowhere near the lazy -1
+    cmp = compare(ds)
+    assert count(cmp, "ntk_change_exponent", AGREE) + count(
+        cmp, "ntk_change_exponent", DISAGREE) + count(
+        cmp, "ntk_change_exponent", UNDETERMINED) == 0
+    assert "parameterization standard: a fixed lr is not lazy" in str(
+        cmp["ntk_change_exponent_reason"].values)
+
+
 @covers(WRONG_PREDICTION_TESTS, "ntk_init_exponent", "ntk_change_exponent")
 def test_ntk_exponents_detect_a_wrong_kernel_and_a_wrong_law(width_sweep, erf_width_sweep):
     """A kernel 1.5x too large leaves an O(1) error at every width: exponent ~ 0, not -1/2.

@@ -202,6 +202,14 @@ def test_ntk_width_fit_slope_and_reference(tmp_path):
         slope = np.polyfit(np.log(ref.get_xdata()), np.log(ref.get_ydata()), 1)[0]
         assert slope == pytest.approx(-0.5, abs=1e-12)
     _save_and_check(fig, tmp_path)
+    # the NTK change row's reference is its own law (-1), named so in the key
+    fig = plots.plot_ntk_width(err, theory_exponent=-1.0)
+    for ref in _lines(fig, "reference"):
+        slope = np.polyfit(np.log(ref.get_xdata()), np.log(ref.get_ydata()), 1)[0]
+        assert slope == pytest.approx(-1.0, abs=1e-12)
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    texts = [t.get_text() for leg in legends for t in leg.get_texts()]
+    assert "dotted: slope −1 (theory)" in texts, texts
 
 
 def test_tails_survival_and_power_law_overlay(tmp_path):

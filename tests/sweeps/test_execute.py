@@ -105,6 +105,32 @@ def test_a_copy_without_its_times_still_holds_a_current_store(tmp_path):
     assert not store_is_current(tmp_path / "b")
 
 
+def test_eager_loading_reads_the_store_only_while_it_matches_the_point_files(tmp_path):
+    """load_results(lazy=False) (show, export, compare, plot): the current store gives the
+    dataset that combining the point files gives; once a point file changes, the files."""
+    import numpy as np
+
+    from gradstats.results.io import load_results
+
+    run_sweep(tiny_points(), [], tmp_path)
+    io._DECODED.clear()
+    from_files = io.combine(io.load_point_files(tmp_path))
+    eager = load_results(tmp_path, lazy=False)
+    assert isinstance(eager["grad_sq_norm"].data, np.ndarray)
+    xr.testing.assert_identical(eager.drop_attrs(deep=False), from_files.drop_attrs(deep=False))
+    assert eager.attrs["points"] == from_files.attrs["points"]
+
+    first = io.point_files(tmp_path)[0]  # a point recomputed (here: rewritten) after the store
+    ds = io.load_point(first)
+    ds["grad_sq_norm"] = ds["grad_sq_norm"] * 2
+    io.write_atomic(ds, first)
+    changed = load_results(tmp_path, lazy=False)
+    assert not changed["grad_sq_norm"].equals(eager["grad_sq_norm"])
+    io._DECODED.clear()
+    xr.testing.assert_identical(changed.drop_attrs(deep=False),
+                                io.combine(io.load_point_files(tmp_path)).drop_attrs(deep=False))
+
+
 def test_a_consolidation_killed_mid_write_leaves_nothing_after_the_next(tmp_path):
     run_sweep(tiny_points(seeds=1), [], tmp_path)
     for name in (".sweep.zarr.k1ll3d.tmp", ".sweep.zarr.k1ll3d.tmp.old"):  # mkdtemp's names

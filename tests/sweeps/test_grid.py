@@ -66,6 +66,15 @@ def test_overrides_replace_and_sweep_axes():
     assert {p.arch.depth for p in points} == {3}
 
 
+def test_record_override_takes_a_list_of_steps_with_step_0_as_the_sweep_file_does():
+    in_file = expand(_sweep(fixed={"steps": 4, "record": [0, 2, 4]}))
+    overridden = expand(apply_overrides(_sweep(fixed={"steps": 4}), ["record=0,2,4"]))
+    assert [p.training.record for p in overridden] == [p.training.record for p in in_file]
+    assert overridden[0].training.record == (0, 2, 4)
+    with pytest.raises(SweepError, match="--set record"):
+        apply_overrides(_sweep(fixed={"steps": 4}), ["record=0,-2"])
+
+
 def test_override_of_unknown_axis_is_rejected():
     with pytest.raises(SweepError, match="colour"):
         apply_overrides(_sweep(), ["colour=1"])

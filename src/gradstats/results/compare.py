@@ -748,7 +748,10 @@ def run_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray
             continue  # an absent combination is no cell
         fit, ok = fit_exponent_part(values.sel(combo) if combo else values, ctx.level)
         if len(ok) < 3:
-            reasons.loc[combo] = "fewer than 3 widths inside the validity domain"
+            part = reasons_full.sel(combo) if combo else reasons_full
+            why = sorted({str(r) for r in np.ravel(part.values) if r})
+            reasons.loc[combo] = "fewer than 3 widths inside the validity domain" + (
+                f" (the others: {why[0]})" if why else "")
             continue
         if fit is None:
             continue

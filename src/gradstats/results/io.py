@@ -419,21 +419,26 @@ def load_results(path: Path | str, squeeze: bool = True, *, lazy: bool = True) -
     axes that do not vary are scalar coordinates (``squeeze=False`` keeps them as length-1
     dims).
 
-    ``lazy`` (default): variables are dask arrays, read from disk when computed (``.load()``,
-    ``.compute()``, ``.values``, a plot); a results directory is read from its consolidated
-    ``sweep.zarr`` when that store was built from exactly the current point files, else its
-    point files are combined in memory. ``lazy=False``: everything in memory as numpy arrays
-    (a directory is always combined from its point files).
+    A results directory is read from its consolidated ``sweep.zarr`` when that store was
+    built from exactly the current point files (the same dataset as combining them, 8-29x
+    faster than decoding them: `benchmarks/RESULTS_load.md`), else its point files are combined in memory
+    (``squeeze=False`` always combines). ``lazy`` (default): variables are dask arrays, read
+    from disk when computed (``.load()``, ``.compute()``, ``.values``, a plot);
+    ``lazy=False``: everything in memory as numpy arrays.
 
     Raises FileNotFoundError when there is nothing there, `ResultsError` (one line naming
     the path) when it cannot be read.
     """
+    if isinstance(path, xr.Dataset):
+        raise ResultsError("load_results takes a path; this is already a dataset")
+    if not isinstance(path, str | os.PathLike):
+        raise ResultsError(f"load_results takes a results path, got {type(path).__name__}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     if path.is_dir() and (path / POINTS_DIR).is_dir():
-        if lazy and squeeze and _store_is_current(path):
-            return open_store(path / CONSOLIDATED, lazy=True)
+        if squeeze and _store_is_current(path):
+            return open_store(path / CONSOLIDATED, lazy=lazy)
         datasets = load_point_files(path)
         if not datasets:
             raise FileNotFoundError(f"no readable point files under {path / POINTS_DIR}")

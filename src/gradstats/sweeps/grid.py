@@ -197,7 +197,9 @@ def apply_overrides(sweep: SweepFile, overrides: list[str]) -> SweepFile:
         if any(axis in group for group in sweep.zip):
             raise SweepError(f"--set {axis}: the axis is in a [[zip]] group; edit the sweep file")
         values = [_parse_scalar(v) for v in raw.split(",")]
-        if axis != "seeds":  # each value as its axis takes it, named as the user wrote it
+        if axis == "record" and len(values) > 1:  # a list of steps (0 allowed), not counts
+            values = check_axis(f"--set {axis}", axis, values)
+        elif axis != "seeds":  # each value as its axis takes it, named as the user wrote it
             values = [check_axis(f"--set {axis}", ALIASES.get(axis, axis), v) for v in values]
         if axis in given and given[axis] != values:
             raise SweepError(f"--set {axis}: given twice with different values "

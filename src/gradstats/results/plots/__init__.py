@@ -9,6 +9,7 @@ needs. ``render(ds, kind)`` raises `MissingVariables` naming what is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,10 +88,21 @@ def _lr_transfer(ds: xr.Dataset) -> Figure:
     return plot_lr_transfer(ds)
 
 
-def render(ds: xr.Dataset, kind: str) -> Figure:
-    """The figure of plot ``kind`` for ``ds`` (KeyError for an unknown kind)."""
+def render(ds: xr.Dataset | str | os.PathLike, kind: str) -> Figure:
+    """The figure of plot ``kind`` for ``ds``: a results dataset, or a path `load_results`
+    reads (KeyError for an unknown kind; one kind at a time, ``gradstats plot --kind all``
+    draws them all). A comparison (`gradstats.compare`'s) is refused: it is not results."""
+    from gradstats.results.io import ResultsError, is_comparison, load_results
+
     if kind not in KINDS:
         raise KeyError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
+    if isinstance(ds, str | os.PathLike):
+        ds = load_results(ds)
+    elif not isinstance(ds, xr.Dataset):
+        raise TypeError(f"render needs a results dataset or path, got {type(ds).__name__}")
+    if is_comparison(ds):
+        raise ResultsError("this is a comparison (gradstats compare's cells), not results; "
+                           "plot the results dataset it was made from")
     return KINDS[kind].draw(ds)
 
 

@@ -6,7 +6,8 @@ widths and seeds, `gradstats.results.compare.fit_exponent_part`, the very functi
 exponent rows use. `plot_ntk` draws the exponent rows of a results dataset, each from
 `gradstats.results.compare.exponent_inputs` (compare's selection: last finite step, NaN
 outside the validity domain), so the slope printed is compare's ``<row>_mean``.
-Infinite-width theory predicts NTK fluctuations of order width^(-1/2): the dotted reference.
+The dotted reference is the exponent compare's row tests: NTK fluctuations at init of order
+width^(-1/2), the NTK change during lazy training of order width^(-1).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ def fit(values: xr.DataArray):
 def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None = None,
                    row: str | None = None, title: str | None = None,
                    outside: xr.DataArray | None = None, fig: Figure | None = None,
-                   ax=None) -> Figure:
+                   ax=None, theory_exponent: float = -0.5) -> Figure:
     """Seed mean ± standard error of ``err`` vs width on log-log axes, one line per config.
 
     Each line gets compare's fit (`fit`: OLS over widths and seeds; dashed, gid ``fit``,
-    slope ± SE in the legend) and a slope -1/2 reference through the fitted points' centre
-    (dotted, gid ``reference``). Measured points have gid ``measured``; ``outside`` (same
+    slope ± SE in the legend) and a ``theory_exponent`` reference slope (default -1/2: the
+    NTK at init; compare's row says which) through the fitted points' centre (dotted, gid
+    ``reference``). Measured points have gid ``measured``; ``outside`` (same
     dims: values outside compare's validity domain, NaN elsewhere) are drawn hollow, not
     fitted (gid ``outside``). A ``step`` dim keeps ``step`` (default its first value).
     """
@@ -84,7 +86,7 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                 labels.append(((f"{name}: " if name else "") + text, color))
                 centre = np.exp(np.mean(np.log(line)))
                 wc = np.exp(np.mean(np.log(w)))
-                p.ax.plot(w, centre * (w / wc) ** -0.5, ":", color="0.35", lw=1.2,
+                p.ax.plot(w, centre * (w / wc) ** theory_exponent, ":", color="0.35", lw=1.2,
                           gid="reference")
             elif name:
                 labels.append((name, color))
@@ -98,7 +100,7 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
     keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
     if common.drew(facets.axes, "fit"):  # keys only for what is drawn
         keys += [("dashed: compare's fit", {"ls": "--"}),
-                 ("dotted: slope −1/2 (theory)", {"ls": ":"})]
+                 (f"dotted: slope {_slope_text(theory_exponent)} (theory)", {"ls": ":"})]
     if common.drew(facets.axes, "outside"):
         keys.append(("hollow: outside the validity domain (not fitted)",
                      {"ls": "none", "marker": "o", "mfc": "none"}))
@@ -140,6 +142,17 @@ def ntk_rows(ds: xr.Dataset) -> dict[str, tuple[xr.DataArray, xr.DataArray | Non
     return out
 
 
+def _row_exponent(name: str) -> float:
+    """The width exponent compare's row ``name`` tests (`gradstats.comparisons`)."""
+    from gradstats.comparisons import by_name
+
+    return float(by_name(name).exponent)
+
+
+def _slope_text(exponent: float) -> str:
+    return {-0.5: "−1/2", -1.0: "−1"}.get(exponent, f"{exponent:g}".replace("-", "−"))
+
+
 @style.styled
 def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
     """One panel group per exponent row of `ROWS` the dataset feeds (`ntk_rows`)."""
@@ -151,7 +164,8 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
             "the NTK change: SGD, NTK change <= the lazy bound)")
     if len(rows) == 1:
         (name, (values, outside)), = rows.items()
-        return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig)
+        return plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=fig,
+                              theory_exponent=_row_exponent(name))
     first = next(iter(rows.values()))[0]
     facets = [d for d in common.varying(first, exclude=(WIDTH_DIM,)) if d not in LINE_DIMS]
     # the rows stacked, each as wide as its panels and their legends (at most a page wide)
@@ -164,6 +178,10 @@ def plot_ntk(ds: xr.Dataset, fig: Figure | None = None) -> Figure:
                                    figsize=(size[0], len(rows) * size[1] + 0.4))
     subs = fig.subfigures(len(rows), 1, hspace=0.04)
     for sub, (name, (values, outside)) in zip(np.atleast_1d(subs), rows.items(), strict=True):
-        plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub)
-    common.suptitle(fig, "NTK error vs width: compare's fitted exponent (theory −1/2)", ds)
+        plot_ntk_width(values, title=ROWS[name][1], outside=outside, fig=sub,
+                       theory_exponent=_row_exponent(name))
+    theory = ", ".join(f"{_slope_text(_row_exponent(n))} "
+                       f"{'at init' if n == 'ntk_init_exponent' else 'for the change'}"
+                       for n in rows)
+    common.suptitle(fig, f"NTK error vs width: compare's fitted exponents (theory {theory})", ds)
     return fig
