@@ -421,10 +421,10 @@ def load_results(path: Path | str, squeeze: bool = True, *, lazy: bool = True) -
 
     A results directory is read from its consolidated ``sweep.zarr`` when that store was
     built from exactly the current point files (the same dataset as combining them, 8-29x
-    faster than decoding them: `benchmarks/RESULTS_load.md`), else its point files are combined in memory
-    (``squeeze=False`` always combines). ``lazy`` (default): variables are dask arrays, read
-    from disk when computed (``.load()``, ``.compute()``, ``.values``, a plot);
-    ``lazy=False``: everything in memory as numpy arrays.
+    faster than decoding them: `benchmarks/RESULTS_load.md`), else its point files are
+    combined in memory (``squeeze=False`` always combines). ``lazy`` (default): variables are
+    dask arrays, read from disk when computed (``.load()``, ``.compute()``, ``.values``, a
+    plot); ``lazy=False``: everything in memory as numpy arrays.
 
     Raises FileNotFoundError when there is nothing there, `ResultsError` (one line naming
     the path) when it cannot be read.
