@@ -9,7 +9,11 @@ import, that a sweep file is parsed without torch or jax, and how fast the CLI s
   when they run;
 - no module but the CLI imports ``gradstats.cli`` (the commands it registers do not import it
   back);
-- ``gradstats --help`` and ``gradstats presets`` start in well under a second.
+- ``gradstats --help`` and ``gradstats presets`` import none of the heavy libraries (torch,
+  jax, xarray, scipy, matplotlib, dask, zarr, netCDF readers), which is what keeps them starting
+  in a fraction of a second. Their start-up time is measured in
+  ``benchmarks/bench_cli_startup.py`` (RESULTS_startup.md), not asserted here: a wall-clock
+  limit fails on a loaded machine and says nothing about the code.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,9 @@ import pytest
 import gradstats
 
 SRC = str(Path(gradstats.__file__).resolve().parents[1])
-STARTUP_LIMIT_S = 1.5  # "well under a second", with room for a loaded 2-core machine
+# Libraries that each take from 0.2 s to several seconds to import (benchmarks/bench_cli_startup.py).
+HEAVY = ("torch", "jax", "jaxlib", "xarray", "scipy", "matplotlib", "dask", "distributed", "zarr",
+         "netCDF4", "h5netcdf", "h5py", "pandas", "sklearn")
 
 _IMPORT_ALL = """
 import importlib, json, pkgutil, sys
@@ -113,14 +118,18 @@ print(json.dumps({"sizes": sizes, "measured": measured, "loaded": sorted(sys.mod
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["presets"]], ids=["help", "presets"])
-def test_cli_starts_fast(argv):
-    code = f"from gradstats.cli import main; main({argv!r})"
-    _python(code)  # warm the file cache: measure start-up, not the first disk read
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        proc = _python(code)
-        best = min(best, time.perf_counter() - start)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-    print(f"gradstats {' '.join(argv)}: {best:.2f} s")
-    assert best < STARTUP_LIMIT_S, f"gradstats {' '.join(argv)} took {best:.2f} s"
+def test_cli_help_and_presets_import_no_heavy_library(argv):
+    code = f"""
+import json, sys
+from gradstats.cli import main
+try:
+    main({argv!r})
+except SystemExit as stop:
+    assert stop.code in (0, None), stop.code
+print(json.dumps(sorted(sys.modules)))
+"""
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert "gradstats.cli" in loaded
+    assert _hits(loaded, HEAVY) == []

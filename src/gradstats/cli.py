@@ -301,13 +301,13 @@ def presets() -> None:
     """List the built-in sweep files shipped inside the package."""
     from rich.table import Table
 
-    from gradstats.sweeps.grid import expand
+    from gradstats.sweeps.grid import count_points
     from gradstats.sweeps.presets import preset_description, preset_names, resolve_sweep
 
     console = stdout_console()
     table = Table("preset", "points", "description")
     for name in preset_names():
-        table.add_row(name, str(len(expand(resolve_sweep(name)))), preset_description(name))
+        table.add_row(name, str(count_points(resolve_sweep(name))), preset_description(name))
     console.print(table)
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from gradstats.sweeps import SweepError, apply_overrides, expand, parse_sweep
-from gradstats.sweeps.grid import record_steps
+from gradstats.sweeps.grid import count_points, record_steps
+from gradstats.sweeps.presets import preset_names, resolve_sweep
 
 
 def _sweep(**extra):
@@ -30,6 +31,14 @@ def test_exclude_drops_matching_points():
     points = expand(_sweep(grid={"width": [8, 16], "depth": [1, 2]},
                            exclude=[{"width": 16, "depth": 2}]))
     assert {(p.arch.width, p.arch.depth) for p in points} == {(8, 1), (8, 2), (16, 1)}
+
+
+@pytest.mark.parametrize("name", ["exclude+zip", *preset_names()])
+def test_count_points_is_the_number_expand_builds(name):
+    sweep = (_sweep(grid={"width": [8, 16], "depth": [1, 2]}, zip=[{"lr": [0.1, 0.2, 0.3]}],
+                    exclude=[{"width": 16, "depth": 2}, {"lr": 0.2, "depth": 1}])
+             if name == "exclude+zip" else resolve_sweep(name))
+    assert count_points(sweep) == len(expand(sweep))
 
 
 def test_excluding_everything_is_an_error():

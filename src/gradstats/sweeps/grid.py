@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,25 +32,32 @@ def expand(sweep: SweepFile, limits: Limits | None = DEFAULT_LIMITS) -> list[Poi
     """
     if limits is not None:
         check_size(sweep, limits)
-    grid_axes = list(sweep.grid)
+    given = {*sweep.fixed, *sweep.grid, *(axis for group in sweep.zip for axis in group)}
+    points = [make_point(axes, seed, measure=tuple(sweep.measure), given=given)
+              for axes in _axis_combinations(sweep) for seed in sweep.seed_list]
+    if not points:
+        raise SweepError("exclude: every grid point is excluded; nothing to run")
+    return points
+
+
+def count_points(sweep: SweepFile) -> int:
+    """How many points `expand` gives (``[[exclude]]`` applied), without building them."""
+    return sum(1 for _ in _axis_combinations(sweep)) * len(sweep.seed_list)
+
+
+def _axis_combinations(sweep: SweepFile) -> Iterator[dict[str, Any]]:
+    """Axis values of each grid x zip combination ``[[exclude]]`` keeps, defaults filled in."""
     blocks: list[list[dict[str, Any]]] = [
-        [{axis: value} for value in sweep.grid[axis]] for axis in grid_axes]
+        [{axis: value} for value in sweep.grid[axis]] for axis in sweep.grid]
     for group in sweep.zip:
         length = len(next(iter(group.values())))
         blocks.append([{axis: values[i] for axis, values in group.items()} for i in range(length)])
-    given = {*sweep.fixed, *sweep.grid, *(axis for group in sweep.zip for axis in group)}
-    points = []
     for combo in itertools.product(*blocks):
         axes = {**DEFAULTS, **sweep.fixed}
         for part in combo:
             axes.update(part)
-        if any(all(axes.get(k) == v for k, v in rule.items()) for rule in sweep.exclude):
-            continue
-        for seed in sweep.seed_list:
-            points.append(make_point(axes, seed, measure=tuple(sweep.measure), given=given))
-    if not points:
-        raise SweepError("exclude: every grid point is excluded; nothing to run")
-    return points
+        if not any(all(axes.get(k) == v for k, v in rule.items()) for rule in sweep.exclude):
+            yield axes
 
 
 def _scale(value: float | str) -> float | str:
