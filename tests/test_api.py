@@ -24,9 +24,27 @@ def test_a_bad_sweep_names_the_field_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(InputError, match="width"):
         gradstats.run_sweep({"name": "bad", "grid": {"width": [0]}}, out=out)
-    with pytest.raises(InputError, match="--set"):
+    with pytest.raises(InputError, match="^set: expected AXIS=VALUE"):
         gradstats.run_sweep("quickstart", out=out, set=["width"])
     assert not out.exists()
+
+
+def test_run_sweep_errors_name_its_arguments_not_the_clis_options(tmp_path):
+    """The size, override and directory checks are the CLI's; through the API they name
+    run_sweep's arguments (``set``, ``out``, ``limits=False``)."""
+    (tmp_path / "file").write_text("not a directory")
+    huge = {"name": "huge", "grid": {"width": list(range(1, 101)), "depth": list(range(1, 11))},
+            "seeds": 200}
+    cases = [
+        (dict(sweep="quickstart", set={"widht": 8}, out=tmp_path / "a"), "^set widht: unknown axis"),
+        (dict(sweep="quickstart", out=tmp_path / "file"), "^out: "),
+        (dict(sweep=huge, out=tmp_path / "b"), "pass limits=False$"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InputError, match=message) as err:
+            gradstats.run_sweep(**kwargs)
+        assert "--" not in str(err.value), err.value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
 def test_run_sweep_stores_the_sweep_as_run_and_a_command_that_reruns_it(tmp_path):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,15 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
     Raises `gradstats.errors.InputError` (a bad sweep, override or directory; nothing
     written).
     """
+    with _python_names():
+        return _run_sweep(sweep, out, set=set, workers=workers, scheduler=scheduler,
+                          limits=limits, progress=progress, lazy=lazy, ensemble=ensemble)
+
+
+def _run_sweep(sweep: Any, out: str | os.PathLike | None, *, set: Any, workers: int | None,
+               scheduler: str | None, limits: bool, progress: bool, lazy: bool,
+               ensemble: bool) -> xr.Dataset:
+    """`run_sweep`'s work; its errors name command-line options (`_python_names` renames)."""
     from gradstats import paths
     from gradstats.results.io import load_results
     from gradstats.sweeps import apply_overrides, expand, sweeptoml
@@ -95,6 +105,29 @@ def run_sweep(sweep: str | os.PathLike | Mapping[str, Any] | SweepFile | None = 
                       f"failed = 1; rerun to retry): {named}"
                       + (f"; and {more} more" if more else ""), stacklevel=2)
     return load_results(out_dir, lazy=lazy)
+
+
+# The command-line options the shared checks name, and the run_sweep arguments they are.
+_OPTION_NAMES = (("--no-limits", "limits=False"), ("--no-ensemble", "ensemble=False"),
+                 ("--scheduler", "scheduler"), ("--workers", "workers"), ("--out", "out"),
+                 ("--set", "set"))
+
+
+@contextmanager
+def _python_names() -> Iterator[None]:
+    """Re-raise an `InputError` naming `run_sweep`'s arguments instead of the CLI's options
+    (``--set width: ...`` -> ``set width: ...``; ``pass --no-limits`` -> ``pass
+    limits=False``): the checks are shared with the CLI and name its options."""
+    from gradstats.errors import InputError
+
+    try:
+        yield
+    except InputError as err:
+        message = str(err)
+        for option, name in _OPTION_NAMES:
+            message = message.replace(option, name)
+        err.args = (message,)
+        raise
 
 
 def _sweep_file(sweep: Any) -> SweepFile:
