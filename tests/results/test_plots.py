@@ -189,7 +189,8 @@ def test_ntk_width_fit_slope_and_reference(tmp_path):
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"
     measured = [c for c in ax.containers if c.lines[0].get_gid() == "measured"]
-    np.testing.assert_allclose(measured[0].lines[0].get_ydata(), values[0].mean(axis=1))
+    # geometric seed means: the fit is of ln y
+    np.testing.assert_allclose(measured[0].lines[0].get_ydata(), np.exp(np.log(values[0]).mean(axis=1)))
     legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
     for fit, k in zip(_lines(fig, "fit"), range(2), strict=True):
         slope = np.polyfit(np.log(fit.get_xdata()), np.log(fit.get_ydata()), 1)[0]
@@ -210,6 +211,30 @@ def test_ntk_width_fit_slope_and_reference(tmp_path):
     legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
     texts = [t.get_text() for leg in legends for t in leg.get_texts()]
     assert "dotted: slope −1 (theory)" in texts, texts
+
+
+def test_ntk_width_markers_straddle_the_fit_when_seeds_spread_an_order_of_magnitude():
+    """The fit is OLS of ln y over widths and seeds; with the same seeds at every width it
+    passes through the mean ln y at each width on average, so the markers (geometric seed
+    means) have log residuals summing to zero. Arithmetic means of a lognormal spread with
+    sigma 1.5 lie exp(sigma^2 / 2) ~ 3x above it (what the coord-check figure showed)."""
+    widths = np.array([512, 1024, 2048, 4096])
+    rng = np.random.default_rng(4)
+    values = 0.5 * widths[:, None] ** -1.0 * np.exp(1.5 * rng.standard_normal((4, 3)))
+    err = xr.DataArray(values, dims=["width", "seed"], coords={"width": widths, "seed": range(3)},
+                       name="ntk_rel_change")
+    fig = plots.plot_ntk_width(err, theory_exponent=-1.0)
+    ax = fig.axes[0]
+    (measured,) = [c for c in ax.containers if c.lines[0].get_gid() == "measured"]
+    (fit,) = _lines(fig, "fit")
+    residuals = np.log(measured.lines[0].get_ydata()) - np.log(fit.get_ydata())
+    assert abs(residuals.sum()) < 1e-10, residuals
+    # the bars are exp(mean ln +- SE of ln) around each marker
+    logs = np.log(values)
+    se = logs.std(axis=1, ddof=1) / np.sqrt(3)
+    (bars,) = measured.lines[2]
+    ends = np.array([seg[:, 1] for seg in bars.get_segments()])
+    np.testing.assert_allclose(ends, np.exp(logs.mean(axis=1)[:, None] + np.outer(se, [-1, 1])))
 
 
 def test_tails_survival_and_power_law_overlay(tmp_path):

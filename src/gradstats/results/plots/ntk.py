@@ -1,13 +1,17 @@
 """NTK errors against width (log-log) with the width exponent that `gradstats compare` fits.
 
 `plot_ntk_width` draws one relative-error DataArray (dims: ``width``, ``seed``, others as
-lines): the seed mean ± standard error per width and the OLS fit of ln y on ln width over
-widths and seeds, `gradstats.results.compare.fit_exponent_part`, the very function compare's
-exponent rows use. `plot_ntk` draws the exponent rows of a results dataset, each from
+lines): the geometric seed mean per width, exp(mean ln y) with error bars exp(mean ln y ±
+SE of ln y), and the OLS fit of ln y on ln width over widths and seeds,
+`gradstats.results.compare.fit_exponent_part`, the very function compare's exponent rows
+use. `plot_ntk` draws the exponent rows of a results dataset, each from
 `gradstats.results.compare.exponent_inputs` (compare's selection: last finite step, NaN
 outside the validity domain), so the slope printed is compare's ``<row>_mean``.
-The dotted reference is the exponent compare's row tests: NTK fluctuations at init of order
-width^(-1/2), the NTK change during lazy training of order width^(-1).
+The markers are geometric means because the fit is of ln y: with the same seeds at each
+width the fitted line passes through them on average (arithmetic means of a spread that
+spans an order of magnitude lie far above it). The dotted reference is the exponent
+compare's row tests: NTK fluctuations at init of order width^(-1/2), the NTK change during
+lazy training of order width^(-1).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
                    row: str | None = None, title: str | None = None,
                    outside: xr.DataArray | None = None, fig: Figure | None = None,
                    ax=None, theory_exponent: float = -0.5) -> Figure:
-    """Seed mean ± standard error of ``err`` vs width on log-log axes, one line per config.
+    """Geometric seed mean of ``err`` vs width on log-log axes, one line per config, with
+    error bars exp(mean ln ± SE of ln) (values <= 0 have no logarithm and are left out).
 
     Each line gets compare's fit (`fit`: OLS over widths and seeds; dashed, gid ``fit``,
     slope ± SE in the legend) and a ``theory_exponent`` reference slope (default -1/2: the
@@ -50,7 +55,7 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         raise common.MissingVariables(f"plot 'ntk' needs a {WIDTH_DIM!r} dim; {err.name} has "
                                       f"dims {', '.join(map(str, err.dims))}")
     err = common.first_step(err, step)
-    mean, se = common.seed_mean(err)
+    mean, low, high = geometric_seed_mean(err)
     line_dims, col, row = common.split_dims(common.varying(err, exclude=(WIDTH_DIM,)),
                                             LINE_DIMS, col, row, da=mean)
     facets = common.facet_figure(mean, col, row, line_dims, fig=fig, ax=ax)
@@ -64,12 +69,12 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
             ok = np.isfinite(y) & (y > 0)
             if not ok.any():
                 continue
-            s = np.nan_to_num(se.sel(full).values)
+            bars = np.nan_to_num([low.sel(full).values[ok], high.sel(full).values[ok]])
             color = style.colour(k)
-            p.ax.errorbar(widths[ok], y[ok], yerr=s[ok], fmt="o-", ms=4, color=color, capsize=2,
+            p.ax.errorbar(widths[ok], y[ok], yerr=bars, fmt="o-", ms=4, color=color, capsize=2,
                           gid="measured")
             if outside is not None:
-                o = common.seed_mean(outside.sel(full) if full else outside)[0]
+                o = geometric_seed_mean(outside.sel(full) if full else outside)[0]
                 o_ok = np.isfinite(o.values) & (o.values > 0)
                 if o_ok.any():
                     p.ax.plot(o[WIDTH_DIM].values[o_ok], o.values[o_ok], "o", mfc="none",
@@ -97,7 +102,7 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         if p.j == 0:
             p.ax.set_ylabel(style.wrap(common.label(err, units=False), 2.4))
     facets.share_y()
-    keys = [("solid: seed mean ± SE", style.MEASURED_STYLE)]
+    keys = [("solid: geometric seed mean, × exp(± SE of ln)", style.MEASURED_STYLE)]
     if common.drew(facets.axes, "fit"):  # keys only for what is drawn
         keys += [("dashed: compare's fit", {"ls": "--"}),
                  (f"dotted: slope {_slope_text(theory_exponent)} (theory)", {"ls": ":"})]
@@ -117,6 +122,15 @@ def plot_ntk_width(err: xr.DataArray, step: int | None = None, col: str | None =
         common.suptitle(facets.fig, title or f"{common.label(err, units=False)} vs width",
                         None if sub else err, facets.note)
     return facets.fig
+
+
+def geometric_seed_mean(da: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """(exp(mean ln da), the error bar below it, above it) over ``seed``: the bars reach
+    exp(mean ln ± SE of ln) (NaN with one seed); values <= 0 are left out. No seed dim: da."""
+    logs = np.log(da.where(da > 0))
+    mean, se = common.seed_mean(logs)
+    centre = np.exp(mean)
+    return centre, centre - np.exp(mean - se), np.exp(mean + se) - centre
 
 
 def ntk_rows(ds: xr.Dataset) -> dict[str, tuple[xr.DataArray, xr.DataArray | None]]:
