@@ -1,5 +1,6 @@
 """The command line: run, presets, show, export; bad input exits 2 with one line."""
 
+import re
 import subprocess
 import sys
 
@@ -115,6 +116,19 @@ def _help(argv: list[str], columns: int) -> str:
     out = subprocess.run([sys.executable, "-m", "gradstats.cli", *argv, "--help"],
                          capture_output=True, text=True, check=True, env=env)
     return out.stdout
+
+
+def test_on_off_options_show_no_value_placeholder_in_help():
+    """A flag takes no value, so help lists none beside it (typer 0.29 prints ``<bool>``,
+    as if ``--quiet`` took one); --set shows the form of its value."""
+    for argv in ([], ["run"], ["show"], ["export"], ["theory"], ["plot"]):
+        text = _help(argv, 200)
+        assert "<bool>" not in text, (argv, text)
+        assert re.search(r"--help\s+Show this message", text), argv
+    run = _help(["run"], 200)
+    assert re.search(r"--quiet\s+-q\s+No progress bar", run), run
+    assert re.search(r"--compare\s+--no-compare\s+After the run", run), run
+    assert re.search(r"--set\s+AXIS=V\s+Override an axis", run), run
 
 
 def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source_lines():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from gradstats.errors import (
     EXIT_FAILED,
@@ -27,7 +28,28 @@ from gradstats.errors import (
 )
 from gradstats.terminal import plural, status, stderr_console, stdout_console
 
-app = typer.Typer(add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
+
+class _FlagHelp:
+    """On/off options (``--quiet``, ``--help``, ...) listed in ``--help`` without a metavar:
+    typer 0.29 prints ``<bool>`` beside each, as if it took a value."""
+
+    def get_params(self, ctx):  # noqa: ANN001, ANN201 (click's signature)
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagHelp, TyperCommand):
+    pass
+
+
+class _Group(_FlagHelp, TyperGroup):
+    pass
+
+
+app = typer.Typer(cls=_Group, add_completion=True, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="Measure how neural-network gradients are distributed and compare "
                        "with infinite-width theory.")
 # The export formats (`gradstats.results.export.FORMATS`, which imports xarray).
@@ -59,14 +81,14 @@ def _root(
     theory."""
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     sweep: Annotated[str | None, typer.Argument(
         help="Sweep file (.toml) or preset name; default: the quickstart preset")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Results directory (default: results/<sweep name>)")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override an axis: AXIS=V1[,V2...] (repeatable)")] = None,
+        "--set", metavar="AXIS=V", help="Override an axis: AXIS=V1[,V2...] (repeatable)")] = None,
     workers: Annotated[str | None, typer.Option(
         "--workers", "-w", metavar="N",
         help="Worker processes of a local Dask cluster (default: number of cores; "
@@ -75,7 +97,8 @@ def run(
         "--scheduler", metavar="ADDRESS",
         help="Run on an existing Dask cluster, e.g. tcp://host:8786 (see docs/scaling.md)")] = None,
     quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="No progress bar or tables (the comparison file is still written)")
+        "--quiet", "-q",
+        help="No progress bar or tables (the comparison file is still written)")
     ] = False,
     compare: Annotated[bool, typer.Option(
         "--compare/--no-compare",
@@ -296,7 +319,7 @@ def _connect(address: str):
                          f"({type(err).__name__}: {err})".replace("\n", " ")) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def presets() -> None:
     """List the built-in sweep files shipped inside the package."""
     from rich.table import Table
@@ -311,7 +334,7 @@ def presets() -> None:
     console.print(table)
 
 
-@app.command()
+@app.command(cls=_Command)
 def show(
     results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
     check: Annotated[bool, typer.Option(
@@ -347,7 +370,7 @@ def _check_results(results: Path) -> int:
     return EXIT_FAILED if report.problems else 0
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     results: Annotated[Path, typer.Argument(help="Results directory, .zarr or .nc")],
     format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="File format")
@@ -398,11 +421,11 @@ def _register_subpackage_commands() -> None:
     from gradstats.results.validity_command import validity_command
     from gradstats.theory.command import theory_command
 
-    app.command("theory")(theory_command)
-    app.command("compare")(compare_command)
-    app.command("plot")(plot_command)
-    app.command("report")(report_command)
-    app.command("validity")(validity_command)
+    app.command("theory", cls=_Command)(theory_command)
+    app.command("compare", cls=_Command)(compare_command)
+    app.command("plot", cls=_Command)(plot_command)
+    app.command("report", cls=_Command)(report_command)
+    app.command("validity", cls=_Command)(validity_command)
 
 
 _register_subpackage_commands()
