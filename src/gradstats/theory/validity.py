@@ -307,9 +307,8 @@ def ntk_change(point: Point) -> str | None:
     The standard parameterization is refused: its SGD at a fixed lr is the ntk
     parameterization's at lr x fan_in (Delta W = (sigma_w^2/n) Delta omega), so the width^-1
     NTK change becomes width^0 (the +1 of its output change in the coord check). The
-    coord-check preset measured -0.22 +- 0.13 there (relu, sgd, lr 1e-3, widths 1024-4096),
-    which the -1 of this row rejected (Holm p = 0.002;
-    `scripts/compare_report.py coord-check` at commit 86c7660, before this domain)."""
+    coord-check preset measured -0.22 +- 0.13 there (relu, sgd, lr 1e-3, widths 1024-4096;
+    `scripts/ntk_change_standard.py`), 5.8 SE above the -1 of this row."""
     reason = lazy_domain(point)
     if reason:
         return reason
