@@ -179,11 +179,16 @@ def skipped_lines(notes, markup: bool = True) -> list[str]:
     return [escape(line) for line in lines] if markup else lines
 
 
+# tests whose minimum detectable error is a ratio (>= 1); the others' is an absolute
+# difference on the statistic's own scale (an exponent, a kurtosis, a CDF distance, a rate)
+RATIO_TESTS = ("log_ratio", "quadratic_form", "chi2_whitened", "log_variance", "log_mean")
+
+
 def _detects(row, value: float | None = None) -> str:
     value = row.detectable if value is None else value
     if not math.isfinite(value):
         return "-"
-    if row.test in ("difference",):
+    if row.test not in RATIO_TESTS:
         return f"±{value:.2g}"
     return f"{value:.3g}x"
 

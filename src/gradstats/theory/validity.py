@@ -32,9 +32,10 @@ lies below `BETA_MAX` in some setting, the row's domain stops at the smallest on
 ``grad_sq_norm`` (readout) at beta = 0.035 (relu critical; ordered: 0.044), the mean
 squared gradient being biased up by prod_k (1 + 5/n_k) ~ exp(5 beta) (Hanin & Nica 2019;
 `gradstats.theory.finite_width.grad_sq_norm_mean_factor`), +42% [19%, 65%] at width 128,
-depth 8; ``bias_grad_sq_norm`` shares its mechanism and limit; ``forward_q`` (last hidden
-layer) at 0.0625 (relu ordered). ``backward_q``'s smallest boundary (0.125) lies above
-`BETA_MAX`, which stays. tanh never crossed 10% within beta <= 0.5. The limits are the worst
+depth 8 (docs/measured/validity.md); ``bias_grad_sq_norm`` shares its mechanism and limit;
+``forward_q`` (last hidden layer) at 0.0625 (relu ordered). ``backward_q``'s smallest boundary
+(0.125) lies above `BETA_MAX`, which stays. tanh never crossed 10% within beta <= 0.5.
+The limits are the worst
 setting's, so a sweep in a milder setting (a teacher target, larger batches) is outside
 sooner than it needs to be: conservative, not tuned to any verdict.
 
@@ -55,8 +56,9 @@ the `residual` preset (width 512, alpha = 1, sigma_w2 = 1.5, 16 seeds) the per-s
 of ln forward_q grows by 2.2/width per block, 0.43 of a plain layer (r = 0.43). The weight
 gradients fluctuate more (relu ResNets are hypoactivated and their layers correlated: Li, Nica
 & Roy 2021): the median per-seed variance of ln(grad_sq_norm / prediction) was 0.14 at depth
-16 and 0.41 at depth 64, i.e. 5.0 and 3.8 beta with w = 2 r, about the 4 beta envelope of
-plain MLPs (`conditional_log_variance`), where w = r would make them 9.3 and 7.4 beta. With
+16 and 0.41 at depth 64, i.e. 5.1 and 3.8 beta with w = 2 r, about the 4 beta envelope of
+plain MLPs (`conditional_log_variance`), where w = r would make them 9.5 and 7.5 beta
+(`scripts/residual_spread.py`, docs/measured/residual_spread.md). With
 alpha = 1/sqrt(depth) or LayerNorm the per-seed spreads of the per-layer rows stay inside
 4 beta. For a plain MLP, with or without LayerNorm, beta = depth/width as before.
 
@@ -406,8 +408,9 @@ def batch_normalized(point: Point) -> str | None:
 # The leading order in 1/n of the four-point vertex: the next-order term is the expansion of
 # 3 [(1 + r/n)^(l-1) - 1] for homogeneous activations without bias (relative kappa/6
 # (l-2)/(l-1)); for others (tanh, gelu, relu with bias, softplus, sigmoid, off criticality;
-# width 32, 20000 networks) the measured relative error (MC - leading)/leading was at most
-# 2.6 +- 0.3 (l-1)/n (gelu sigma_w2 = 3, relu sigma_w2 = 2.5, layer 6): the allowance is
+# width 32, 20000 networks: scripts/mc_preact_kurtosis.py, docs/measured/preact_kurtosis_mc.md)
+# the largest resolved relative error (MC - leading)/leading was 2.18 +- 0.27 (l-1)/n (gelu
+# sigma_w2 = 3, layer 6; relu sigma_w2 = 2.5 with bias 1.89 +- 0.26): the allowance is
 # KURTOSIS_NEXT_ORDER_COEF (l-1)/n x the leading order, inside (l-1)/n <= KURTOSIS_LN_MAX
 # (at most 0.45 of the prediction; tests/theory). The comparison `preact_kurtosis` tests the
 # exact product formula (homogeneous activations, no bias) with no allowance, at batch_size 1,
