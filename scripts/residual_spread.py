@@ -27,16 +27,6 @@ from gradstats.theory import validity
 FIXED = {"width": 512, "activation": "relu", "sigma_w2": 1.5, "sigma_b2": 0.05}  # the preset
 
 
-def effective_depth(arch: Architecture, coef: float) -> float:
-    """`validity.effective_depth` with the residual weight min(1, coef r_l)."""
-    saved = validity.RESIDUAL_WEIGHT_COEF
-    validity.RESIDUAL_WEIGHT_COEF = coef
-    try:
-        return validity.effective_depth.__wrapped__(arch)  # past its cache
-    finally:
-        validity.RESIDUAL_WEIGHT_COEF = saved
-
-
 def networks(ds):
     """(label, selection, Architecture kwargs) of the preset's networks."""
     for norm in ("none", "layer"):
@@ -69,7 +59,7 @@ def main() -> None:
             var = float(finite.var("seed", ddof=1).median())
             seeds = int(finite.count("seed").max())
             arch = Architecture(depth=int(depth), **FIXED, **kwargs)
-            b2, b1 = (effective_depth(arch, c) / FIXED["width"] for c in (2.0, 1.0))
+            b2, b1 = (validity.effective_depth(arch, weight_coef=c) / FIXED["width"] for c in (2.0, 1.0))
             print(f"| {label} | {depth} | {seeds} | {var:.3g} | {np.sqrt(var):.3g} | {b2:.3g} | "
                   f"{var / b2:.2g} | {b1:.3g} | {var / b1:.2g} |")
 

@@ -28,20 +28,26 @@ def _value(ds: xr.Dataset, dim: str, text: str):
 
 
 def cell(vmap: xr.Dataset, quantity: str, selections: list[str]) -> xr.Dataset:
-    """The map's variables at one cell (scalars)."""
+    """The map's per-cell variables (those on dims of ``error``) at one cell, as scalars.
+
+    The map is an outer product of the sweep's axes, so dims left unselected (here sigma_b2 and
+    bias, which the preset pairs with the activation) hold empty (NaN) cells: the one finite
+    cell among them is the one the run measured; several are an error."""
     sel = {"quantity": quantity}
     for item in selections:
         dim, _, text = item.partition("=")
         sel[dim] = _value(vmap, dim, text)
+    per_cell = vmap[[v for v in vmap.data_vars if set(vmap[v].dims) <= set(vmap["error"].dims)]]
     floats = {d: v for d, v in sel.items() if isinstance(v, float)}
-    out = vmap.sel({d: v for d, v in sel.items() if d not in floats})
+    out = per_cell.sel({d: v for d, v in sel.items() if d not in floats})
     out = out.sel(floats, method="nearest") if floats else out
-    out = out.drop_dims([d for d in out.dims if d not in ("layer",) and out.sizes[d] > 1
-                         and not out["error"].sizes.get(d)], errors="ignore")
-    err = out["error"]
-    keep = {d: int(np.flatnonzero(np.isfinite(err).any([e for e in err.dims if e != d]))[0])
-            for d in err.dims if err.sizes[d] > 1 and np.isfinite(err).any()}
-    return out.isel(keep).squeeze()
+    rest = [d for d in out["error"].dims if out.sizes[d] > 1]
+    if rest:
+        out = out.stack(cell=rest)
+        out = out.isel(cell=np.flatnonzero(np.isfinite(out["error"].values)))
+        if out.sizes["cell"] != 1:
+            raise SystemExit(f"{out.sizes['cell']} measured cells left; select {', '.join(rest)}")
+    return out.squeeze()
 
 
 def main() -> None:

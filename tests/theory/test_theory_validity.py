@@ -97,3 +97,15 @@ def test_kernel_rows_stay_valid_for_residual_and_layernorm_networks():
         if c.name in ("grad_sq_norm", "bias_grad_sq_norm", "backward_q", "forward_q",
                       "backward_q_decay", "grad_sq_norm_decay", "weight_sq_norm"):
             assert validity.DOMAINS[c.domain](p) is None, c.name
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_the_residual_weight_coefficient_interpolates_between_one_layer_and_the_full_depth(norm):
+    """w_l = min(1, c r_l): c = 0 leaves only the first layer, a c large enough to saturate
+    every block counts every layer; the default is c = 2, and c = 1 weighs no more than it."""
+    arch = point(depth=16, norm=norm, **RESIDUAL).arch
+    assert validity.effective_depth(arch, weight_coef=0.0) == 1.0
+    assert validity.effective_depth(arch, weight_coef=1e9) == 16.0
+    default = validity.effective_depth(arch)
+    assert default == validity.effective_depth(arch, weight_coef=validity.RESIDUAL_WEIGHT_COEF)
+    assert validity.effective_depth(arch, weight_coef=1.0) < default

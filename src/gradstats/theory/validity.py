@@ -140,11 +140,14 @@ def _gauss_moments(name: str, q: float) -> tuple[float, float]:
 
 
 @functools.cache
-def effective_depth(arch: Architecture, q0: float = 1.0) -> float:
+def effective_depth(arch: Architecture, q0: float = 1.0,
+                    weight_coef: float = RESIDUAL_WEIGHT_COEF) -> float:
     """sum over hidden layers of the weight w_l each contributes to beta (module docstring):
-    1 for a plain layer (the first layer, every hidden layer of a plain MLP), min(1, 2 r_l)
+    1 for a plain layer (the first layer, every hidden layer of a plain MLP), min(1, c r_l)
     for a residual block, r_l the fraction of the block's output signal it adds (forward or
-    backward, whichever is larger) at infinite width. ``q0``: the input mean square."""
+    backward, whichever is larger) at infinite width. ``q0``: the input mean square;
+    ``weight_coef``: c, the measured envelope 2 by default (scripts/residual_spread.py
+    compares c = 1)."""
     if not arch.residual or arch.depth < 2:
         return float(arch.depth)
     a2, sw2 = arch.alpha**2, float(arch.sigma_w2)
@@ -157,7 +160,7 @@ def effective_depth(arch: Architecture, q0: float = 1.0) -> float:
         added = a2 * (sw2 * e_phi2 + sb2)
         chi = a2 * sw2 * e_dphi2 / (q if normalized else 1.0)
         r = max(added / (q + added), chi / (1.0 + chi))
-        total += min(1.0, RESIDUAL_WEIGHT_COEF * r)
+        total += min(1.0, weight_coef * r)
         q += added
     return total
 
