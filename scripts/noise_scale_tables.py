@@ -10,6 +10,12 @@
    the per-minibatch ratio.
 2. The paired batch-noise test at the preset's settings after 100 steps, 16 seeds: the
    minibatch estimates vs the exact full-data values of the same networks at steps 97..100.
+3. The same at init over the preset's grid (5 batch sizes x 4 seeds, as
+   tests/simulate/test_paired_noise.py): the unpaired OLS slope of ||g_B||^2 on c_B over the
+   20 networks against the paired estimate and its relative SE.
+4. The small tanh network of tests/simulate/test_noise.py (width 16, depth 2, N = 64, float64;
+   4000 minibatches per B, the test's draws): B_simple, the mean of per-minibatch ratios and
+   the ratio of means against it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import math
 import numpy as np
 import torch
 import xarray as xr
+from scipy import stats as sps
 
 from gradstats.results.batch_noise import noise_scale_ratio, paired_difference_test
 from gradstats.simulate import engine, noise
@@ -105,6 +112,63 @@ def paired_table() -> None:
                   f"{float(da[names[4]].sel(sel).mean()):.0f} |")
 
 
+def unpaired_vs_paired_at_init() -> None:
+    names = ("full_noise_trace_unbiased", "full_noise_trace", "full_grad_sq_norm")
+    rows = {k: np.zeros((len(BATCH_SIZES), 4)) for k in (*names, "minibatch_sq_norm")}
+    for i, b in enumerate(BATCH_SIZES):
+        for seed in range(4):
+            point = Point(arch=ARCH, data=Data(n_train=N), seed=seed,
+                          measure=("per_example", "full_batch"),
+                          training=Training(batch_size=b, lr=0.05, steps=0, record=(0,)))
+            v = simulate_point(point).values
+            for k in names:
+                rows[k][i, seed] = v[k][0]
+            rows["minibatch_sq_norm"][i, seed] = (v["grad_sq_norm"][0].sum()
+                                                  + v["bias_grad_sq_norm"][0].sum())
+    da = {k: xr.DataArray(a, dims=("batch_size", "seed"), coords={"batch_size": list(BATCH_SIZES)})
+          for k, a in rows.items()}
+    c = noise.noise_factor(np.asarray(BATCH_SIZES, float), N)
+    fit = sps.linregress(np.repeat(c, 4), rows["minibatch_sq_norm"].ravel())
+    mean_trace = float(da[names[1]].mean())
+    paired = paired_difference_test(da[names[0]], da[names[1]], dim=("batch_size", "seed"))
+    per_b = paired_difference_test(da[names[0]], da[names[1]])
+    print(f"\nAt init, 5 batch sizes x 4 seeds: unpaired OLS slope {fit.slope:.1f} ± "
+          f"{fit.stderr:.1f} against mean tr Sigma_N {mean_trace:.1f} (relative SE "
+          f"{fit.stderr / mean_trace:.2f}); paired: relative SE {float(paired['relative_se']):.2f}, "
+          f"p = {float(paired['p_value']):.2f}; per batch size relative SE "
+          f"{float(per_b['relative_se'].min()):.2f}..{float(per_b['relative_se'].max()):.2f}; "
+          f"||G||^2 over the 20 networks {rows[names[2]].min():.2g}..{rows[names[2]].max():.2g}")
+
+
+def small_tanh_network() -> None:
+    n, d_in, draws = 64, 8, 4000
+    arch = Architecture(width=16, depth=2, activation="tanh", sigma_w2=1.5, sigma_b2=0.1,
+                        input_dim=d_in)
+    model = build_model(arch, 3, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(n, d_in, generator=gen, dtype=torch.float64)
+    y = torch.randn(n, 1, generator=gen, dtype=torch.float64) + 1.0
+    weights, biases = engine.slow_per_example_grads(model, x, y, LOSS)
+    flat = torch.cat([w.reshape(n, -1) for w in weights] + list(biases), 1).numpy()
+    g = flat.mean(0)
+    b_true = float(((flat - g) ** 2).sum(1).mean()) / float(g @ g)
+    print(f"\nSmall tanh network: B_simple = {b_true:.1f}\n")
+    print("| B | mean of ratios (error) | ratio of means ± SE (z) |")
+    print("|---|---|---|")
+    for b in (4, 16, 48, 96):
+        rng = np.random.default_rng(b)
+        idx = (np.stack([rng.choice(n, b, replace=False) for _ in range(draws)]) if b <= n
+               else rng.integers(0, n, size=(draws, b)))
+        rows = torch.as_tensor(flat[idx])
+        grams = rows @ rows.transpose(1, 2)
+        t = noise.unbiased_noise_trace(grams, n).numpy()
+        g2 = noise.unbiased_grad_sq_norm(grams, n).numpy()
+        ratio = t.mean() / g2.mean()
+        se = (t - ratio * g2).std(ddof=1) / math.sqrt(draws) / g2.mean()
+        print(f"| {b} | {(t / g2).mean():.1f} ({(t / g2).mean() / b_true - 1:+.1%}) | "
+              f"{ratio:.1f} ± {se:.1f} ({(ratio - b_true) / se:+.1f}) |")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     point = Point(arch=ARCH, data=Data(n_train=N), training=Training(batch_size=32))
@@ -123,6 +187,8 @@ def main() -> None:
         optimizer.step()
     fixed_network_table(model, x, y, "After 100 SGD steps at B = 32", seed=1)
     paired_table()
+    unpaired_vs_paired_at_init()
+    small_tanh_network()
 
 
 if __name__ == "__main__":

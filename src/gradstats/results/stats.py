@@ -323,10 +323,10 @@ def log_variance_test(
     per-seed law (Var s^2 / sigma^4 = 2/(n-1) + kappa/n), so a heavy-tailed law does not read
     as a disagreement. Pass the kurtosis the theory predicts: the sample kurtosis (used when
     ``excess_kurtosis`` is None) is biased low at small n and makes the test anti-conservative
-    (about 2x nominal at 24-96 seeds for ln chi^2_1 + N(0, 1); tests/results/test_stats.py),
-    the predicted one keeps it at or below nominal. p: two-sided Student-t with n - 1 dof;
-    detectable = exp((t_{1-level/2} + t_{power}) * SE), a ratio of variances. Cells with < 4
-    seeds: NaN.
+    (for ln chi^2_1 + N(0, 1) at 24-96 seeds about 2x nominal at level 0.05, 3.5x at 0.01;
+    scripts/calibration_rates.py), the predicted one keeps it at or below nominal. p:
+    two-sided Student-t with n - 1 dof; detectable = exp((t_{1-level/2} + t_{power}) * SE), a
+    ratio of variances. Cells with < 4 seeds: NaN.
     """
     check_probability(level, "level")
     check_probability(power, "power")
