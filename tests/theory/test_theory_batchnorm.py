@@ -12,9 +12,9 @@ Three levels of check, each against an independent slow implementation:
    (MSE with y = 0), BN = torch's functional batch_norm in training mode (eps = 1e-5, biased
    variance, no affine). The slope of ln |dL/dW_l|^2 over the layers, per seed, must match
    ln lambda(B) within 4 standard errors over seeds plus a finite-width allowance of 4/width
-   (docs/batchnorm.md measures |delta ln lambda| <= 5.3/width, mostly within 2 SE of 0, for
-   these cases at width >= 256; linear at large B is far outside and not tested); and the
-   same check must reject wrong rates.
+   (docs/batchnorm.md, from scripts/batchnorm_mc.py, measures |delta ln lambda| <= 5.1/width,
+   mostly within 2 SE of 0, for these cases at width >= 256; linear at large B is far outside
+   and not tested); and the same check must reject wrong rates.
 """
 
 from __future__ import annotations
