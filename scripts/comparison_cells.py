@@ -23,11 +23,13 @@ VERDICTS = ("disagree", "agree", "outside", "undetermined")
 COLUMNS = ("mean", "pred", "ratio", "estimate", "se", "p_holm", "detectable")
 
 
-def rows(comparison: xr.Dataset, name: str) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of comparison ``name``'s tested cells."""
+def rows(comparison: xr.Dataset, name: str, columns: tuple[str, ...] = COLUMNS
+         ) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of comparison ``name``'s tested cells: ``columns`` (suffixes of its
+    variables) where present."""
     p = comparison[f"{name}_p"]
     dims = [d for d in p.dims if p.sizes[d] > 1]
-    columns = [c for c in COLUMNS if f"{name}_{c}" in comparison]
+    columns = [c for c in columns if f"{name}_{c}" in comparison]
     out = []
     for index in itertools.product(*(range(p.sizes[d]) for d in p.dims)):
         at = dict(zip(p.dims, index, strict=True))

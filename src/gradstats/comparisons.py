@@ -29,6 +29,10 @@ Tests (`gradstats.results.stats`):
   the sample sd (a ratio of geometric means).
 - ``exponent``: OLS fit of ln(value) on ln(width) over widths and seeds; agrees when the
   t-interval widened by the allowance contains the predicted exponent.
+- ``width_limit``: per width Cox's ln E[measured / predicted] at init, least squares on
+  1/width over >= 3 widths; the intercept (the infinite-width limit) against 0 within the
+  allowance |slope| / largest width, Student-t with Welch-Satterthwaite dof. No finite-width
+  envelope: a bias b/width extrapolates away in any data setting, a wrong theory does not.
 
 Verdicts per cell (one configuration x layer x step): ``agree``, ``disagree``, ``outside``
 (the cell lies outside the prediction's validity domain; its reason is recorded) and
@@ -159,6 +163,19 @@ def _coord_row(name: str, what: str, measured: str, group: str) -> Comparison:
                       "width_exponent", steps="trained", domain="coord", layers=group,
                       allowance="coord_exponent", max_detectable=COORD_MAX_DETECTABLE,
                       source=COORD_SOURCE, needs=COORD_NEEDS)
+
+
+LIMIT_NEEDS = "at least 3 widths inside the domain at init"
+
+
+def _limit_row(measured: str, what: str, layers: str = "all") -> Comparison:
+    """An infinite-width-limit row: ``measured`` over ``theory_<measured>`` per width at init,
+    extrapolated in 1/width (`gradstats.results.compare_limit`)."""
+    return Comparison(f"{measured}_limit", f"{what}, extrapolated to infinite width",
+                      measured, f"theory_{measured}", "width_limit", layers=layers,
+                      allowance="width_limit", source=INFINITE_WIDTH + "; finite-width "
+                      "corrections O(1/width) (Hanin & Nica 2019; Roberts, Yaida & Hanin 2022)",
+                      needs=LIMIT_NEEDS)
 
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -322,6 +339,10 @@ COMPARISONS: tuple[Comparison, ...] = (
                allowance="none", max_detectable=CLAIM_CORR_DETECTABLE,
                source=LEE_SOURCE + "; per seed corr(GS, 1/kappa) - corr(GS, norm CV) over the "
                       "recorded steps >= 0, one-sided t over seeds", needs=LEE_NEEDS),
+    _limit_row("grad_sq_norm", "weight-gradient norm given the measured readout gradient"),
+    _limit_row("bias_grad_sq_norm", "bias-gradient norm given the measured readout gradient"),
+    _limit_row("backward_q", "backward signal given the measured readout signal",
+               layers="hidden"),
 )
 
 
@@ -341,6 +362,7 @@ def allowance_text(comparison: Comparison) -> str:
         "rate": f"2 ({BETA_COEF:g} beta + {WIDTH_COEF:g}/width) / layers spanned, per layer",
         "bn_width": f"{BN_WIDTH_COEF:g}/width per layer",
         "lazy_loss": "NTK change x |ln(L_0 / L_t)|, at most 0.5",
+        "width_limit": "abs(slope on 1/width) / largest width, in ln",
         "exponent": f"+-{EXPONENT_ALLOWANCE:g}",
         "coord_exponent": f"+-{COORD_EXPONENT_ALLOWANCE:g}",
         "none": "none",

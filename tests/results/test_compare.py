@@ -482,6 +482,11 @@ CLAIM_ROWS = ("xie_dimwise_power_law", "xie_dimwise_power_law_strict", "xie_dimw
               "lee_directions_uniformize", "lee_stochasticity_follows_directions")
 WRONG_PREDICTION_TESTS.update(CLAIM_ROWS)
 FALSE_ALARM_TESTS.update(CLAIM_ROWS)
+# infinite-width-limit rows: scaled and mis-parameterized theories, and the false-alarm rate
+# over independent seed groups, in test_compare_limit.py
+LIMIT_ROWS = ("grad_sq_norm_limit", "bias_grad_sq_norm_limit", "backward_q_limit")
+WRONG_PREDICTION_TESTS.update(LIMIT_ROWS)
+FALSE_ALARM_TESTS.update(LIMIT_ROWS)
 
 
 def test_every_declared_comparison_has_a_wrong_prediction_and_a_false_alarm_test():

@@ -335,7 +335,9 @@ MEANING = {
     "agrees": "agrees with theory (1 / 0 / NaN)", "rel_err": "measured / predicted - 1",
     "z": "estimate / standard error", "tightness": "bound / measured norm: seed mean",
     "ks_stat": "KS statistic", "n_values": "pooled values", "zero_seeds": "seeds measured 0",
-    "n_widths": "widths in the fit", "ln_chi1": "ln chi_1 (fixed-point rate)"}
+    "n_widths": "widths in the fit", "ln_chi1": "ln chi_1 (fixed-point rate)",
+    "slope": "fitted coefficient of 1/width (ln units x width)",
+    "dof": "degrees of freedom of the test"}
 
 
 def _tested_steps(template: xr.DataArray, tested: np.ndarray, comparison: Comparison) -> str:
@@ -811,6 +813,7 @@ RUNNERS: dict[str, Callable[[Context, Comparison], dict[str, xr.DataArray]]] = {
     "bound": run_bound, "log_variance": run_log_variance, "log_mean": run_log_mean, "exponent": run_exponent,
     "pooled_kurtosis": run_pooled_kurtosis,
     "width_exponent": lambda ctx, c: _run_width_exponent(ctx, c),
+    "width_limit": lambda ctx, c: _run_width_limit(ctx, c),
     "claim": lambda ctx, c: _run_claim(ctx, c),
 }
 
@@ -819,6 +822,12 @@ def _run_claim(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
     from gradstats.results.claims import run_claim  # seed-paper claims (issue 19)
 
     return run_claim(ctx, comparison)
+
+
+def _run_width_limit(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:
+    from gradstats.results.compare_limit import run_width_limit
+
+    return run_width_limit(ctx, comparison)
 
 
 def _run_width_exponent(ctx: Context, comparison: Comparison) -> dict[str, xr.DataArray]:

@@ -106,6 +106,7 @@ TESTS = {
     "log_variance": "variance of ln(measured) over seeds vs the predicted one",
     "log_mean": "Student-t on the seed mean of ln(measured) vs the predicted mean log",
     "exponent": "OLS fit of ln(value) on ln(width), Student-t interval on the slope",
+    "width_limit": "Cox ln E[ratio] per width, least squares on 1/width, intercept vs 0",
 }
 
 
@@ -181,7 +182,8 @@ def skipped_lines(notes, markup: bool = True) -> list[str]:
 
 # tests whose minimum detectable error is a ratio (>= 1); the others' is an absolute
 # difference on the statistic's own scale (an exponent, a kurtosis, a CDF distance, a rate)
-RATIO_TESTS = ("log_ratio", "quadratic_form", "chi2_whitened", "log_variance", "log_mean")
+RATIO_TESTS = ("log_ratio", "quadratic_form", "chi2_whitened", "log_variance", "log_mean",
+               "width_limit")
 
 
 def _detects(row, value: float | None = None) -> str:

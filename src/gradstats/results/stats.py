@@ -204,6 +204,75 @@ def log_ratio_test(
     return TestResult(theta, se, pvalue, detectable, n)
 
 
+#: ln-units floor of the width_limit allowance: 1e-5 relative, ~100 float32 epsilons (the
+#: round-off of a summed squared norm), 4 orders below the factor 2 a row must see
+WIDTH_LIMIT_ROUNDOFF = 1e-5
+
+
+@dataclass(frozen=True)
+class WidthLimitResult:
+    """`width_limit_test` per cell: ``test`` for the intercept (estimate: the extrapolated
+    ln E[measured / predicted] at infinite width), ``slope`` the fitted coefficient b of
+    1/width, ``allowance`` |b| / max(widths), ``dof`` the intercept's Welch-Satterthwaite
+    degrees of freedom."""
+
+    __test__ = False  # not a pytest test class
+
+    test: TestResult
+    slope: np.ndarray
+    allowance: np.ndarray
+    dof: np.ndarray
+
+
+def width_limit_test(
+    widths: ArrayLike, measured: ArrayLike, predicted: ArrayLike, level: float,
+    power: float = DEFAULT_POWER,
+) -> WidthLimitResult:
+    """Test that ln E[measured / predicted] tends to 0 as the width grows, from >= 3 widths.
+
+    widths: (W,); measured, predicted: broadcasting to (W, ..., seed), per seed and width (a
+    cell needs every width: one without 2 valid seeds makes it NaN). Per width, Cox's
+    theta_w = ln E[ratio] and its SE s_w with n_w - 1 dof (`log_ratio_test`); then least
+    squares of theta_w on x_w = 1/w, one weight per width: theta = a + b x. The intercept
+    a = sum_w c_w theta_w is the infinite-width limit, SE^2 = sum_w c_w^2 s_w^2 (widths are
+    independent networks), dof by Welch-Satterthwaite. The O(1/w^2) remainder of the
+    expansion biases a by about c / (w_min w_max); while the expansion converges at w_min
+    (|c| / w_min < |b|) that is below |b| / w_max, the leading correction at the largest
+    width, which is the allowance: H0 |a| <= |b| / w_max + `WIDTH_LIMIT_ROUNDOFF`
+    (`_interval_t_pvalue`; the floor covers float32 round-off where the prediction is exact,
+    e.g. a readout bias gradient conditioned on the measured residual).
+    detectable = exp(allowance + (t_{1-level/2} + t_{power}) SE), as `log_ratio_test`.
+    """
+    check_probability(level, "level")
+    check_probability(power, "power")
+    widths = np.asarray(widths, float)
+    if widths.ndim != 1 or len(widths) < 3 or np.any(widths <= 0):
+        raise ValueError("widths must be >= 3 positive values")
+    per_width = log_ratio_test(measured, predicted, level, power=power)
+    theta, se = per_width.estimate, per_width.se  # (W, ...)
+    nu = _t_dof(per_width.n)
+    design = np.stack([np.ones_like(widths), 1.0 / widths], axis=1)  # (W, 2)
+    coef = np.linalg.pinv(design)  # (2, W): intercept and slope weights
+    shape = (len(widths),) + (1,) * (theta.ndim - 1)
+    c_a, c_b = coef[0].reshape(shape), coef[1].reshape(shape)
+    known = np.all(np.isfinite(theta) & np.isfinite(se) & np.isfinite(nu), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        intercept = np.where(known, (c_a * theta).sum(0), np.nan)
+        slope = np.where(known, (c_b * theta).sum(0), np.nan)
+        parts = c_a**2 * se**2
+        var = parts.sum(0)
+        dof = np.where(var > 0, var**2 / (parts**2 / nu).sum(0), np.inf)
+        se_a = np.where(known, np.sqrt(var), np.nan)
+    dof = np.where(known, dof, np.nan)
+    allowance = np.abs(slope) / widths.max() + WIDTH_LIMIT_ROUNDOFF
+    pvalue = _interval_t_pvalue(intercept, se_a, np.nan_to_num(allowance), dof)
+    with np.errstate(over="ignore", invalid="ignore"):
+        detectable = np.exp(allowance + _power_margin(level, power, dof) * se_a)
+    n = per_width.n.sum(0)
+    return WidthLimitResult(TestResult(intercept, se_a, pvalue, detectable, n), slope,
+                            allowance, dof)
+
+
 def quadratic_form_test(
     measured: ArrayLike, null_mean: ArrayLike, null_var: ArrayLike, level: float,
     power: float = DEFAULT_POWER,

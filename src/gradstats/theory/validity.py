@@ -23,6 +23,10 @@ every measured configuration. The calibration tests (tests/results) check the re
 false-alarm rate. Outside the domain the theory is not tested: narrow deep networks are
 exactly where the infinite-width prediction is expected to fail, and a verdict there would
 mean nothing.
+The envelope holds in the setting it was measured in; on other data and targets the bias
+can be several times larger (docs/measured/width_limit.md). Over 3 or more widths the
+``*_limit`` rows (`gradstats.results.compare_limit`) test the same predictions without it:
+the intercept of a fit in 1/width, inside this domain at every width used.
 
 Measured boundaries (`MEASURED_BETA_MAX`). The `validity` preset (`gradstats run validity`,
 then `gradstats validity`; README, "Where does infinite-width theory hold?") measures the beta
