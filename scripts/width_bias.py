@@ -11,7 +11,8 @@ init per width and layer with its SE (`gradstats.results.stats.log_ratio_test`, 
 and width x that estimate (constant for a bias b/width: the law the ``*_limit`` rows
 extrapolate). Then, from DIR/comparison.nc, the verdict counts of each fixed-allowance row
 beside its ``_limit`` row, and the limit rows' cells (extrapolated ratio, ln estimate and SE,
-fitted 1/width slope, allowance, Holm p-value, verdict). docs/measured/width_limit.md holds
+fitted 1/width slope, allowance, Holm p-value, verdict), and for cells fitted over 4 or more
+widths the intercept refitted without the smallest one. docs/measured/width_limit.md holds
 this script's output.
 """
 
@@ -82,6 +83,35 @@ def limit_cells(cmp: xr.Dataset, name: str) -> list[str]:
             *("| " + " | ".join(row) + " |" for row in body), ""]
 
 
+def without_smallest_width(ds: xr.Dataset, cmp: xr.Dataset, row: str) -> list[str]:
+    """The limit row's intercepts refitted without the smallest width it used, for cells fitted
+    over 4 or more widths (`stats.width_limit_test` on the same seeds): how much of an
+    intercept is curvature from the smallest width."""
+    n_widths = cmp[f"{row}_limit_n_widths"]
+    lines = [f"`{row}_limit` without the smallest width (cells fitted over >= 4 widths):", "",
+             "| cell | layer | estimate (all widths) | estimate (without the smallest) | se |",
+             "|---|---:|---:|---:|---:|"]
+    inside = cmp[f"{row}_limit_estimate"]
+    for index in itertools.product(*(range(n_widths.sizes[d]) for d in n_widths.dims)):
+        at = dict(zip(n_widths.dims, index, strict=True))
+        if not (float(n_widths.isel(at)) >= 4 and np.isfinite(float(inside.isel(at)))):
+            continue
+        sel = {d: n_widths[d].values[at[d]] for d in n_widths.dims}
+        layer = sel.pop("layer")
+        m = ds[row].sel(step=0, **sel, layer=layer)
+        # the domain (beta <= 0.1, width >= 64) keeps the largest widths: the row's fit used
+        # the n_widths largest; drop the smallest of those
+        widths = sorted(int(w) for w in m["width"].values)[-int(n_widths.isel(at)):][1:]
+        m = m.sel(width=widths).transpose("width", "seed").values
+        p = ds[f"theory_{row}"].sel(step=0, **sel, layer=layer, width=widths)
+        result = stats.width_limit_test(np.array(widths, float), m,
+                                        p.transpose("width", "seed").values, 0.01)
+        label = ", ".join(f"{k} {v}" for k, v in sel.items())
+        lines.append(f"| {label} | {int(layer)} | {float(inside.isel(at)):+.3f} | "
+                     f"{float(result.test.estimate):+.3f} | {float(result.test.se):.3f} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+", help="results directories")
@@ -100,6 +130,10 @@ def main() -> None:
                 for row in ROWS:
                     if f"{row}_limit_p" in cmp:
                         print("\n".join(limit_cells(cmp, f"{row}_limit")))
+                for row in ROWS[:2]:
+                    if f"{row}_limit_n_widths" in cmp and float(
+                            cmp[f"{row}_limit_n_widths"].max()) >= 4:
+                        print("\n".join(without_smallest_width(ds, cmp, row)))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ WIDTH = "width"
 
 def run_width_limit(ctx, comparison: Comparison) -> dict[str, xr.DataArray]:
     """The width_limit test of ``comparison`` over the sweep's widths inside its domain."""
-    from gradstats.results.compare import _domain, _layer_mask, _package, _variable
+    from gradstats.results.compare import _combos, _domain, _layer_mask, _package, _variable
 
     measured = _variable(ctx, comparison, comparison.measured)
     predicted = _variable(ctx, comparison, comparison.predicted)
@@ -83,8 +83,3 @@ def run_width_limit(ctx, comparison: Comparison) -> dict[str, xr.DataArray]:
                     "Cox ln E[measured/predicted] per width, least squares on 1/width, "
                     "intercept vs 0 within |slope| / largest width", power=power)
 
-
-def _combos(ctx, axes: list[str]) -> list[dict]:
-    from gradstats.results.compare import _combos as combos
-
-    return combos(ctx, axes)
